@@ -1,0 +1,1 @@
+"""ai_assets: a Dagster project that keeps a retrieval-augmented knowledge base fresh and honest."""

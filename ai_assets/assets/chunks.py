@@ -1,0 +1,44 @@
+import time
+
+import dagster as dg
+
+from ai_assets.core.chunking import Chunk
+from ai_assets.core.documents import SourceLoad
+from ai_assets.partitions import source_partitions
+from ai_assets.resources import Chunker
+
+
+@dg.asset(
+    partitions_def=source_partitions,
+    group_name="ingestion",
+    kinds={"python"},
+    code_version="1",
+    description=(
+        "Token-aware chunks of one source's documents, cut with the embedding model's own "
+        "tokenizer so no chunk exceeds its window, overlapping, ending at paragraph, line or "
+        "sentence boundaries. A chunk_id is a stable hash of document key, text and chunker "
+        "config, so unchanged text keeps its id and its vector."
+    ),
+)
+def document_chunks(
+    context: dg.AssetExecutionContext, source_documents: SourceLoad, chunker: Chunker
+) -> dg.Output[list[Chunk]]:
+    started = time.perf_counter()
+    chunks = chunker.chunk(source_documents.documents)
+    seconds = time.perf_counter() - started
+    token_counts = [chunk.token_count for chunk in chunks]
+    config = chunker.config()
+    return dg.Output(
+        chunks,
+        metadata={
+            "documents": len(source_documents.documents),
+            "chunks": len(chunks),
+            "tokens": sum(token_counts),
+            "max_chunk_tokens": max(token_counts, default=0),
+            "mean_chunk_tokens": round(sum(token_counts) / len(chunks), 1) if chunks else 0.0,
+            "chunk_max_tokens_setting": config.max_tokens,
+            "chunk_overlap_tokens_setting": config.overlap_tokens,
+            "chunker_config": config.config_hash,
+            "seconds": round(seconds, 3),
+        },
+    )

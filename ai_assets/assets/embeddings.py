@@ -1,0 +1,83 @@
+import time
+
+import dagster as dg
+
+from ai_assets.core.chunking import Chunk
+from ai_assets.core.store import sync_source_embeddings
+from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
+from ai_assets.resources import Embedders, LanceDBResource
+
+
+class ChunkEmbeddingsConfig(dg.Config):
+    allow_empty_source: bool = False
+    """Let a source that came back empty delete its rows (off: an empty source keeps them)."""
+
+
+def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinition:
+    @dg.asset(
+        partitions_def=partitions.source_embedder,
+        ins={
+            "document_chunks": dg.AssetIn(
+                partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=SOURCE_DIMENSION)
+            )
+        },
+        group_name="embeddings",
+        kinds={"lancedb", "python"},
+        code_version="1",
+        description=(
+            "Vectors of one source's chunks for one embedder, written to the embedder's LanceDB "
+            "table (chunks__<embedder>) with one merge scoped to that source. Only texts without "
+            "a vector in the table are embedded; an unchanged source writes nothing. Every row "
+            "carries its lineage: source, document key and version, chunker config, model, run id."
+        ),
+    )
+    def chunk_embeddings(
+        context: dg.AssetExecutionContext,
+        config: ChunkEmbeddingsConfig,
+        document_chunks: list[Chunk],
+        embedders: Embedders,
+        lancedb: LanceDBResource,
+    ) -> dg.MaterializeResult:
+        keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
+        source, embedder_name = keys[SOURCE_DIMENSION], keys[EMBEDDER_DIMENSION]
+        embedder = embedders.get(embedder_name)
+        table = lancedb.table(embedder.spec)
+
+        def progress(done: int, total: int) -> None:
+            context.log.info(f"embedded {done}/{total} new chunks of {source} with {embedder_name}")
+
+        started = time.perf_counter()
+        result = sync_source_embeddings(
+            table, source, document_chunks, embedder, context.run_id,
+            allow_empty=config.allow_empty_source, progress=progress, batch_size=embedders.batch_size * 4,
+        )
+        seconds = time.perf_counter() - started
+        if result.kept_rows:
+            context.log.warning(
+                f"source {source!r} has no chunks now; kept its {result.kept_rows} existing rows. "
+                "Run with config allow_empty_source: true to delete them."
+            )
+        return dg.MaterializeResult(
+            metadata={
+                "chunks": result.chunks,
+                "embedded": result.embedded,
+                "cache_hits": result.cache_hits,
+                "embedded_tokens": result.embedded_tokens,
+                "rows_inserted": result.inserted,
+                "rows_updated": result.updated,
+                "rows_deleted": result.deleted,
+                "rows_kept_from_empty_source": result.kept_rows,
+                "table_written": result.wrote,
+                "table_version": result.version,
+                "embed_seconds": round(result.embed_seconds, 3),
+                "seconds": round(seconds, 3),
+                "embedded_chunks_per_second": round(result.embedded / result.embed_seconds, 1)
+                if result.embed_seconds > 0
+                else 0.0,
+                "model": embedder.spec.model,
+                "dimensions": embedder.spec.dimensions,
+                "table": table.name,
+            }
+        )
+
+    return chunk_embeddings

@@ -1,0 +1,64 @@
+import dagster as dg
+
+from ai_assets.core.beir import EvalSetError, load_eval_set
+from ai_assets.core.evaluation import RetrievalScore, evaluate_retrieval, scores_markdown
+from ai_assets.core.retrieval import Searcher
+from ai_assets.core.store import source_row_counts
+from ai_assets.partitions import EmbedderPartitions
+from ai_assets.resources import Embedders, LanceDBResource, SourceFiles
+
+
+def build_retrieval_evaluation(partitions: EmbedderPartitions) -> dg.AssetsDefinition:
+    @dg.asset(
+        partitions_def=partitions.embedder,
+        deps=["search_index"],
+        group_name="evaluation",
+        kinds={"python", "lancedb"},
+        code_version="1",
+        description=(
+            "Retrieval quality of the embedder's index on every eval set under data/eval/ (BEIR "
+            "layout): nDCG@10, recall@10/100 and MRR@10 per search mode (dense, fts, hybrid), with "
+            "query latency p50/p95 including query encoding. Documents are ranked by their best chunk."
+        ),
+    )
+    def retrieval_evaluation(
+        context: dg.AssetExecutionContext,
+        source_files: SourceFiles,
+        embedders: Embedders,
+        lancedb: LanceDBResource,
+    ) -> dg.Output[list[RetrievalScore]]:
+        embedder = embedders.get(context.partition_key)
+        table = lancedb.table(embedder.spec)
+        indexed_sources = set(source_row_counts(table))
+        searcher = Searcher(table, embedder)
+        scores: list[RetrievalScore] = []
+        skipped: list[str] = []
+        for path in source_files.eval_set_dirs():
+            try:
+                eval_set = load_eval_set(path)
+            except EvalSetError as error:
+                raise dg.Failure(f"eval set {path.name} cannot be read: {error}") from None
+            missing = sorted(set(eval_set.sources) - indexed_sources)
+            if missing:
+                skipped.append(f"{eval_set.name} (sources not indexed: {', '.join(missing)})")
+                context.log.warning(f"skipping eval set {eval_set.name}: sources not indexed: {missing}")
+                continue
+            context.log.info(f"evaluating {eval_set.name} ({len(eval_set.qrels)} judged queries)")
+            scores.extend(evaluate_retrieval(searcher, eval_set))
+
+        metadata: dict[str, dg.RawMetadataValue] = {
+            "eval_sets": len({score.eval_set for score in scores}),
+            "skipped_eval_sets": ", ".join(skipped) or "none",
+            "table_version": table.version,
+            "scores": dg.MetadataValue.md(scores_markdown(scores)),
+            "results": dg.MetadataValue.json([score.model_dump(by_alias=True) for score in scores]),
+        }
+        for score in scores:
+            prefix = f"{score.eval_set}/{score.mode}"
+            metadata[f"{prefix}/ndcg@10"] = round(score.ndcg_at_10, 4)
+            metadata[f"{prefix}/recall@100"] = round(score.recall_at_100, 4)
+            metadata[f"{prefix}/mrr@10"] = round(score.mrr_at_10, 4)
+            metadata[f"{prefix}/latency_p50_ms"] = round(score.latency_p50_ms, 2)
+        return dg.Output(scores, metadata=metadata)
+
+    return retrieval_evaluation

@@ -1,0 +1,193 @@
+"""`ai-assets`: build, search, import BEIR datasets, and report evaluations from the terminal.
+
+Honours ``AI_ASSETS_DATA_DIR`` (default ``./data``) and ``DAGSTER_HOME`` (default
+``<data dir>/dagster_home``), so runs started here are the ones the Dagster UI shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ai_assets.core.retrieval import SEARCH_MODES
+from ai_assets.settings import Settings, SettingsError, load_settings
+
+INSTANCE_YAML = """\
+# Written by `ai-assets build`; see the README for a Postgres-backed production instance.
+telemetry:
+  enabled: false
+"""
+
+
+class CliError(Exception):
+    """An error the user can fix; printed without a traceback."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Dagster flags beta/preview APIs at import; that is for developers, not for this terminal.
+    warnings.filterwarnings("ignore", module="dagster")
+    warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        return int(args.handler(args, settings) or 0)
+    except (CliError, SettingsError, FileExistsError, FileNotFoundError, ValueError) as error:
+        print(f"ai-assets: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ai-assets", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    build = commands.add_parser("build", help="materialize every asset for every source and embedder")
+    build.add_argument("--source", action="append", help="only this source (repeatable)")
+    build.set_defaults(handler=_build)
+
+    search = commands.add_parser("search", help="search the index")
+    search.add_argument("query")
+    search.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
+    search.add_argument("--k", type=int, default=10, help="number of chunks (default 10)")
+    search.add_argument("--embedder", help="embedder name (default: the first enabled)")
+    search.add_argument("--source", action="append", help="only chunks of this source (repeatable)")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.set_defaults(handler=_search)
+
+    beir = commands.add_parser("import-beir", help="turn a BEIR dataset folder into a source and an eval set")
+    beir.add_argument("directory", type=Path)
+    beir.add_argument("--name", required=True, help="source and eval set name")
+    beir.add_argument("--overwrite", action="store_true", help="replace an existing source/eval set")
+    beir.set_defaults(handler=_import_beir)
+
+    report = commands.add_parser("report", help="print the latest retrieval evaluation")
+    report.add_argument("--json", action="store_true", help="print JSON")
+    report.set_defaults(handler=_report)
+    return parser
+
+
+def dagster_instance(settings: Settings, create: bool):
+    """The persistent Dagster instance; DAGSTER_HOME defaults to <data dir>/dagster_home."""
+    import dagster as dg
+
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir / "dagster_home").resolve()
+    if not home.is_dir():
+        if not create:
+            raise CliError(f"no Dagster instance at {home}: run `ai-assets build` first (or set DAGSTER_HOME)")
+        home.mkdir(parents=True)
+    config = home / "dagster.yaml"
+    if create and not config.exists():
+        config.write_text(INSTANCE_YAML, encoding="utf-8")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+def _build(args: argparse.Namespace, settings: Settings) -> int:
+    from ai_assets.build import run_build
+    from ai_assets.definitions import build_definitions
+
+    instance = dagster_instance(settings, create=True)
+    print(f"data: {settings.data_dir.resolve()}  lancedb: {settings.resolved_lancedb_uri}")
+    print(f"dagster instance: {os.environ['DAGSTER_HOME']}  embedders: {', '.join(settings.embedders)}")
+    report = run_build(build_definitions(settings), instance, settings.embedders, args.source)
+    if not report.ok:
+        print(f"build failed: {len(report.failures)} of {len(report.runs)} runs failed:", file=sys.stderr)
+        for failure in report.failures:
+            print(f"  - {failure}", file=sys.stderr)
+        return 1
+    print(f"build complete: {len(report.runs)} runs succeeded")
+    _print_scores(_latest_scores(instance, settings.embedders))
+    return 0
+
+
+def _search(args: argparse.Namespace, settings: Settings) -> int:
+    from ai_assets.core.embedders import create_embedder
+    from ai_assets.core.retrieval import Searcher
+    from ai_assets.resources import LanceDBResource
+
+    embedder_name = args.embedder or settings.embedders[0]
+    if embedder_name not in settings.embedders:
+        raise CliError(f"embedder {embedder_name!r} is not enabled (AI_ASSETS_EMBEDDERS={','.join(settings.embedders)})")
+    if args.k < 1:
+        raise CliError("--k must be at least 1")
+    embedder = create_embedder(embedder_name, settings.embed_batch_size)
+    table = LanceDBResource(uri=settings.resolved_lancedb_uri).table(embedder.spec, create=False)
+    hits = Searcher(table, embedder).search(args.query, mode=args.mode, limit=args.k, sources=args.source)
+    if args.json:
+        print(json.dumps([hit.model_dump() for hit in hits], indent=2))
+        return 0
+    if not hits:
+        print("no results")
+    for rank, hit in enumerate(hits, start=1):
+        snippet = " ".join(hit.text.split())[:200]
+        print(f"{rank:>2}. {hit.score:.4f}  {hit.doc_key}  (chunk {hit.chunk_index}, {hit.chunk_id[:12]})")
+        print(f"    {hit.doc_title}: {snippet}")
+    return 0
+
+
+def _import_beir(args: argparse.Namespace, settings: Settings) -> int:
+    from ai_assets.core.beir import EvalSetError, import_beir
+
+    try:
+        result = import_beir(args.directory, settings.data_dir, args.name, overwrite=args.overwrite)
+    except EvalSetError as error:
+        raise CliError(str(error)) from None
+    print(
+        f"imported {result.documents} documents into {result.source_dir} and "
+        f"{result.queries} judged queries ({result.judgments} judgments) into {result.eval_dir}; "
+        "run `ai-assets build` to index and evaluate it"
+    )
+    return 0
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    instance = dagster_instance(settings, create=False)
+    scores = _latest_scores(instance, settings.embedders)
+    if args.json:
+        print(json.dumps(scores, indent=2))
+        return 0
+    if not scores:
+        print("no retrieval evaluation yet: run `ai-assets build`")
+        return 0
+    _print_scores(scores)
+    return 0
+
+
+def _latest_scores(instance: Any, embedders: Sequence[str]) -> list[dict[str, Any]]:
+    """The newest retrieval_evaluation results of each embedder, from the Dagster instance."""
+    import dagster as dg
+
+    scores: list[dict[str, Any]] = []
+    for embedder in embedders:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("retrieval_evaluation"), asset_partitions=[embedder]),
+            limit=1,
+        ).records
+        if not records:
+            continue
+        materialization = records[0].event_log_entry.asset_materialization
+        results = materialization.metadata.get("results") if materialization else None
+        for row in results.value if results is not None else []:
+            scores.append({**row, "run_id": records[0].run_id})
+    return scores
+
+
+def _print_scores(scores: Sequence[dict[str, Any]]) -> None:
+    if not scores:
+        return
+    print(f"{'embedder':<10} {'eval set':<16} {'mode':<7} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'p50 ms':>7}")
+    for row in scores:
+        print(
+            f"{row['embedder']:<10} {row['eval_set']:<16} {row['mode']:<7} {row['ndcg@10']:>8.4f} "
+            f"{row['recall@100']:>7.4f} {row['mrr@10']:>7.4f} {row['latency_p50_ms']:>7.1f}"
+        )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Pure logic of the knowledge base. Nothing in this package imports dagster."""

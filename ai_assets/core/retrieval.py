@@ -1,0 +1,153 @@
+"""Dense, full-text and hybrid (reciprocal-rank fusion) search over an embedder's table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from lancedb.query import MatchQuery
+from lancedb.table import Table
+from pydantic import BaseModel
+
+from ai_assets.core.embedders import Embedder
+from ai_assets.core.store import sql_literal
+
+SearchMode = Literal["dense", "fts", "hybrid"]
+SEARCH_MODES: tuple[SearchMode, ...] = ("dense", "fts", "hybrid")
+RRF_K = 60
+# Each side of a hybrid search contributes at least this many candidates to the fusion.
+HYBRID_CANDIDATES = 100
+
+_HIT_COLUMNS = [
+    "chunk_id", "source", "doc_key", "doc_path", "doc_title", "doc_content_hash",
+    "chunk_index", "text", "run_id",
+]
+
+
+class SearchHit(BaseModel):
+    chunk_id: str
+    source: str
+    doc_key: str
+    doc_path: str
+    doc_title: str
+    doc_content_hash: str
+    chunk_index: int
+    text: str
+    run_id: str
+    score: float
+
+
+def source_filter(sources: Sequence[str] | None) -> str | None:
+    if not sources:
+        return None
+    return f"source IN ({', '.join(sql_literal(source) for source in sources)})"
+
+
+def dense_search(
+    table: Table, query_vector: np.ndarray, limit: int, where: str | None = None
+) -> list[SearchHit]:
+    """Exact (or ANN, once indexed) cosine search; score = cosine similarity."""
+    query = table.search(query_vector, vector_column_name="vector").distance_type("cosine")
+    if where:
+        query = query.where(where, prefilter=True)
+    rows = query.select([*_HIT_COLUMNS, "_distance"]).limit(limit).to_arrow().to_pylist()
+    return [_hit(row, 1.0 - float(row["_distance"])) for row in rows]
+
+
+def fts_search(table: Table, query_text: str, limit: int, where: str | None = None) -> list[SearchHit]:
+    """BM25 over chunk text. The query is matched as words, never parsed as query syntax."""
+    if not query_text.strip():
+        return []
+    query = table.search(MatchQuery(query_text, "text"), query_type="fts")
+    if where:
+        query = query.where(where, prefilter=True)
+    rows = query.select([*_HIT_COLUMNS, "_score"]).limit(limit).to_arrow().to_pylist()
+    return [_hit(row, float(row["_score"])) for row in rows]
+
+
+def _hit(row: dict, score: float) -> SearchHit:
+    return SearchHit(**{name: row[name] for name in _HIT_COLUMNS}, score=score)
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[str]], k: int = RRF_K, weights: Sequence[float] | None = None
+) -> list[tuple[str, float]]:
+    """Fuse ranked id lists: score(id) = sum of weight / (k + rank), rank starting at 1.
+
+    Ties are broken by the id's best rank in any list, then by the id, so the result is
+    deterministic.
+    """
+    weights = weights if weights is not None else [1.0] * len(rankings)
+    if len(weights) != len(rankings):
+        raise ValueError("one weight per ranking is required")
+    scores: dict[str, float] = {}
+    best_rank: dict[str, int] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
+            best_rank[item] = min(best_rank.get(item, rank), rank)
+    return sorted(scores.items(), key=lambda pair: (-pair[1], best_rank[pair[0]], pair[0]))
+
+
+def hybrid_search(
+    table: Table,
+    query_vector: np.ndarray,
+    query_text: str,
+    limit: int,
+    where: str | None = None,
+) -> list[SearchHit]:
+    candidates = max(limit, HYBRID_CANDIDATES)
+    dense = dense_search(table, query_vector, candidates, where)
+    lexical = fts_search(table, query_text, candidates, where)
+    by_id = {hit.chunk_id: hit for hit in [*lexical, *dense]}
+    fused = reciprocal_rank_fusion([[hit.chunk_id for hit in dense], [hit.chunk_id for hit in lexical]])
+    return [by_id[chunk_id].model_copy(update={"score": score}) for chunk_id, score in fused[:limit]]
+
+
+class Searcher:
+    """Runs queries of any mode against one embedder's table."""
+
+    def __init__(self, table: Table, embedder: Embedder) -> None:
+        self.table = table
+        self.embedder = embedder
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        # Queries are short; a query longer than the window is cut to its first words
+        # rather than refused, since it only steers the search.
+        limit = self.embedder.max_text_tokens
+        texts = [_clip_words(query, limit, self.embedder) for query in queries]
+        return self.embedder.embed(texts)
+
+    def search(
+        self,
+        query: str,
+        mode: SearchMode = "hybrid",
+        limit: int = 10,
+        sources: Sequence[str] | None = None,
+    ) -> list[SearchHit]:
+        where = source_filter(sources)
+        if mode == "fts":
+            return fts_search(self.table, query, limit, where)
+        vector = self.encode_queries([query])[0]
+        if mode == "dense":
+            return dense_search(self.table, vector, limit, where)
+        if mode == "hybrid":
+            return hybrid_search(self.table, vector, query, limit, where)
+        raise ValueError(f"unknown search mode {mode!r}; choose one of {', '.join(SEARCH_MODES)}")
+
+
+def _clip_words(text: str, max_tokens: int, embedder: Embedder) -> str:
+    words = text.split()
+    while words and embedder.count_tokens([" ".join(words)])[0] > max_tokens:
+        words = words[: max(1, int(len(words) * 0.9))] if len(words) > 1 else []
+    return " ".join(words)
+
+
+def document_ranking(hits: Sequence[SearchHit]) -> list[tuple[str, float]]:
+    """Documents ranked by their best chunk (max over a document's chunks)."""
+    best: dict[str, float] = {}
+    for hit in hits:
+        if hit.doc_key not in best or hit.score > best[hit.doc_key]:
+            best[hit.doc_key] = hit.score
+    return sorted(best.items(), key=lambda pair: (-pair[1], pair[0]))

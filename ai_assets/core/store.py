@@ -1,0 +1,350 @@
+"""The LanceDB side: one table per embedder, scoped per-source writes, indexes, versions.
+
+Every row carries its lineage (source, document key and content hash, chunker config,
+embedder, model, the Dagster run id that wrote it). The table's schema metadata records the
+model, dimensions and normalization; opening it with another spec is an error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from lancedb.db import DBConnection
+from lancedb.index import FTS, BTree
+from lancedb.table import Table
+
+from ai_assets.core.chunking import Chunk
+from ai_assets.core.embedders import Embedder, EmbedderSpec
+from ai_assets.core.hashing import sha256_hex
+
+SCHEMA_VERSION = "1"
+_META_PREFIX = "ai_assets."
+# IN-lists are split so a cache lookup never builds one enormous filter expression.
+_LOOKUP_BATCH = 2000
+
+
+class TableMismatch(ValueError):
+    """The embedder table was written by another model, dimension or schema version."""
+
+
+def table_name(embedder: str) -> str:
+    return f"chunks__{embedder}"
+
+
+def text_hash(text: str) -> str:
+    """Embedding cache key: the exact text sent to the model."""
+    return sha256_hex(text)
+
+
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def table_metadata(spec: EmbedderSpec) -> dict[str, str]:
+    return {
+        f"{_META_PREFIX}embedder": spec.name,
+        f"{_META_PREFIX}model": spec.model,
+        f"{_META_PREFIX}dimensions": str(spec.dimensions),
+        f"{_META_PREFIX}normalized": str(spec.normalized).lower(),
+        f"{_META_PREFIX}schema_version": SCHEMA_VERSION,
+    }
+
+
+def chunk_schema(spec: EmbedderSpec) -> pa.Schema:
+    fields = [
+        pa.field("chunk_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("doc_key", pa.string(), nullable=False),
+        pa.field("doc_path", pa.string()),
+        pa.field("doc_title", pa.string()),
+        pa.field("doc_content_hash", pa.string()),
+        pa.field("chunk_index", pa.int32()),
+        pa.field("char_start", pa.int32()),
+        pa.field("char_end", pa.int32()),
+        pa.field("token_count", pa.int32()),
+        pa.field("text", pa.string()),
+        pa.field("text_hash", pa.string()),
+        pa.field("chunker_config", pa.string()),
+        pa.field("embedder", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("run_id", pa.string()),
+        pa.field("vector", pa.list_(pa.float32(), spec.dimensions)),
+    ]
+    return pa.schema(fields, metadata=table_metadata(spec))
+
+
+def read_table_metadata(table: Table) -> dict[str, str]:
+    raw = table.schema.metadata or {}
+    return {
+        key.decode(): value.decode()
+        for key, value in raw.items()
+        if key.decode().startswith(_META_PREFIX)
+    }
+
+
+def verify_table(table: Table, spec: EmbedderSpec) -> None:
+    expected = table_metadata(spec)
+    found = read_table_metadata(table)
+    differences = [
+        f"{key.removeprefix(_META_PREFIX)}: table has {found.get(key)!r}, embedder has {value!r}"
+        for key, value in expected.items()
+        if found.get(key) != value
+    ]
+    if differences:
+        raise TableMismatch(
+            f"table {table.name} was not written by embedder {spec.name!r} as configured now ("
+            + "; ".join(differences)
+            + "). Use a new embedder name for a new model, or drop the table to re-embed."
+        )
+
+
+def open_table(db: DBConnection, spec: EmbedderSpec, create: bool = True) -> Table:
+    """The embedder's table, created empty on first use, checked against the spec."""
+    name = table_name(spec.name)
+    if name in db.table_names(limit=None):
+        table = db.open_table(name)
+        verify_table(table, spec)
+        return table
+    if not create:
+        raise FileNotFoundError(
+            f"no table {name} in {db.uri}: run `ai-assets build` for embedder {spec.name!r} first"
+        )
+    return db.create_table(name, schema=chunk_schema(spec), exist_ok=True)
+
+
+def scan(table: Table, columns: Sequence[str], where: str | None = None) -> pa.Table:
+    query = table.search()
+    if where:
+        query = query.where(where)
+    return query.select(list(columns)).limit(None).to_arrow()
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What the table holds for one source: chunk ids with their document versions, and vectors."""
+
+    doc_hash_by_chunk: dict[str, str]
+    vector_by_text_hash: dict[str, np.ndarray]
+
+
+def source_state(table: Table, source: str) -> SourceState:
+    rows = scan(
+        table, ["chunk_id", "doc_content_hash", "text_hash", "vector"], f"source = {sql_literal(source)}"
+    )
+    chunk_ids = rows.column("chunk_id").to_pylist()
+    doc_hashes = rows.column("doc_content_hash").to_pylist()
+    return SourceState(
+        doc_hash_by_chunk=dict(zip(chunk_ids, doc_hashes, strict=True)),
+        vector_by_text_hash=_vectors_by_hash(rows),
+    )
+
+
+def cached_vectors(table: Table, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+    """Vectors already in the table (any source) for these text hashes."""
+    wanted = sorted(set(hashes))
+    found: dict[str, np.ndarray] = {}
+    for start in range(0, len(wanted), _LOOKUP_BATCH):
+        batch = wanted[start : start + _LOOKUP_BATCH]
+        in_list = ", ".join(sql_literal(value) for value in batch)
+        found.update(_vectors_by_hash(scan(table, ["text_hash", "vector"], f"text_hash IN ({in_list})")))
+    return found
+
+
+def _vectors_by_hash(rows: pa.Table) -> dict[str, np.ndarray]:
+    if rows.num_rows == 0:
+        return {}
+    hashes = rows.column("text_hash").to_pylist()
+    vectors = fixed_list_to_numpy(rows.column("vector"))
+    return dict(zip(hashes, vectors, strict=True))
+
+
+def fixed_list_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    width = array.type.list_size
+    return array.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+
+
+@dataclass(frozen=True)
+class WritePlan:
+    inserted: int
+    updated: int
+    deleted: int
+
+    @property
+    def changes(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+
+def plan_source_write(existing: dict[str, str], chunks: Sequence[Chunk]) -> WritePlan:
+    """What a scoped merge would do: new chunk ids, chunks whose document version moved, gone ids."""
+    new_ids = {chunk.chunk_id for chunk in chunks}
+    inserted = sum(1 for chunk in chunks if chunk.chunk_id not in existing)
+    updated = sum(
+        1
+        for chunk in chunks
+        if chunk.chunk_id in existing and existing[chunk.chunk_id] != chunk.doc_content_hash
+    )
+    deleted = sum(1 for chunk_id in existing if chunk_id not in new_ids)
+    return WritePlan(inserted=inserted, updated=updated, deleted=deleted)
+
+
+def chunk_rows(
+    chunks: Sequence[Chunk], vectors: np.ndarray, spec: EmbedderSpec, run_id: str
+) -> pa.Table:
+    if len(chunks) != len(vectors):
+        raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+    schema = chunk_schema(spec)
+    columns: dict[str, Any] = {
+        name: [getattr(chunk, name) for chunk in chunks]
+        for name in (
+            "chunk_id", "source", "doc_key", "doc_path", "doc_title", "doc_content_hash",
+            "chunk_index", "char_start", "char_end", "token_count", "text", "chunker_config",
+        )
+    }
+    columns["text_hash"] = [text_hash(chunk.text) for chunk in chunks]
+    columns["embedder"] = [spec.name] * len(chunks)
+    columns["model"] = [spec.model] * len(chunks)
+    columns["run_id"] = [run_id] * len(chunks)
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+    columns["vector"] = pa.FixedSizeListArray.from_arrays(flat, spec.dimensions)
+    return pa.table(columns, schema=schema)
+
+
+def publish_source(table: Table, source: str, rows: pa.Table) -> int:
+    """Make the table hold exactly ``rows`` for ``source`` in one atomic, source-scoped merge.
+
+    Matched rows are rewritten only when their document version changed; rows of other
+    sources are never touched. Returns the new table version.
+    """
+    if rows.num_rows == 0:
+        raise ValueError("refusing to publish an empty source with a merge; use delete_source")
+    (
+        table.merge_insert("chunk_id")
+        .when_matched_update_all(where="target.doc_content_hash != source.doc_content_hash")
+        .when_not_matched_insert_all()
+        .when_not_matched_by_source_delete(f"source = {sql_literal(source)}")
+        .execute(rows)
+    )
+    return table.version
+
+
+def delete_source(table: Table, source: str) -> int:
+    """Remove every row of a source; returns how many rows went."""
+    condition = f"source = {sql_literal(source)}"
+    count = table.count_rows(condition)
+    if count:
+        table.delete(condition)
+    return count
+
+
+def source_row_counts(table: Table) -> dict[str, int]:
+    sources = scan(table, ["source"]).column("source").to_pylist()
+    counts: dict[str, int] = {}
+    for source in sources:
+        counts[source] = counts.get(source, 0) + 1
+    return counts
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    rows: int
+    version: int
+    indexes: list[str]
+    compacted_fragments: int
+
+
+def build_indexes(table: Table) -> IndexReport:
+    """Full-text and scalar indexes, then compaction: the only writer of index structures."""
+    fragments_before = table.stats()["fragment_stats"]["num_fragments"]
+    table.optimize()
+    if table.count_rows() > 0:
+        table.create_index("text", config=FTS(), replace=True)
+        table.create_index("source", config=BTree(), replace=True)
+    fragments_after = table.stats()["fragment_stats"]["num_fragments"]
+    return IndexReport(
+        rows=table.count_rows(),
+        version=table.version,
+        indexes=sorted(index.name for index in table.list_indices()),
+        compacted_fragments=max(0, fragments_before - fragments_after),
+    )
+
+
+
+@dataclass(frozen=True)
+class EmbeddingSync:
+    """What publishing one source's chunks into an embedder table did."""
+
+    chunks: int
+    embedded: int
+    cache_hits: int
+    embedded_tokens: int
+    inserted: int
+    updated: int
+    deleted: int
+    kept_rows: int  # rows left in place because the source came back empty
+    wrote: bool
+    version: int
+    embed_seconds: float
+
+
+def sync_source_embeddings(
+    table: Table,
+    source: str,
+    chunks: Sequence[Chunk],
+    embedder: Embedder,
+    run_id: str,
+    allow_empty: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    batch_size: int = 256,
+) -> EmbeddingSync:
+    """Embed only the chunks whose text has no vector yet, then publish the source in one merge.
+
+    Nothing is embedded or written when the source is unchanged. An empty source keeps its
+    existing rows unless ``allow_empty`` is set, so a vanished mount never wipes the index.
+    """
+    state = source_state(table, source)
+    plan = plan_source_write(state.doc_hash_by_chunk, chunks)
+    if not chunks:
+        kept = len(state.doc_hash_by_chunk)
+        deleted = delete_source(table, source) if (allow_empty and kept) else 0
+        return EmbeddingSync(
+            chunks=0, embedded=0, cache_hits=0, embedded_tokens=0, inserted=0, updated=0,
+            deleted=deleted, kept_rows=kept - deleted, wrote=deleted > 0, version=table.version,
+            embed_seconds=0.0,
+        )
+
+    hashes = [text_hash(chunk.text) for chunk in chunks]
+    vectors_by_hash = dict(state.vector_by_text_hash)
+    missing_elsewhere = {value for value in hashes if value not in vectors_by_hash}
+    if missing_elsewhere:
+        vectors_by_hash.update(cached_vectors(table, missing_elsewhere))
+    to_embed = list(dict.fromkeys(value for value in hashes if value not in vectors_by_hash))
+    text_by_hash = {value: chunk.text for value, chunk in zip(hashes, chunks, strict=True)}
+
+    started = time.perf_counter()
+    embedded_tokens = 0
+    for start in range(0, len(to_embed), batch_size):
+        batch = to_embed[start : start + batch_size]
+        texts = [text_by_hash[value] for value in batch]
+        embedded_tokens += sum(embedder.count_tokens(texts))
+        vectors_by_hash.update(zip(batch, embedder.embed(texts), strict=True))
+        if progress:
+            progress(min(start + batch_size, len(to_embed)), len(to_embed))
+    embed_seconds = time.perf_counter() - started
+
+    cache_hits = len(chunks) - sum(1 for value in hashes if value in set(to_embed))
+    wrote = plan.changes > 0
+    if wrote:
+        vectors = np.stack([vectors_by_hash[value] for value in hashes])
+        publish_source(table, source, chunk_rows(chunks, vectors, embedder.spec, run_id))
+    return EmbeddingSync(
+        chunks=len(chunks), embedded=len(to_embed), cache_hits=cache_hits,
+        embedded_tokens=embedded_tokens, inserted=plan.inserted, updated=plan.updated,
+        deleted=plan.deleted, kept_rows=0, wrote=wrote, version=table.version,
+        embed_seconds=embed_seconds,
+    )

@@ -1,0 +1,56 @@
+"""The one place where assets, resources and jobs meet. `dagster dev` loads ``defs``."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ai_assets.assets.chunks import document_chunks
+from ai_assets.assets.documents import source_documents
+from ai_assets.assets.embeddings import build_chunk_embeddings
+from ai_assets.assets.evaluations import build_retrieval_evaluation
+from ai_assets.assets.index import build_search_index
+from ai_assets.partitions import embedder_partitions
+from ai_assets.resources import Chunker, Embedders, LanceDBResource, SourceFiles
+from ai_assets.settings import Settings, load_settings
+
+INGEST_JOB = "ingest_source_job"
+EMBED_JOB = "embed_source_job"
+INDEX_JOB = "index_and_evaluate_job"
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    partitions = embedder_partitions(settings.embedders)
+    assets = [
+        source_documents,
+        document_chunks,
+        build_chunk_embeddings(partitions),
+        build_search_index(partitions),
+        build_retrieval_evaluation(partitions),
+    ]
+    jobs = [
+        dg.define_asset_job(
+            INGEST_JOB,
+            selection=["source_documents", "document_chunks"],
+            description="Read and chunk one source.",
+        ),
+        dg.define_asset_job(
+            EMBED_JOB, selection=["chunk_embeddings"], description="Embed and publish one source for one embedder."
+        ),
+        dg.define_asset_job(
+            INDEX_JOB,
+            selection=["search_index", "retrieval_evaluation"],
+            description="Build an embedder's indexes, then evaluate retrieval on every eval set.",
+        ),
+    ]
+    resources = {
+        "source_files": SourceFiles(
+            data_dir=str(settings.data_dir.resolve()), max_document_bytes=settings.max_document_bytes
+        ),
+        "chunker": Chunker(max_tokens=settings.chunk_max_tokens, overlap_tokens=settings.chunk_overlap_tokens),
+        "embedders": Embedders(enabled=settings.embedders, batch_size=settings.embed_batch_size),
+        "lancedb": LanceDBResource(uri=settings.resolved_lancedb_uri),
+    }
+    return dg.Definitions(assets=assets, jobs=jobs, resources=resources)
+
+
+defs = build_definitions(load_settings())

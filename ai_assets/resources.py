@@ -1,0 +1,83 @@
+"""Dagster resources: one per external system (source files, the embedding models, LanceDB)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import dagster as dg
+import lancedb
+from lancedb.db import DBConnection
+from lancedb.table import Table
+
+from ai_assets.core.beir import list_eval_sets
+from ai_assets.core.chunking import Chunk, ChunkerConfig, chunk_document
+from ai_assets.core.documents import Document, SourceLoad, list_source_names, load_source
+from ai_assets.core.embedders import Embedder, EmbedderSpec, create_embedder, minilm_tokenizer
+from ai_assets.core.store import open_table
+
+
+class SourceFiles(dg.ConfigurableResource):
+    """The data folder: one sub-folder of ``sources/`` per source, eval sets under ``eval/``."""
+
+    data_dir: str
+    max_document_bytes: int = 5_000_000
+
+    @property
+    def sources_dir(self) -> Path:
+        return Path(self.data_dir) / "sources"
+
+    @property
+    def eval_dir(self) -> Path:
+        return Path(self.data_dir) / "eval"
+
+    def source_names(self) -> list[str]:
+        return list_source_names(self.sources_dir)
+
+    def load(self, source: str) -> SourceLoad:
+        return load_source(self.sources_dir / source, source, self.max_document_bytes)
+
+    def eval_set_dirs(self) -> list[Path]:
+        return list_eval_sets(self.eval_dir)
+
+
+class Chunker(dg.ConfigurableResource):
+    """Token-aware chunking with the local model's tokenizer (the smallest window we embed for)."""
+
+    max_tokens: int = 254
+    overlap_tokens: int = 32
+
+    def config(self) -> ChunkerConfig:
+        return ChunkerConfig(
+            tokenizer=minilm_tokenizer().name, max_tokens=self.max_tokens, overlap_tokens=self.overlap_tokens
+        )
+
+    def chunk(self, documents: Sequence[Document]) -> list[Chunk]:
+        tokenizer, config = minilm_tokenizer(), self.config()
+        return [chunk for document in documents for chunk in chunk_document(document, tokenizer, config)]
+
+
+class Embedders(dg.ConfigurableResource):
+    """The enabled embedding models, by embedder name (the embedder partition key)."""
+
+    enabled: list[str]
+    batch_size: int = 64
+
+    def get(self, name: str) -> Embedder:
+        if name not in self.enabled:
+            raise dg.Failure(
+                f"embedder {name!r} is not enabled (AI_ASSETS_EMBEDDERS={','.join(self.enabled)})"
+            )
+        return create_embedder(name, batch_size=self.batch_size)
+
+
+class LanceDBResource(dg.ConfigurableResource):
+    """A LanceDB database (a local directory or an object-store URI) with one table per embedder."""
+
+    uri: str
+
+    def connect(self) -> DBConnection:
+        return lancedb.connect(self.uri)
+
+    def table(self, spec: EmbedderSpec, create: bool = True) -> Table:
+        return open_table(self.connect(), spec, create=create)

@@ -1,0 +1,80 @@
+"""Project settings, read from ``AI_ASSETS_*`` environment variables and validated once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from ai_assets.core.embedders import EMBEDDER_SPECS, MINILM
+
+
+class SettingsError(ValueError):
+    """A bad configuration, reported with the environment variable that holds it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AI_ASSETS_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Sources, eval sets and the default LanceDB directory.")
+    lancedb_uri: str | None = Field(default=None, description="LanceDB URI; default <data_dir>/lancedb.")
+    embedders: Annotated[list[str], NoDecode] = Field(
+        default=[MINILM.name], description="Enabled embedders, comma-separated (AI_ASSETS_EMBEDDERS=minilm)."
+    )
+    chunk_max_tokens: int = Field(default=MINILM.max_input_tokens - 2, description="Model tokens per chunk.")
+    chunk_overlap_tokens: int = Field(default=32, description="Tokens shared by consecutive chunks.")
+    max_document_bytes: int = Field(default=5_000_000, gt=0, description="Larger files are quarantined.")
+    embed_batch_size: int = Field(default=64, gt=0, description="Texts per model call.")
+
+    @field_validator("embedders", mode="before")
+    @classmethod
+    def _split_embedders(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("embedders")
+    @classmethod
+    def _known_embedders(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in EMBEDDER_SPECS]
+        if unknown:
+            raise ValueError(f"unknown embedder(s) {unknown}; known: {sorted(EMBEDDER_SPECS)}")
+        if not value:
+            raise ValueError("at least one embedder must be enabled")
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _chunks_fit_every_model(self) -> Settings:
+        smallest_window = min(EMBEDDER_SPECS[name].max_input_tokens - 2 for name in self.embedders)
+        if self.chunk_max_tokens > smallest_window:
+            raise ValueError(
+                f"AI_ASSETS_CHUNK_MAX_TOKENS={self.chunk_max_tokens} exceeds the smallest enabled model "
+                f"window of {smallest_window} tokens"
+            )
+        return self
+
+    @property
+    def sources_dir(self) -> Path:
+        return self.data_dir / "sources"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.data_dir / "eval"
+
+    @property
+    def resolved_lancedb_uri(self) -> str:
+        return self.lancedb_uri or str((self.data_dir / "lancedb").resolve())
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, with errors that name the variable to fix."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"AI_ASSETS_{'_'.join(str(part) for part in problem['loc']).upper() or 'SETTINGS'}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise SettingsError(f"invalid configuration: {problems}") from None
