@@ -1,0 +1,94 @@
+"""Shared fixtures: a tiny corpus in a temp data dir, settings and a temp Dagster instance."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ai_assets.settings import Settings
+
+TINY_SOURCES: dict[str, dict[str, str]] = {
+    "alpha": {
+        "retries.md": (
+            "# Retries\n\nA run retry starts the whole run again after a failure.\n\n"
+            "Set the maximum number of retries with the max_retries tag. Retries back off "
+            "exponentially between attempts, with jitter so that many runs do not retry at once."
+        ),
+        "schedules.md": (
+            "# Schedules\n\nA schedule launches a job at fixed times, written as a cron expression.\n\n"
+            "The daemon must be running for schedules to tick."
+        ),
+        "notes/partitions.txt": (
+            "Partitions split an asset into slices, for example one per day or one per customer. "
+            "Backfills materialize many partitions at once."
+        ),
+    },
+    "beta": {
+        "sensors.html": (
+            "<html><head><title>Sensors</title><style>body{color:red}</style></head><body>"
+            "<h1>Sensors</h1><p>A sensor polls for new files and requests runs when something changed.</p>"
+            "<script>var x = 1;</script><p>Its cursor remembers what it has already seen.</p></body></html>"
+        ),
+        "flows.rst": (
+            "Flows\n=====\n\nA flow is a Python function decorated with the flow decorator. "
+            "Flows call tasks and track their state."
+        ),
+    },
+}
+
+
+def write_sources(data_dir: Path, sources: dict[str, dict[str, str]] = TINY_SOURCES) -> None:
+    for source, files in sources.items():
+        for relative, text in files.items():
+            path = data_dir / "sources" / source / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+
+
+def write_eval_set(data_dir: Path, name: str = "tiny_qa") -> None:
+    eval_dir = data_dir / "eval" / name
+    (eval_dir / "qrels").mkdir(parents=True)
+    queries = {
+        "q1": "how many times is a failed run retried",
+        "q2": "cron expression to launch a job",
+        "q3": "sensor cursor for new files",
+        "q4": "a question nobody judged relevant",
+    }
+    (eval_dir / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": key, "text": text}) + "\n" for key, text in queries.items()), encoding="utf-8"
+    )
+    (eval_dir / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n"
+        "q1\talpha/retries.md\t2\n"
+        "q2\talpha/schedules.md\t1\n"
+        "q3\tbeta/sensors.html\t1\n"
+        "q3\talpha/schedules.md\t0\n"
+        "q4\tbeta/flows.rst\t0\n",
+        encoding="utf-8",
+    )
+    (eval_dir / "eval.json").write_text(json.dumps({"sources": ["alpha", "beta"]}), encoding="utf-8")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "data"
+    write_sources(directory)
+    write_eval_set(directory)
+    return directory
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    return Settings(data_dir=data_dir)
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as test_instance:
+        yield test_instance

@@ -1,0 +1,170 @@
+"""The real assets, real model and a real LanceDB in a temp dir, run through a Dagster instance."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import lancedb
+import pytest
+
+from ai_assets.build import run_build
+from ai_assets.core.embedders import MINILM
+from ai_assets.core.store import open_table, scan, source_row_counts
+from ai_assets.definitions import build_definitions
+from ai_assets.settings import Settings
+
+
+def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict[str, Any]:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
+    ).records
+    assert records, f"no materialization of {asset} {partition}"
+    materialization = records[0].event_log_entry.asset_materialization
+    assert materialization is not None
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
+def build(settings: Settings, instance: dg.DagsterInstance) -> None:
+    report = run_build(build_definitions(settings), instance, settings.embedders, echo=lambda _: None)
+    assert report.ok, report.failures
+
+
+def table_for(settings: Settings):
+    return open_table(lancedb.connect(settings.resolved_lancedb_uri), MINILM, create=False)
+
+
+def rows_by_chunk(settings: Settings) -> dict[str, dict[str, Any]]:
+    rows = scan(table_for(settings), ["chunk_id", "source", "doc_key", "run_id", "doc_content_hash"])
+    return {row["chunk_id"]: row for row in rows.to_pylist()}
+
+
+def test_full_build_then_unchanged_rebuild_embeds_nothing(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    build(settings, instance)
+    first = {source: latest_metadata(instance, "chunk_embeddings", f"minilm|{source}") for source in ("alpha", "beta")}
+    for source, metadata in first.items():
+        assert metadata["chunks"] > 0
+        assert metadata["embedded"] == metadata["chunks"], source
+        assert metadata["cache_hits"] == 0
+        assert metadata["table_written"] is True
+    table = table_for(settings)
+    assert source_row_counts(table) == {source: first[source]["chunks"] for source in first}
+    version_after_first = table.version
+
+    index = latest_metadata(instance, "search_index", "minilm")
+    assert index["rows"] == sum(metadata["chunks"] for metadata in first.values())
+    assert "text_idx" in index["indexes"]
+
+    evaluation = latest_metadata(instance, "retrieval_evaluation", "minilm")
+    modes = {(row["eval_set"], row["mode"]) for row in evaluation["results"]}
+    assert modes == {("tiny_qa", "dense"), ("tiny_qa", "fts"), ("tiny_qa", "hybrid")}
+    for row in evaluation["results"]:
+        assert row["queries"] == 3  # q4 has only a score-0 judgment: not evaluated
+        assert row["ndcg@10"] > 0.6, row
+
+    build(settings, instance)
+    for source in ("alpha", "beta"):
+        again = latest_metadata(instance, "chunk_embeddings", f"minilm|{source}")
+        assert again["embedded"] == 0
+        assert again["cache_hits"] == first[source]["chunks"]
+        assert again["table_written"] is False
+    # Index maintenance only: no chunk write happened in the second build.
+    assert latest_metadata(instance, "search_index", "minilm")["rows"] == index["rows"]
+    assert table_for(settings).version >= version_after_first
+
+
+def test_edit_one_document_reembeds_only_its_changed_chunks(
+    settings: Settings, instance: dg.DagsterInstance, data_dir: Path
+) -> None:
+    build(settings, instance)
+    before = rows_by_chunk(settings)
+    edited = data_dir / "sources" / "alpha" / "schedules.md"
+    edited.write_text(edited.read_text() + "\n\nSchedules can also run on a timezone.", encoding="utf-8")
+
+    build(settings, instance)
+    after = rows_by_chunk(settings)
+    alpha = latest_metadata(instance, "chunk_embeddings", "minilm|alpha")
+    assert alpha["embedded"] == 1  # the single chunk of the edited document
+    assert alpha["rows_inserted"] == 1 and alpha["rows_deleted"] == 1
+    assert latest_metadata(instance, "chunk_embeddings", "minilm|beta")["embedded"] == 0
+    # Untouched chunks keep their id, their row and the run that wrote them.
+    unchanged = {key: row for key, row in before.items() if row["doc_key"] != "alpha/schedules.md"}
+    assert all(after[key]["run_id"] == row["run_id"] for key, row in unchanged.items())
+    assert len(after) == len(before)
+
+
+def test_deleted_document_and_removed_source_leave_no_rows(
+    settings: Settings, instance: dg.DagsterInstance, data_dir: Path
+) -> None:
+    build(settings, instance)
+    (data_dir / "sources" / "alpha" / "notes" / "partitions.txt").unlink()
+    build(settings, instance)
+    doc_keys = {row["doc_key"] for row in rows_by_chunk(settings).values()}
+    assert "alpha/notes/partitions.txt" not in doc_keys
+    assert "alpha/retries.md" in doc_keys
+
+    shutil.rmtree(data_dir / "sources" / "beta")
+    build(settings, instance)
+    assert set(source_row_counts(table_for(settings))) == {"alpha"}
+    assert instance.get_dynamic_partitions("source") == ["alpha"]
+
+
+def test_empty_source_folder_keeps_existing_rows_and_other_sources(
+    settings: Settings, instance: dg.DagsterInstance, data_dir: Path
+) -> None:
+    (data_dir / "sources" / "gamma").mkdir()
+    build(settings, instance)
+    assert latest_metadata(instance, "source_documents", "gamma")["documents"] == 0
+    counts = source_row_counts(table_for(settings))
+    assert "gamma" not in counts and counts["alpha"] > 0 and counts["beta"] > 0
+
+    for path in (data_dir / "sources" / "beta").iterdir():
+        path.write_bytes(b"")  # every file of beta becomes empty: quarantined
+    build(settings, instance)
+    beta = latest_metadata(instance, "chunk_embeddings", "minilm|beta")
+    assert beta["rows_kept_from_empty_source"] == counts["beta"]
+    assert source_row_counts(table_for(settings)) == counts
+
+
+def test_bad_files_are_quarantined_and_the_rest_is_indexed(
+    settings: Settings, instance: dg.DagsterInstance, data_dir: Path
+) -> None:
+    alpha = data_dir / "sources" / "alpha"
+    (alpha / "empty.md").write_text("", encoding="utf-8")
+    (alpha / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    (alpha / "corpus.jsonl").write_text(
+        '{"_id": "d1", "title": "Good", "text": "A good corpus line about assets."}\n'
+        '{"_id": "d2", "title": "Broken", "text": "missing brace"\n'
+        '{"_id": "d3", "title": "", "text": "Another good line about jobs."}\n',
+        encoding="utf-8",
+    )
+    build(settings, instance)
+    documents = latest_metadata(instance, "source_documents", "alpha")
+    assert documents["quarantined"] == 3
+    quarantine = documents["quarantine"]
+    assert "empty.md" in quarantine and "empty file" in quarantine
+    assert "latin1.txt" in quarantine and "not valid UTF-8" in quarantine
+    assert "corpus.jsonl:2" in quarantine and "invalid JSON" in quarantine
+    doc_keys = {row["doc_key"] for row in rows_by_chunk(settings).values()}
+    assert {"alpha/d1", "alpha/d3", "alpha/retries.md", "beta/sensors.html"} <= doc_keys
+    assert "alpha/d2" not in doc_keys
+
+
+def test_chunk_rows_carry_lineage(settings: Settings, instance: dg.DagsterInstance) -> None:
+    build(settings, instance)
+    rows = scan(table_for(settings), ["source", "doc_key", "doc_content_hash", "chunker_config", "embedder", "model", "run_id"])
+    run_ids = {run.run_id for run in instance.get_runs()}
+    for row in rows.to_pylist():
+        assert row["doc_key"].startswith(row["source"] + "/")
+        assert row["embedder"] == "minilm" and row["model"] == MINILM.model
+        assert row["doc_content_hash"] and row["chunker_config"]
+        assert row["run_id"] in run_ids
+
+
+def test_unknown_source_is_a_clear_error(settings: Settings, instance: dg.DagsterInstance) -> None:
+    with pytest.raises(ValueError, match="unknown source"):
+        run_build(build_definitions(settings), instance, settings.embedders, sources=["nope"], echo=lambda _: None)

@@ -1,0 +1,39 @@
+"""The code location loads and wires every asset, job and resource."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB, build_definitions, defs
+from ai_assets.settings import Settings
+
+EXPECTED_ASSETS = {"source_documents", "document_chunks", "chunk_embeddings", "search_index", "retrieval_evaluation"}
+
+
+def test_module_definitions_load() -> None:
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == EXPECTED_ASSETS
+    for job in (INGEST_JOB, EMBED_JOB, INDEX_JOB):
+        assert defs.resolve_job_def(job).partitions_def is not None
+
+
+def test_assets_are_grouped_partitioned_and_described(tmp_path) -> None:
+    definitions = build_definitions(Settings(data_dir=tmp_path))
+    graph = definitions.resolve_asset_graph()
+    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert groups == {
+        "source_documents": "ingestion",
+        "document_chunks": "ingestion",
+        "chunk_embeddings": "embeddings",
+        "search_index": "index",
+        "retrieval_evaluation": "evaluation",
+    }
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description and len(node.description) > 80, key
+        assert node.code_version, key
+        assert node.partitions_def is not None, key
+    embeddings = graph.get(dg.AssetKey("chunk_embeddings")).partitions_def
+    assert isinstance(embeddings, dg.MultiPartitionsDefinition)
+    assert {dimension.name for dimension in embeddings.partitions_defs} == {"source", "embedder"}
+    assert set(definitions.resources) >= {"source_files", "chunker", "embedders", "lancedb"}
