@@ -337,7 +337,8 @@ def sync_source_embeddings(
             progress(min(start + batch_size, len(to_embed)), len(to_embed))
     embed_seconds = time.perf_counter() - started
 
-    cache_hits = len(chunks) - sum(1 for value in hashes if value in set(to_embed))
+    newly_embedded = set(to_embed)
+    cache_hits = sum(1 for value in hashes if value not in newly_embedded)
     wrote = plan.changes > 0
     if wrote:
         vectors = np.stack([vectors_by_hash[value] for value in hashes])
