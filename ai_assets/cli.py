@@ -60,6 +60,22 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print JSON")
     search.set_defaults(handler=_search)
 
+    trace = commands.add_parser("trace", help="where each retrieved chunk came from")
+    trace.add_argument("query", nargs="?", help="question to retrieve chunks for")
+    trace.add_argument("--chunk", help="trace one chunk by id instead of a query")
+    trace.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
+    trace.add_argument("--k", type=int, default=5, help="number of chunks (default 5)")
+    trace.add_argument("--embedder", help="embedder name (default: the first enabled)")
+    trace.add_argument("--json", action="store_true", help="print JSON")
+    trace.set_defaults(handler=_trace)
+
+    rollback = commands.add_parser("rollback", help="restore an embedder's table to an earlier version")
+    rollback.add_argument("--embedder", help="embedder name (default: the first enabled)")
+    target = rollback.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to", type=int, metavar="VERSION", help="table version to restore")
+    target.add_argument("--list", action="store_true", help="list the table's versions")
+    rollback.set_defaults(handler=_rollback)
+
     beir = commands.add_parser("import-beir", help="turn a BEIR dataset folder into a source and an eval set")
     beir.add_argument("directory", type=Path)
     beir.add_argument("--name", required=True, help="source and eval set name")
@@ -106,19 +122,28 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _search(args: argparse.Namespace, settings: Settings) -> int:
+def _searcher(settings: Settings, embedder_name: str | None):
     from ai_assets.core.embedders import create_embedder
     from ai_assets.core.retrieval import Searcher
     from ai_assets.resources import LanceDBResource
 
-    embedder_name = args.embedder or settings.embedders[0]
-    if embedder_name not in settings.embedders:
-        raise CliError(f"embedder {embedder_name!r} is not enabled (AI_ASSETS_EMBEDDERS={','.join(settings.embedders)})")
+    name = _enabled_embedder(settings, embedder_name)
+    embedder = create_embedder(name, settings.embed_batch_size)
+    table = LanceDBResource(uri=settings.resolved_lancedb_uri).table(embedder.spec, create=False)
+    return Searcher(table, embedder)
+
+
+def _enabled_embedder(settings: Settings, name: str | None) -> str:
+    name = name or settings.embedders[0]
+    if name not in settings.embedders:
+        raise CliError(f"embedder {name!r} is not enabled (AI_ASSETS_EMBEDDERS={','.join(settings.embedders)})")
+    return name
+
+
+def _search(args: argparse.Namespace, settings: Settings) -> int:
     if args.k < 1:
         raise CliError("--k must be at least 1")
-    embedder = create_embedder(embedder_name, settings.embed_batch_size)
-    table = LanceDBResource(uri=settings.resolved_lancedb_uri).table(embedder.spec, create=False)
-    hits = Searcher(table, embedder).search(args.query, mode=args.mode, limit=args.k, sources=args.source)
+    hits = _searcher(settings, args.embedder).search(args.query, mode=args.mode, limit=args.k, sources=args.source)
     if args.json:
         print(json.dumps([hit.model_dump() for hit in hits], indent=2))
         return 0
@@ -128,6 +153,70 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
         snippet = " ".join(hit.text.split())[:200]
         print(f"{rank:>2}. {hit.score:.4f}  {hit.doc_key}  (chunk {hit.chunk_index}, {hit.chunk_id[:12]})")
         print(f"    {hit.doc_title}: {snippet}")
+    return 0
+
+
+def _trace(args: argparse.Namespace, settings: Settings) -> int:
+    from ai_assets.core.lineage import trace_hits
+    from ai_assets.core.retrieval import fetch_chunk
+
+    if bool(args.query) == bool(args.chunk):
+        raise CliError("give either a QUERY or --chunk CHUNK_ID")
+    searcher = _searcher(settings, args.embedder)
+    if args.chunk:
+        hit = fetch_chunk(searcher.table, args.chunk)
+        if hit is None:
+            raise CliError(f"no chunk {args.chunk!r} in table {searcher.table.name}")
+        hits = [hit]
+    else:
+        hits = searcher.search(args.query, mode=args.mode, limit=args.k)
+    traces = trace_hits(
+        hits,
+        settings.sources_dir,
+        settings.max_document_bytes,
+        table=searcher.table.name,
+        table_version=searcher.table.version,
+        ui_url=settings.dagster_ui_url,
+        scored=not args.chunk,
+    )
+    if args.json:
+        print(json.dumps([trace.model_dump() for trace in traces], indent=2))
+        return 0
+    for trace in traces:
+        score = f"{trace.score:.4f}" if trace.score is not None else "-"
+        print(f"{trace.rank:>2}. score {score}  chunk {trace.chunk_id}")
+        print(f"    document  {trace.doc_key}  ({trace.file})")
+        print(
+            f"    version   indexed {trace.indexed_content_hash}, now {trace.current_content_hash or '-'}"
+            f"  -> {trace.document_status}"
+        )
+        print(f"    written   by run {trace.run_id}  {trace.run_url}")
+        print(f"    index     {trace.table} version {trace.table_version}")
+        print(f"    text      {' '.join(trace.text.split())[:160]}")
+    return 0
+
+
+def _rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from ai_assets.core.embedders import embedder_spec
+    from ai_assets.resources import LanceDBResource
+
+    spec = embedder_spec(_enabled_embedder(settings, args.embedder))
+    table = LanceDBResource(uri=settings.resolved_lancedb_uri).table(spec, create=False)
+    versions = {entry["version"]: entry for entry in table.list_versions()}
+    if args.list:
+        for version, entry in sorted(versions.items()):
+            current = "  (current)" if version == table.version else ""
+            print(f"{version:>5}  {entry['timestamp']:%Y-%m-%d %H:%M:%S}  rows {entry['metadata'].get('total_rows', '?')}{current}")
+        return 0
+    if args.to not in versions:
+        raise CliError(f"table {table.name} has no version {args.to}; versions: {min(versions)}..{max(versions)}")
+    before = table.version
+    table.restore(args.to)
+    print(
+        f"restored {table.name} to the contents of version {args.to} (was version {before}; "
+        f"now version {table.version} with {table.count_rows()} rows). "
+        "The next `ai-assets build` brings it forward to the current sources again."
+    )
     return 0
 
 

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: int = Field(default=32, description="Tokens shared by consecutive chunks.")
     max_document_bytes: int = Field(default=5_000_000, gt=0, description="Larger files are quarantined.")
     embed_batch_size: int = Field(default=64, gt=0, description="Texts per model call.")
+    dagster_ui_url: str = Field(default="http://127.0.0.1:3000", description="Base of run links in traces.")
 
     @field_validator("embedders", mode="before")
     @classmethod

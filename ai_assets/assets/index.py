@@ -45,6 +45,7 @@ def build_search_index(partitions: EmbedderPartitions) -> dg.AssetsDefinition:
                 "sources": len(counts),
                 "indexes": ", ".join(report.indexes),
                 "compacted_fragments": report.compacted_fragments,
+                "index_written": report.changed,
                 "seconds": round(time.perf_counter() - started, 3),
                 "rows_by_source": dg.MetadataValue.md(rows_by_source),
                 "table_uri": f"{lancedb.uri}/{table.name}",

@@ -125,6 +125,15 @@ def load_source(source_dir: Path, source: str, max_document_bytes: int) -> Sourc
     return SourceLoad(source=source, documents=documents, quarantined=quarantined, skipped=skipped)
 
 
+def load_file_documents(source_dir: Path, source: str, relative: str, max_document_bytes: int) -> list[Document]:
+    """The documents one file of a source holds now (none if it is gone or unreadable)."""
+    file_path = source_dir / relative
+    if not file_path.is_file():
+        return []
+    documents, _ = _load_file(file_path, source, relative, file_path.suffix.lower(), max_document_bytes)
+    return documents
+
+
 def _source_files(source_dir: Path) -> list[Path]:
     if not source_dir.is_dir():
         raise FileNotFoundError(f"source folder {source_dir} does not exist")

@@ -70,6 +70,12 @@ def _hit(row: dict, score: float) -> SearchHit:
     return SearchHit(**{name: row[name] for name in _HIT_COLUMNS}, score=score)
 
 
+def fetch_chunk(table: Table, chunk_id: str) -> SearchHit | None:
+    """One chunk row by id (score 0: it was not retrieved by a query)."""
+    rows = table.search().where(f"chunk_id = {sql_literal(chunk_id)}").select(_HIT_COLUMNS).limit(1).to_arrow()
+    return _hit(rows.to_pylist()[0], 0.0) if rows.num_rows else None
+
+
 def reciprocal_rank_fusion(
     rankings: Sequence[Sequence[str]], k: int = RRF_K, weights: Sequence[float] | None = None
 ) -> list[tuple[str, float]]:

@@ -256,23 +256,41 @@ class IndexReport:
     version: int
     indexes: list[str]
     compacted_fragments: int
+    changed: bool
+
+
+# Index name -> (column, index configuration factory).
+SEARCH_INDEXES: dict[str, tuple[str, Callable[[], Any]]] = {
+    "text_idx": ("text", FTS),
+    "source_idx": ("source", BTree),
+}
 
 
 def build_indexes(table: Table) -> IndexReport:
-    """Full-text and scalar indexes, then compaction: the only writer of index structures."""
+    """Compaction plus full-text and scalar indexes: the only writer of index structures.
+
+    A table whose indexes already cover every row and that needs no compaction is left alone,
+    so rebuilding an unchanged knowledge base writes nothing.
+    """
+    existing = {index.name: index for index in table.list_indices()}
+    missing = [name for name in SEARCH_INDEXES if name not in existing]
+    stale = [name for name, index in existing.items() if (index.num_unindexed_rows or 0) > 0]
     fragments_before = table.stats()["fragment_stats"]["num_fragments"]
-    table.optimize()
-    if table.count_rows() > 0:
-        table.create_index("text", config=FTS(), replace=True)
-        table.create_index("source", config=BTree(), replace=True)
+    rows = table.count_rows()
+    changed = rows > 0 and bool(missing or stale or fragments_before > 1)
+    if changed:
+        table.optimize()  # compacts fragments and folds new rows into the existing indexes
+        for name in missing:
+            column, config = SEARCH_INDEXES[name]
+            table.create_index(column, config=config(), name=name, replace=True)
     fragments_after = table.stats()["fragment_stats"]["num_fragments"]
     return IndexReport(
-        rows=table.count_rows(),
+        rows=rows,
         version=table.version,
         indexes=sorted(index.name for index in table.list_indices()),
         compacted_fragments=max(0, fragments_before - fragments_after),
+        changed=changed,
     )
-
 
 
 @dataclass(frozen=True)

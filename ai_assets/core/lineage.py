@@ -1,0 +1,73 @@
+"""Where a retrieved chunk came from: its document file and version, the run that wrote it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from ai_assets.core.documents import load_file_documents
+from ai_assets.core.retrieval import SearchHit
+
+DocumentStatus = Literal["unchanged", "changed", "deleted"]
+
+
+class ChunkTrace(BaseModel):
+    rank: int
+    score: float | None  # None when the chunk was looked up by id rather than retrieved
+    chunk_id: str
+    doc_key: str
+    file: str
+    indexed_content_hash: str
+    current_content_hash: str | None
+    document_status: DocumentStatus
+    run_id: str
+    run_url: str
+    table: str
+    table_version: int
+    text: str
+
+
+def trace_hits(
+    hits: Sequence[SearchHit],
+    sources_dir: Path,
+    max_document_bytes: int,
+    table: str,
+    table_version: int,
+    ui_url: str,
+    scored: bool = True,
+) -> list[ChunkTrace]:
+    """Lineage of each hit, with whether its document changed since the row was written."""
+
+    @lru_cache(maxsize=None)
+    def current_hashes(source: str, doc_path: str) -> dict[str, str]:
+        documents = load_file_documents(sources_dir / source, source, doc_path, max_document_bytes)
+        return {document.doc_key: document.content_hash for document in documents}
+
+    traces = []
+    for rank, hit in enumerate(hits, start=1):
+        current = current_hashes(hit.source, hit.doc_path).get(hit.doc_key)
+        status: DocumentStatus = (
+            "deleted" if current is None else "unchanged" if current == hit.doc_content_hash else "changed"
+        )
+        traces.append(
+            ChunkTrace(
+                rank=rank,
+                score=hit.score if scored else None,
+                chunk_id=hit.chunk_id,
+                doc_key=hit.doc_key,
+                file=str(sources_dir / hit.source / hit.doc_path),
+                indexed_content_hash=hit.doc_content_hash,
+                current_content_hash=current,
+                document_status=status,
+                run_id=hit.run_id,
+                run_url=f"{ui_url.rstrip('/')}/runs/{hit.run_id}",
+                table=table,
+                table_version=table_version,
+                text=hit.text,
+            )
+        )
+    return traces
