@@ -109,6 +109,15 @@ def run_build(
         )
         seconds = time.perf_counter() - started
         report.runs.append((job_name, str(partition), result.success, seconds))
+        # A failed ERROR check (a blocking quality gate among them) fails the build; a WARN is shown.
+        for evaluation in result.get_asset_check_evaluations():
+            if evaluation.passed:
+                continue
+            check = f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} failed"
+            detail = f": {evaluation.description}" if evaluation.description else ""
+            if evaluation.severity == dg.AssetCheckSeverity.ERROR:
+                report.failures.append(f"{check} for {partition}{detail}")
+            echo(f"    {check} ({evaluation.severity.value.lower()}){detail}")
         if result.success:
             echo(f"[{number}/{len(steps)}] {job_name} {partition}: ok in {seconds:.1f}s (run {result.run_id[:8]})")
             continue

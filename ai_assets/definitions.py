@@ -10,7 +10,7 @@ from ai_assets.assets.embeddings import build_chunk_embeddings
 from ai_assets.assets.evaluations import build_retrieval_evaluation
 from ai_assets.assets.index import build_search_index
 from ai_assets.partitions import embedder_partitions
-from ai_assets.resources import Chunker, Embedders, LanceDBResource, SourceFiles
+from ai_assets.resources import Chunker, Embedders, LanceDBResource, QualityGate, SourceFiles
 from ai_assets.settings import Settings, load_settings
 
 INGEST_JOB = "ingest_source_job"
@@ -49,6 +49,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         "chunker": Chunker(max_tokens=settings.chunk_max_tokens, overlap_tokens=settings.chunk_overlap_tokens),
         "embedders": Embedders(enabled=settings.embedders, batch_size=settings.embed_batch_size),
         "lancedb": LanceDBResource(uri=settings.resolved_lancedb_uri),
+        "quality_gate": QualityGate(
+            min_ndcg_at_10=settings.quality_min_ndcg_at_10, max_ndcg_drop=settings.quality_max_ndcg_drop
+        ),
     }
     return dg.Definitions(assets=assets, jobs=jobs, resources=resources)
 

@@ -81,3 +81,10 @@ class LanceDBResource(dg.ConfigurableResource):
 
     def table(self, spec: EmbedderSpec, create: bool = True) -> Table:
         return open_table(self.connect(), spec, create=create)
+
+
+class QualityGate(dg.ConfigurableResource):
+    """Thresholds of the blocking retrieval quality gate."""
+
+    min_ndcg_at_10: float = 0.1
+    max_ndcg_drop: float = 0.02

@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: int = Field(default=32, description="Tokens shared by consecutive chunks.")
     max_document_bytes: int = Field(default=5_000_000, gt=0, description="Larger files are quarantined.")
     embed_batch_size: int = Field(default=64, gt=0, description="Texts per model call.")
+    quality_min_ndcg_at_10: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="Quality gate: lowest acceptable nDCG@10 of any eval set and mode."
+    )
+    quality_max_ndcg_drop: float = Field(
+        default=0.02, ge=0.0, le=1.0, description="Quality gate: largest acceptable nDCG@10 drop from the previous evaluation."
+    )
     dagster_ui_url: str = Field(default="http://127.0.0.1:3000", description="Base of run links in traces.")
 
     @field_validator("embedders", mode="before")

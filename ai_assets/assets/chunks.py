@@ -2,8 +2,8 @@ import time
 
 import dagster as dg
 
-from ai_assets.core.chunking import Chunk
 from ai_assets.core.documents import SourceLoad
+from ai_assets.core.quality import chunk_quality
 from ai_assets.partitions import source_partitions
 from ai_assets.resources import Chunker
 
@@ -13,6 +13,20 @@ from ai_assets.resources import Chunker
     group_name="ingestion",
     kinds={"python"},
     code_version="1",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "chunks_not_empty_or_duplicate",
+            asset="document_chunks",
+            partitions_def=source_partitions,
+            description="No chunk is blank and no chunk id appears twice.",
+        ),
+        dg.AssetCheckSpec(
+            "chunk_tokens_within_window",
+            asset="document_chunks",
+            partitions_def=source_partitions,
+            description="Every chunk fits the embedding model's window, so nothing is truncated.",
+        ),
+    ],
     description=(
         "Token-aware chunks of one source's documents, cut with the embedding model's own "
         "tokenizer so no chunk exceeds its window, overlapping, ending at paragraph, line or "
@@ -22,13 +36,14 @@ from ai_assets.resources import Chunker
 )
 def document_chunks(
     context: dg.AssetExecutionContext, source_documents: SourceLoad, chunker: Chunker
-) -> dg.Output[list[Chunk]]:
+):
     started = time.perf_counter()
     chunks = chunker.chunk(source_documents.documents)
     seconds = time.perf_counter() - started
     token_counts = [chunk.token_count for chunk in chunks]
     config = chunker.config()
-    return dg.Output(
+    quality = chunk_quality(chunks, config.max_tokens)
+    yield dg.Output(
         chunks,
         metadata={
             "documents": len(source_documents.documents),
@@ -40,5 +55,23 @@ def document_chunks(
             "chunk_overlap_tokens_setting": config.overlap_tokens,
             "chunker_config": config.config_hash,
             "seconds": round(seconds, 3),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="chunks_not_empty_or_duplicate",
+        passed=not (quality.empty or quality.duplicates),
+        metadata={
+            "empty_chunks": len(quality.empty),
+            "duplicate_chunk_ids": len(quality.duplicates),
+            "examples": ", ".join([*quality.empty, *quality.duplicates][:5]) or "none",
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="chunk_tokens_within_window",
+        passed=not quality.over_window,
+        metadata={
+            "max_chunk_tokens": max(token_counts, default=0),
+            "window_tokens": config.max_tokens,
+            "chunks_over_window": len(quality.over_window),
         },
     )

@@ -11,6 +11,14 @@ from ai_assets.resources import SourceFiles
     group_name="ingestion",
     kinds={"python", "file"},
     code_version="1",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "quarantine_empty",
+            asset="source_documents",
+            partitions_def=source_partitions,
+            description="Warns when files of the source were quarantined (reasons in the metadata).",
+        )
+    ],
     description=(
         "Normalized documents of one source folder under data/sources/: Markdown, text, "
         "reStructuredText, HTML (tags stripped) and BEIR corpus.jsonl lines, each with its key, "
@@ -18,7 +26,7 @@ from ai_assets.resources import SourceFiles
         "large, malformed JSON lines) are quarantined with their reason; the rest goes on."
     ),
 )
-def source_documents(context: dg.AssetExecutionContext, source_files: SourceFiles) -> dg.Output[SourceLoad]:
+def source_documents(context: dg.AssetExecutionContext, source_files: SourceFiles):
     source = context.partition_key
     loaded = source_files.load(source)
     for item in loaded.quarantined:
@@ -26,7 +34,7 @@ def source_documents(context: dg.AssetExecutionContext, source_files: SourceFile
     if not loaded.documents:
         context.log.warning(f"source {source!r} has no readable document")
     total_chars = sum(len(document.text) for document in loaded.documents)
-    return dg.Output(
+    yield dg.Output(
         loaded,
         # The data version is the set of document versions, so only a real content change
         # marks downstream assets stale.
@@ -40,6 +48,15 @@ def source_documents(context: dg.AssetExecutionContext, source_files: SourceFile
             "text_chars": total_chars,
             "source_bytes": sum(document.size_bytes for document in loaded.documents),
             "quarantine": dg.MetadataValue.md(quarantine_table(loaded)),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="quarantine_empty",
+        passed=not loaded.quarantined,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "quarantined": len(loaded.quarantined),
+            "files": dg.MetadataValue.md(quarantine_table(loaded)),
         },
     )
 

@@ -3,8 +3,10 @@ import time
 import dagster as dg
 
 from ai_assets.core.chunking import Chunk
-from ai_assets.core.store import sync_source_embeddings
+from ai_assets.core.quality import vector_quality
+from ai_assets.core.store import read_table_metadata, source_vectors, sql_literal, sync_source_embeddings
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
+from ai_assets.retries import MODEL_CALL_RETRY
 from ai_assets.resources import Embedders, LanceDBResource
 
 
@@ -24,6 +26,24 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
         group_name="embeddings",
         kinds={"lancedb", "python"},
         code_version="1",
+        retry_policy=MODEL_CALL_RETRY,
+        check_specs=[
+            dg.AssetCheckSpec(
+                "vectors_valid",
+                asset="chunk_embeddings",
+                partitions_def=partitions.source_embedder,
+                description="Every vector of the source has the model's dimensions, finite values and unit norm.",
+            ),
+            dg.AssetCheckSpec(
+                "table_model_matches",
+                asset="chunk_embeddings",
+                partitions_def=partitions.source_embedder,
+                description=(
+                    "The table's schema metadata (model, dimensions, normalization) matches the embedder, "
+                    "and so does every row of the source."
+                ),
+            ),
+        ],
         description=(
             "Vectors of one source's chunks for one embedder, written to the embedder's LanceDB "
             "table (chunks__<embedder>) with one merge scoped to that source. Only texts without "
@@ -57,7 +77,32 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
                 f"source {source!r} has no chunks now; kept its {result.kept_rows} existing rows. "
                 "Run with config allow_empty_source: true to delete them."
             )
+        quality = vector_quality(source_vectors(table, source), embedder.spec.dimensions, embedder.spec.normalized)
+        # The table's schema metadata was verified when it was opened; the rows must agree too.
+        foreign_rows = table.count_rows(
+            f"source = {sql_literal(source)} AND (model != {sql_literal(embedder.spec.model)} "
+            f"OR embedder != {sql_literal(embedder.spec.name)})"
+        )
         return dg.MaterializeResult(
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="vectors_valid",
+                    passed=quality.ok,
+                    metadata={
+                        "rows": quality.rows,
+                        "wrong_dimensions": quality.wrong_dimensions,
+                        "non_finite": quality.non_finite,
+                        "bad_norm": quality.bad_norm,
+                        "min_norm": round(quality.min_norm, 5),
+                        "max_norm": round(quality.max_norm, 5),
+                    },
+                ),
+                dg.AssetCheckResult(
+                    check_name="table_model_matches",
+                    passed=foreign_rows == 0,
+                    metadata={**read_table_metadata(table), "rows_of_another_model": foreign_rows},
+                ),
+            ],
             metadata={
                 "chunks": result.chunks,
                 "embedded": result.embedded,

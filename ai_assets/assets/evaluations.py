@@ -2,10 +2,14 @@ import dagster as dg
 
 from ai_assets.core.beir import EvalSetError, load_eval_set
 from ai_assets.core.evaluation import RetrievalScore, evaluate_retrieval, scores_markdown
+from ai_assets.core.quality import quality_gate_failures
 from ai_assets.core.retrieval import Searcher
 from ai_assets.core.store import source_row_counts
 from ai_assets.partitions import EmbedderPartitions
-from ai_assets.resources import Embedders, LanceDBResource, SourceFiles
+from ai_assets.resources import Embedders, LanceDBResource, QualityGate, SourceFiles
+from ai_assets.retries import MODEL_CALL_RETRY
+
+GATED_METRIC = "ndcg@10"
 
 
 def build_retrieval_evaluation(partitions: EmbedderPartitions) -> dg.AssetsDefinition:
@@ -15,6 +19,19 @@ def build_retrieval_evaluation(partitions: EmbedderPartitions) -> dg.AssetsDefin
         group_name="evaluation",
         kinds={"python", "lancedb"},
         code_version="1",
+        retry_policy=MODEL_CALL_RETRY,
+        check_specs=[
+            dg.AssetCheckSpec(
+                "retrieval_quality_gate",
+                asset="retrieval_evaluation",
+                partitions_def=partitions.embedder,
+                blocking=True,
+                description=(
+                    "Blocking: nDCG@10 of every eval set and mode is above the configured floor and did not "
+                    "drop more than the configured margin since the previous evaluation."
+                ),
+            )
+        ],
         description=(
             "Retrieval quality of the embedder's index on every eval set under data/eval/ (BEIR "
             "layout): nDCG@10, recall@10/100 and MRR@10 per search mode (dense, fts, hybrid), with "
@@ -26,7 +43,8 @@ def build_retrieval_evaluation(partitions: EmbedderPartitions) -> dg.AssetsDefin
         source_files: SourceFiles,
         embedders: Embedders,
         lancedb: LanceDBResource,
-    ) -> dg.Output[list[RetrievalScore]]:
+        quality_gate: QualityGate,
+    ):
         embedder = embedders.get(context.partition_key)
         table = lancedb.table(embedder.spec)
         indexed_sources = set(source_row_counts(table))
@@ -59,6 +77,36 @@ def build_retrieval_evaluation(partitions: EmbedderPartitions) -> dg.AssetsDefin
             metadata[f"{prefix}/recall@100"] = round(score.recall_at_100, 4)
             metadata[f"{prefix}/mrr@10"] = round(score.mrr_at_10, 4)
             metadata[f"{prefix}/latency_p50_ms"] = round(score.latency_p50_ms, 2)
-        return dg.Output(scores, metadata=metadata)
+        current = [score.model_dump(by_alias=True) for score in scores]
+        previous = previous_results(context.instance, context.partition_key)
+        failures = quality_gate_failures(
+            current, previous, GATED_METRIC, quality_gate.min_ndcg_at_10, quality_gate.max_ndcg_drop
+        )
+        yield dg.Output(scores, metadata=metadata)
+        yield dg.AssetCheckResult(
+            check_name="retrieval_quality_gate",
+            passed=not failures,
+            metadata={
+                "metric": GATED_METRIC,
+                "floor": quality_gate.min_ndcg_at_10,
+                "max_drop": quality_gate.max_ndcg_drop,
+                "compared_with_previous": bool(previous),
+                "failures": dg.MetadataValue.md(
+                    "\n".join(f"- {failure.describe()}" for failure in failures) or "none"
+                ),
+            },
+            description="; ".join(failure.describe() for failure in failures) or None,
+        )
 
     return retrieval_evaluation
+
+
+def previous_results(instance: dg.DagsterInstance, embedder: str) -> list[dict]:
+    """Results of the latest earlier retrieval_evaluation of this embedder (empty if none)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("retrieval_evaluation"), asset_partitions=[embedder]), limit=1
+    ).records
+    materialization = records[0].asset_materialization if records else None
+    if materialization is None or "results" not in materialization.metadata:
+        return []
+    return list(materialization.metadata["results"].value)  # type: ignore[arg-type]

@@ -2,8 +2,10 @@ import time
 
 import dagster as dg
 
+from ai_assets.core.quality import count_mismatches
 from ai_assets.core.store import build_indexes, source_row_counts
-from ai_assets.partitions import EMBEDDER_DIMENSION, EmbedderPartitions
+from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
+from ai_assets.retries import MODEL_CALL_RETRY
 from ai_assets.resources import Embedders, LanceDBResource
 
 
@@ -21,6 +23,15 @@ def build_search_index(partitions: EmbedderPartitions) -> dg.AssetsDefinition:
         group_name="index",
         kinds={"lancedb"},
         code_version="1",
+        retry_policy=MODEL_CALL_RETRY,
+        check_specs=[
+            dg.AssetCheckSpec(
+                "index_rows_match_chunks",
+                asset="search_index",
+                partitions_def=partitions.embedder,
+                description="The table holds exactly one row per current chunk of every source.",
+            )
+        ],
         description=(
             "Full-text (BM25) and scalar indexes on an embedder's table, after compaction. The only "
             "writer of index structures, so it never races the per-source writers. Records the "
@@ -38,7 +49,27 @@ def build_search_index(partitions: EmbedderPartitions) -> dg.AssetsDefinition:
         rows_by_source = "| source | rows |\n|---|---:|\n" + "".join(
             f"| {source} | {count} |\n" for source, count in sorted(counts.items())
         )
+        mismatches = count_mismatches(latest_chunk_counts(context.instance), counts)
+        mismatch_table = "| source | chunks | rows |\n|---|---:|---:|\n" + "".join(
+            f"| {source} | {expected} | {actual} |\n" for source, (expected, actual) in mismatches.items()
+        )
         return dg.MaterializeResult(
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="index_rows_match_chunks",
+                    passed=not mismatches,
+                    # Rows kept for a source that came back empty are the safe default, so only
+                    # a warning; any other difference means the index is wrong.
+                    severity=dg.AssetCheckSeverity.WARN
+                    if all(expected == 0 for expected, _ in mismatches.values())
+                    else dg.AssetCheckSeverity.ERROR,
+                    metadata={
+                        "rows": report.rows,
+                        "sources_mismatched": len(mismatches),
+                        "mismatches": dg.MetadataValue.md(mismatch_table if mismatches else "none"),
+                    },
+                )
+            ],
             metadata={
                 "rows": report.rows,
                 "table_version": report.version,
@@ -53,3 +84,16 @@ def build_search_index(partitions: EmbedderPartitions) -> dg.AssetsDefinition:
         )
 
     return search_index
+
+
+def latest_chunk_counts(instance: dg.DagsterInstance) -> dict[str, int]:
+    """Chunks per source as recorded by each source's latest document_chunks materialization."""
+    counts: dict[str, int] = {}
+    for source in instance.get_dynamic_partitions(SOURCE_DIMENSION):
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("document_chunks"), asset_partitions=[source]), limit=1
+        ).records
+        materialization = records[0].asset_materialization if records else None
+        if materialization is not None and "chunks" in materialization.metadata:
+            counts[source] = int(materialization.metadata["chunks"].value)  # type: ignore[arg-type]
+    return counts

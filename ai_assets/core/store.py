@@ -144,6 +144,13 @@ def source_state(table: Table, source: str) -> SourceState:
     )
 
 
+def source_vectors(table: Table, source: str) -> np.ndarray:
+    rows = scan(table, ["vector"], f"source = {sql_literal(source)}")
+    if rows.num_rows == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    return fixed_list_to_numpy(rows.column("vector"))
+
+
 def cached_vectors(table: Table, hashes: Iterable[str]) -> dict[str, np.ndarray]:
     """Vectors already in the table (any source) for these text hashes."""
     wanted = sorted(set(hashes))

@@ -1,0 +1,123 @@
+"""Asset checks: real builds that pass them, and injected faults that fail them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from ai_assets.build import run_build
+from ai_assets.core.chunking import Chunk
+from ai_assets.core.quality import chunk_quality, count_mismatches, quality_gate_failures, vector_quality
+from ai_assets.definitions import build_definitions
+from ai_assets.settings import Settings
+from ai_assets_tests.test_assets_pipeline import build, table_for
+
+
+def latest_check(instance: dg.DagsterInstance, asset: str, check: str) -> dg.AssetCheckEvaluation:
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey(asset), check), limit=1
+    )
+    assert history, f"{asset}:{check} never ran"
+    event = history[0].event
+    assert event is not None and event.dagster_event is not None
+    return event.dagster_event.event_specific_data  # type: ignore[return-value]
+
+
+def test_clean_build_passes_every_check(settings: Settings, instance: dg.DagsterInstance) -> None:
+    build(settings, instance)
+    for asset, check in [
+        ("source_documents", "quarantine_empty"),
+        ("document_chunks", "chunks_not_empty_or_duplicate"),
+        ("document_chunks", "chunk_tokens_within_window"),
+        ("chunk_embeddings", "vectors_valid"),
+        ("chunk_embeddings", "table_model_matches"),
+        ("search_index", "index_rows_match_chunks"),
+        ("retrieval_evaluation", "retrieval_quality_gate"),
+    ]:
+        assert latest_check(instance, asset, check).passed, (asset, check)
+
+
+def test_quarantined_file_fails_the_warning_check(
+    settings: Settings, instance: dg.DagsterInstance, data_dir: Path
+) -> None:
+    (data_dir / "sources" / "beta" / "image.html").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    build(settings, instance)  # a warning does not fail the build
+    evaluation = latest_check(instance, "source_documents", "quarantine_empty")
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert "binary file" in evaluation.metadata["files"].value
+
+
+def test_rows_left_from_an_emptied_source_fail_the_row_count_check(
+    settings: Settings, instance: dg.DagsterInstance, data_dir: Path
+) -> None:
+    build(settings, instance)
+    for path in (data_dir / "sources" / "beta").iterdir():
+        path.write_text("   ", encoding="utf-8")
+    build(settings, instance)
+    evaluation = latest_check(instance, "search_index", "index_rows_match_chunks")
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert "| beta | 0 |" in evaluation.metadata["mismatches"].value
+
+
+def test_quality_gate_blocks_and_fails_the_build(
+    settings: Settings, instance: dg.DagsterInstance, data_dir: Path
+) -> None:
+    build(settings, instance)
+    assert latest_check(instance, "retrieval_evaluation", "retrieval_quality_gate").passed
+    # Judge a wrong document relevant for q1: scores drop against the previous evaluation.
+    qrels = data_dir / "eval" / "tiny_qa" / "qrels" / "test.tsv"
+    qrels.write_text(qrels.read_text().replace("q1\talpha/retries.md\t2", "q1\tbeta/flows.rst\t2"))
+    messages: list[str] = []
+    report = run_build(build_definitions(settings), instance, settings.embedders, echo=messages.append)
+    assert not report.ok
+    assert any("retrieval_quality_gate failed" in failure for failure in report.failures)
+    evaluation = latest_check(instance, "retrieval_evaluation", "retrieval_quality_gate")
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert "tiny_qa/dense ndcg@10" in evaluation.description
+    assert "dropped more than 0.02 from the previous evaluation" in evaluation.description
+    assert any("retrieval_quality_gate failed (error)" in message for message in messages)
+
+    floor = settings.model_copy(update={"quality_min_ndcg_at_10": 0.99})
+    report = run_build(build_definitions(floor), instance, floor.embedders, echo=lambda _: None)
+    assert not report.ok
+    assert "below the floor" in latest_check(instance, "retrieval_evaluation", "retrieval_quality_gate").description
+
+
+def chunk(chunk_id: str, text: str, tokens: int) -> Chunk:
+    return Chunk(
+        chunk_id=chunk_id, source="s", doc_key="s/d", doc_path="d", doc_title="d", doc_content_hash="h",
+        chunk_index=0, char_start=0, char_end=len(text), token_count=tokens, text=text, chunker_config="c",
+    )
+
+
+def test_chunk_quality_finds_empty_duplicate_and_oversized_chunks() -> None:
+    quality = chunk_quality([chunk("a", "ok", 3), chunk("b", "  ", 1), chunk("a", "ok", 3), chunk("c", "long", 300)], 254)
+    assert quality.empty == ["b"] and quality.duplicates == ["a"] and quality.over_window == [("c", 300)]
+    assert chunk_quality([chunk("a", "ok", 3)], 254).ok
+
+
+@pytest.mark.parametrize(
+    ("vectors", "field"),
+    [
+        (np.array([[np.nan, 0.0, 0.0]], dtype=np.float32), "non_finite"),
+        (np.array([[0.5, 0.0, 0.0]], dtype=np.float32), "bad_norm"),
+        (np.ones((2, 4), dtype=np.float32) / 2.0, "wrong_dimensions"),
+    ],
+)
+def test_vector_quality_flags_each_problem(vectors: np.ndarray, field: str) -> None:
+    quality = vector_quality(vectors, dimensions=3, normalized=True)
+    assert getattr(quality, field) > 0 and not quality.ok
+    assert vector_quality(np.array([[0.6, 0.8, 0.0]], dtype=np.float32), 3, True).ok
+
+
+def test_count_mismatches_and_gate() -> None:
+    assert count_mismatches({"a": 3, "b": 2}, {"a": 3, "c": 1}) == {"b": (2, 0), "c": (0, 1)}
+    current = [{"eval_set": "x", "mode": "dense", "ndcg@10": 0.50}]
+    assert quality_gate_failures(current, [{"eval_set": "x", "mode": "dense", "ndcg@10": 0.51}], "ndcg@10", 0.1, 0.02) == []
+    dropped = quality_gate_failures(current, [{"eval_set": "x", "mode": "dense", "ndcg@10": 0.60}], "ndcg@10", 0.1, 0.02)
+    assert len(dropped) == 1 and dropped[0].limit == pytest.approx(0.60) and "dropped" in dropped[0].describe()
+    assert quality_gate_failures(current, [], "ndcg@10", 0.6, 0.02)[0].reason == "below the floor"
