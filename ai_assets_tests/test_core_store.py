@@ -1,0 +1,163 @@
+"""The LanceDB store with the real model: crash safety, concurrent sources, model and config changes."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import lancedb
+import numpy as np
+import pytest
+
+from ai_assets.core.chunking import Chunk, ChunkerConfig, chunk_document
+from ai_assets.core.documents import Document, content_hash
+from ai_assets.core.embedders import MINILM, Embedder, create_embedder, minilm_tokenizer
+from ai_assets.core.retrieval import Searcher
+from ai_assets.core.store import TableMismatch, open_table, scan, source_row_counts, sync_source_embeddings
+
+CONFIG = ChunkerConfig(tokenizer=MINILM.model, max_tokens=40, overlap_tokens=8)
+
+
+def documents(source: str, count: int, variant: str = "") -> list[Document]:
+    docs = []
+    for number in range(count):
+        text = (
+            f"Document {number} of {source} {variant}. It explains how {source} schedules work, "
+            f"how retries back off, and why partitions number {number} matter for backfills."
+        )
+        docs.append(
+            Document(
+                doc_key=f"{source}/doc{number}.md", source=source, path=f"doc{number}.md", title=f"Doc {number}",
+                text=text, content_hash=content_hash(f"Doc {number}", text), size_bytes=len(text), mtime=0.0,
+            )
+        )
+    return docs
+
+
+def chunks_of(docs: list[Document], config: ChunkerConfig = CONFIG) -> list[Chunk]:
+    tokenizer = minilm_tokenizer()
+    return [chunk for doc in docs for chunk in chunk_document(doc, tokenizer, config)]
+
+
+class FailingEmbedder(Embedder):
+    """The real model, failing on its n-th call: a crash halfway through a source."""
+
+    def __init__(self, real: Embedder, fail_on_call: int) -> None:
+        self.spec, self.real, self.fail_on_call, self.calls = real.spec, real, fail_on_call, 0
+
+    def count_tokens(self, texts):
+        return self.real.count_tokens(texts)
+
+    def _encode(self, texts):
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            raise RuntimeError("injected failure halfway through the source")
+        return self.real.embed(texts)
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return create_embedder("minilm")
+
+
+def test_failure_halfway_leaves_the_previous_version_intact_and_searchable(tmp_path: Path, embedder: Embedder) -> None:
+    table = open_table(lancedb.connect(str(tmp_path)), MINILM)
+    first = chunks_of(documents("alpha", 6))
+    sync_source_embeddings(table, "alpha", first, embedder, run_id="run-1")
+    version, rows = table.version, source_row_counts(table)
+
+    edited = chunks_of(documents("alpha", 6, variant="edited"))
+    failing = FailingEmbedder(embedder, fail_on_call=2)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        sync_source_embeddings(table, "alpha", edited, failing, run_id="run-2", batch_size=2)
+    assert failing.calls == 2  # one batch embedded, then the crash
+    assert table.version == version and source_row_counts(table) == rows
+    hits = Searcher(table, embedder).search("how do retries back off", mode="hybrid", limit=3)
+    assert hits and all(hit.run_id == "run-1" for hit in hits)
+
+    result = sync_source_embeddings(table, "alpha", edited, embedder, run_id="run-3")
+    assert result.wrote and table.count_rows() == len(edited)
+    assert set(scan(table, ["run_id"]).column("run_id").to_pylist()) == {"run-3"}
+
+
+@pytest.mark.parametrize("round_number", range(3))
+def test_concurrent_sources_leave_no_duplicate_and_no_missing_row(
+    tmp_path: Path, embedder: Embedder, round_number: int
+) -> None:
+    uri = str(tmp_path / f"db{round_number}")
+    open_table(lancedb.connect(uri), MINILM)
+    sources = {f"source{index}": chunks_of(documents(f"source{index}", 4 + index)) for index in range(4)}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(sources))
+
+    def publish(source: str, chunks: list[Chunk]) -> None:
+        try:
+            table = open_table(lancedb.connect(uri), MINILM)  # one connection per writer, as in separate runs
+            vectors_ready = embedder.embed([chunk.text for chunk in chunks[:1]])
+            assert vectors_ready.shape[0] == 1
+            barrier.wait(timeout=60)
+            sync_source_embeddings(table, source, chunks, embedder, run_id=f"run-{source}")
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=publish, args=item) for item in sources.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    table = open_table(lancedb.connect(uri), MINILM)
+    ids = scan(table, ["chunk_id"]).column("chunk_id").to_pylist()
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {chunk.chunk_id for chunks in sources.values() for chunk in chunks}
+    assert source_row_counts(table) == {source: len(chunks) for source, chunks in sources.items()}
+
+
+def test_another_model_or_dimension_is_refused(tmp_path: Path) -> None:
+    db = lancedb.connect(str(tmp_path))
+    open_table(db, MINILM)
+    other = MINILM.model_copy(update={"dimensions": 768, "model": "some/other-model"})
+    with pytest.raises(TableMismatch, match="dimensions: table has '384', embedder has '768'"):
+        open_table(db, other)
+
+
+def test_vectors_of_the_wrong_shape_are_refused(tmp_path: Path, embedder: Embedder) -> None:
+    class WrongShape(Embedder):
+        spec = MINILM
+
+        def count_tokens(self, texts):
+            return embedder.count_tokens(texts)
+
+        def _encode(self, texts):
+            return np.zeros((len(texts), 768), dtype=np.float32)
+
+    table = open_table(lancedb.connect(str(tmp_path)), MINILM)
+    with pytest.raises(ValueError, match=r"expected \(\d+, 384\)"):
+        sync_source_embeddings(table, "alpha", chunks_of(documents("alpha", 2)), WrongShape(), run_id="run")
+    assert table.count_rows() == 0
+
+
+def test_changed_chunker_config_replaces_every_chunk_cleanly(tmp_path: Path, embedder: Embedder) -> None:
+    table = open_table(lancedb.connect(str(tmp_path)), MINILM)
+    docs = documents("alpha", 5)
+    sync_source_embeddings(table, "alpha", chunks_of(docs), embedder, run_id="run-1")
+    smaller = ChunkerConfig(tokenizer=MINILM.model, max_tokens=20, overlap_tokens=4)
+    rechunked = chunks_of(docs, smaller)
+    result = sync_source_embeddings(table, "alpha", rechunked, embedder, run_id="run-2")
+    assert result.inserted == len(rechunked) and result.deleted > 0
+    configs = set(scan(table, ["chunker_config"]).column("chunker_config").to_pylist())
+    assert configs == {smaller.config_hash}
+    assert table.count_rows() == len(rechunked)
+
+
+def test_empty_source_keeps_rows_unless_allowed(tmp_path: Path, embedder: Embedder) -> None:
+    table = open_table(lancedb.connect(str(tmp_path)), MINILM)
+    sync_source_embeddings(table, "alpha", chunks_of(documents("alpha", 3)), embedder, run_id="run-1")
+    sync_source_embeddings(table, "beta", chunks_of(documents("beta", 2)), embedder, run_id="run-1")
+    counts = source_row_counts(table)
+    kept = sync_source_embeddings(table, "alpha", [], embedder, run_id="run-2")
+    assert kept.kept_rows == counts["alpha"] and not kept.wrote
+    assert source_row_counts(table) == counts
+    wiped = sync_source_embeddings(table, "alpha", [], embedder, run_id="run-3", allow_empty=True)
+    assert wiped.deleted == counts["alpha"]
+    assert source_row_counts(table) == {"beta": counts["beta"]}
