@@ -250,20 +250,12 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 def _latest_scores(instance: Any, embedders: Sequence[str]) -> list[dict[str, Any]]:
     """The newest retrieval_evaluation results of each embedder, from the Dagster instance."""
-    import dagster as dg
+    from ai_assets.history import latest_metadata
 
     scores: list[dict[str, Any]] = []
     for embedder in embedders:
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("retrieval_evaluation"), asset_partitions=[embedder]),
-            limit=1,
-        ).records
-        if not records:
-            continue
-        materialization = records[0].event_log_entry.asset_materialization
-        results = materialization.metadata.get("results") if materialization else None
-        for row in results.value if results is not None else []:
-            scores.append({**row, "run_id": records[0].run_id})
+        metadata = latest_metadata(instance, "retrieval_evaluation", embedder) or {}
+        scores.extend({**row, "run_id": metadata["run_id"]} for row in metadata.get("results", []))
     return scores
 
 

@@ -10,6 +10,7 @@ import dagster as dg
 import lancedb
 import pytest
 
+from ai_assets import history
 from ai_assets.build import run_build
 from ai_assets.core.embedders import MINILM
 from ai_assets.core.store import open_table, scan, source_row_counts
@@ -18,13 +19,9 @@ from ai_assets.settings import Settings
 
 
 def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict[str, Any]:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
-    ).records
-    assert records, f"no materialization of {asset} {partition}"
-    materialization = records[0].event_log_entry.asset_materialization
-    assert materialization is not None
-    return {key: value.value for key, value in materialization.metadata.items()}
+    metadata = history.latest_metadata(instance, asset, partition)
+    assert metadata is not None, f"no materialization of {asset} {partition}"
+    return metadata
 
 
 def build(settings: Settings, instance: dg.DagsterInstance) -> None:

@@ -4,6 +4,7 @@ from ai_assets.core.beir import EvalSetError, load_eval_set
 from ai_assets.core.evaluation import RetrievalScore, evaluate_retrieval, scores_markdown
 from ai_assets.core.quality import quality_gate_failures
 from ai_assets.core.retrieval import Searcher
+from ai_assets.history import latest_metadata
 from ai_assets.core.store import source_row_counts
 from ai_assets.partitions import EmbedderPartitions
 from ai_assets.resources import Embedders, LanceDBResource, QualityGate, SourceFiles
@@ -103,10 +104,5 @@ def build_retrieval_evaluation(partitions: EmbedderPartitions) -> dg.AssetsDefin
 
 def previous_results(instance: dg.DagsterInstance, embedder: str) -> list[dict]:
     """Results of the latest earlier retrieval_evaluation of this embedder (empty if none)."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("retrieval_evaluation"), asset_partitions=[embedder]), limit=1
-    ).records
-    materialization = records[0].asset_materialization if records else None
-    if materialization is None or "results" not in materialization.metadata:
-        return []
-    return list(materialization.metadata["results"].value)  # type: ignore[arg-type]
+    metadata = latest_metadata(instance, "retrieval_evaluation", embedder) or {}
+    return list(metadata.get("results", []))

@@ -4,6 +4,7 @@ import dagster as dg
 
 from ai_assets.core.quality import count_mismatches
 from ai_assets.core.store import build_indexes, source_row_counts
+from ai_assets.history import latest_metadata
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
 from ai_assets.retries import MODEL_CALL_RETRY
 from ai_assets.resources import Embedders, LanceDBResource
@@ -79,6 +80,7 @@ def build_search_index(partitions: EmbedderPartitions) -> dg.AssetsDefinition:
                 "index_written": report.changed,
                 "seconds": round(time.perf_counter() - started, 3),
                 "rows_by_source": dg.MetadataValue.md(rows_by_source),
+                "table_bytes": table.stats()["total_bytes"],
                 "table_uri": f"{lancedb.uri}/{table.name}",
             }
         )
@@ -90,10 +92,7 @@ def latest_chunk_counts(instance: dg.DagsterInstance) -> dict[str, int]:
     """Chunks per source as recorded by each source's latest document_chunks materialization."""
     counts: dict[str, int] = {}
     for source in instance.get_dynamic_partitions(SOURCE_DIMENSION):
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("document_chunks"), asset_partitions=[source]), limit=1
-        ).records
-        materialization = records[0].asset_materialization if records else None
-        if materialization is not None and "chunks" in materialization.metadata:
-            counts[source] = int(materialization.metadata["chunks"].value)  # type: ignore[arg-type]
+        metadata = latest_metadata(instance, "document_chunks", source)
+        if metadata is not None and "chunks" in metadata:
+            counts[source] = int(metadata["chunks"])
     return counts
