@@ -14,7 +14,7 @@ import dagster as dg
 
 from ai_assets.core.embedders import embedder_spec
 from ai_assets.core.store import delete_source, open_table, table_name
-from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB
+from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB, LEADERBOARD_JOB
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION
 from ai_assets.resources import LanceDBResource, SourceFiles
 
@@ -87,7 +87,7 @@ def run_build(
     if not all_sources:
         echo(f"no sources under {source_files.sources_dir}: nothing to index")
 
-    steps: list[tuple[str, str | dg.MultiPartitionKey]] = []
+    steps: list[tuple[str, str | dg.MultiPartitionKey | None]] = []
     for source in selected:
         steps.append((INGEST_JOB, source))
         steps.extend(
@@ -95,6 +95,7 @@ def run_build(
             for embedder in embedders
         )
     steps.extend((INDEX_JOB, embedder) for embedder in embedders)
+    steps.append((LEADERBOARD_JOB, None))
 
     failed_sources: set[str] = set()
     for number, (job_name, partition) in enumerate(steps, start=1):
@@ -102,13 +103,17 @@ def run_build(
         if source in failed_sources:
             echo(f"[{number}/{len(steps)}] {job_name} {partition}: skipped, ingestion of {source} failed")
             continue
-        echo(f"[{number}/{len(steps)}] {job_name} {partition} ...")
+        label = f"{job_name} {partition}" if partition is not None else job_name
+        echo(f"[{number}/{len(steps)}] {label} ...")
         started = time.perf_counter()
         result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, partition_key=str(partition), raise_on_error=False, run_config=QUIET_RUN_CONFIG
+            instance=instance,
+            partition_key=str(partition) if partition is not None else None,
+            raise_on_error=False,
+            run_config=QUIET_RUN_CONFIG,
         )
         seconds = time.perf_counter() - started
-        report.runs.append((job_name, str(partition), result.success, seconds))
+        report.runs.append((job_name, str(partition or ""), result.success, seconds))
         # A failed ERROR check (a blocking quality gate among them) fails the build; a WARN is shown.
         for evaluation in result.get_asset_check_evaluations():
             if evaluation.passed:
@@ -116,12 +121,12 @@ def run_build(
             check = f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} failed"
             detail = f": {evaluation.description}" if evaluation.description else ""
             if evaluation.severity == dg.AssetCheckSeverity.ERROR:
-                report.failures.append(f"{check} for {partition}{detail}")
+                report.failures.append(f"{check} ({label}){detail}")
             echo(f"    {check} ({evaluation.severity.value.lower()}){detail}")
         if result.success:
-            echo(f"[{number}/{len(steps)}] {job_name} {partition}: ok in {seconds:.1f}s (run {result.run_id[:8]})")
+            echo(f"[{number}/{len(steps)}] {label}: ok in {seconds:.1f}s (run {result.run_id[:8]})")
             continue
-        message = f"{job_name} {partition} failed (run {result.run_id}): {_failure_message(result)}"
+        message = f"{label} failed (run {result.run_id}): {_failure_message(result)}"
         report.failures.append(message)
         echo(f"[{number}/{len(steps)}] {message}")
         if job_name == INGEST_JOB and source:
@@ -129,7 +134,7 @@ def run_build(
     return report
 
 
-def _source_of(job_name: str, partition: str | dg.MultiPartitionKey) -> str | None:
+def _source_of(job_name: str, partition: str | dg.MultiPartitionKey | None) -> str | None:
     if job_name == INGEST_JOB:
         return str(partition)
     if isinstance(partition, dg.MultiPartitionKey):

@@ -107,6 +107,7 @@ def dagster_instance(settings: Settings, create: bool):
 def _build(args: argparse.Namespace, settings: Settings) -> int:
     from ai_assets.build import run_build
     from ai_assets.definitions import build_definitions
+    from ai_assets.history import evaluation_leaderboard
 
     instance = dagster_instance(settings, create=True)
     print(f"data: {settings.data_dir.resolve()}  lancedb: {settings.resolved_lancedb_uri}")
@@ -118,7 +119,7 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  - {failure}", file=sys.stderr)
         return 1
     print(f"build complete: {len(report.runs)} runs succeeded")
-    _print_scores(_latest_scores(instance, settings.embedders))
+    _print_leaderboard(evaluation_leaderboard(instance, settings.embedders))
     return 0
 
 
@@ -236,38 +237,22 @@ def _import_beir(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
-    instance = dagster_instance(settings, create=False)
-    scores = _latest_scores(instance, settings.embedders)
+    from ai_assets.history import evaluation_leaderboard
+
+    rows = evaluation_leaderboard(dagster_instance(settings, create=False), settings.embedders)
     if args.json:
-        print(json.dumps(scores, indent=2))
-        return 0
-    if not scores:
+        print(json.dumps([row.model_dump(by_alias=True) for row in rows], indent=2))
+    elif rows:
+        _print_leaderboard(rows)
+    else:
         print("no retrieval evaluation yet: run `ai-assets build`")
-        return 0
-    _print_scores(scores)
     return 0
 
 
-def _latest_scores(instance: Any, embedders: Sequence[str]) -> list[dict[str, Any]]:
-    """The newest retrieval_evaluation results of each embedder, from the Dagster instance."""
-    from ai_assets.history import latest_metadata
+def _print_leaderboard(rows: Sequence[Any]) -> None:
+    from ai_assets.core.leaderboard import leaderboard_markdown
 
-    scores: list[dict[str, Any]] = []
-    for embedder in embedders:
-        metadata = latest_metadata(instance, "retrieval_evaluation", embedder) or {}
-        scores.extend({**row, "run_id": metadata["run_id"]} for row in metadata.get("results", []))
-    return scores
-
-
-def _print_scores(scores: Sequence[dict[str, Any]]) -> None:
-    if not scores:
-        return
-    print(f"{'embedder':<10} {'eval set':<16} {'mode':<7} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'p50 ms':>7}")
-    for row in scores:
-        print(
-            f"{row['embedder']:<10} {row['eval_set']:<16} {row['mode']:<7} {row['ndcg@10']:>8.4f} "
-            f"{row['recall@100']:>7.4f} {row['mrr@10']:>7.4f} {row['latency_p50_ms']:>7.1f}"
-        )
+    print(leaderboard_markdown(rows), end="")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ import dagster as dg
 from ai_assets.assets.chunks import document_chunks
 from ai_assets.assets.documents import source_documents
 from ai_assets.assets.embeddings import build_chunk_embeddings
-from ai_assets.assets.evaluations import build_retrieval_evaluation
+from ai_assets.assets.evaluations import build_answer_evaluation, build_retrieval_evaluation
+from ai_assets.assets.leaderboard import model_leaderboard
 from ai_assets.assets.index import build_search_index
 from ai_assets.partitions import embedder_partitions
 from ai_assets.resources import Chunker, Embedders, LanceDBResource, QualityGate, SourceFiles
@@ -16,6 +17,7 @@ from ai_assets.settings import Settings, load_settings
 INGEST_JOB = "ingest_source_job"
 EMBED_JOB = "embed_source_job"
 INDEX_JOB = "index_and_evaluate_job"
+LEADERBOARD_JOB = "leaderboard_job"
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -26,6 +28,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         build_chunk_embeddings(partitions),
         build_search_index(partitions),
         build_retrieval_evaluation(partitions),
+        build_answer_evaluation(partitions),
+        model_leaderboard,
     ]
     jobs = [
         dg.define_asset_job(
@@ -38,8 +42,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ),
         dg.define_asset_job(
             INDEX_JOB,
-            selection=["search_index", "retrieval_evaluation"],
-            description="Build an embedder's indexes, then evaluate retrieval on every eval set.",
+            selection=["search_index", "retrieval_evaluation", "answer_evaluation"],
+            description="Build an embedder's indexes, then evaluate retrieval and answers on every eval set.",
+        ),
+        dg.define_asset_job(
+            LEADERBOARD_JOB, selection=["model_leaderboard"], description="Rebuild the model leaderboard."
         ),
     ]
     resources = {

@@ -71,6 +71,14 @@ def write_eval_set(data_dir: Path, name: str = "tiny_qa") -> None:
         encoding="utf-8",
     )
     (eval_dir / "eval.json").write_text(json.dumps({"sources": ["alpha", "beta"]}), encoding="utf-8")
+    answers = {
+        "q1": "Set the maximum number of retries with the max_retries tag.",
+        "q2": "A schedule launches a job at fixed times, written as a cron expression.",
+        "q3": "Its cursor remembers what it has already seen.",
+    }
+    (eval_dir / "answers.jsonl").write_text(
+        "".join(json.dumps({"_id": key, "answer": text}) + "\n" for key, text in answers.items()), encoding="utf-8"
+    )
 
 
 @pytest.fixture

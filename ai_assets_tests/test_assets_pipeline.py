@@ -18,7 +18,7 @@ from ai_assets.definitions import build_definitions
 from ai_assets.settings import Settings
 
 
-def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict[str, Any]:
+def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str | None) -> dict[str, Any]:
     metadata = history.latest_metadata(instance, asset, partition)
     assert metadata is not None, f"no materialization of {asset} {partition}"
     return metadata
@@ -62,6 +62,15 @@ def test_full_build_then_unchanged_rebuild_embeds_nothing(
     for row in evaluation["results"]:
         assert row["queries"] == 3  # q4 has only a score-0 judgment: not evaluated
         assert row["ndcg@10"] > 0.6, row
+
+    answers = latest_metadata(instance, "answer_evaluation", "minilm")
+    assert answers["questions"] == 3
+    assert answers["tiny_qa/context_containment"] == pytest.approx(1.0)
+    # q2's answer is one sentence of the corpus, which the extractor must find word for word.
+    assert "| tiny_qa | q2 | cron expression to launch a job | A schedule launches a job at fixed times, written as a cron expression. | 1.00 | 1.00 |" in answers["per_question"]
+    assert answers["tiny_qa/answer_f1"] >= 0.33  # mean of 3 questions, q2 scoring 1.0
+    leaderboard = latest_metadata(instance, "model_leaderboard", None)
+    assert leaderboard["rows"] == 3 and "| tiny_qa | minilm |" in leaderboard["leaderboard"]
 
     build(settings, instance)
     for source in ("alpha", "beta"):

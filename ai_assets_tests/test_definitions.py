@@ -7,7 +7,10 @@ import dagster as dg
 from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB, build_definitions, defs
 from ai_assets.settings import Settings
 
-EXPECTED_ASSETS = {"source_documents", "document_chunks", "chunk_embeddings", "search_index", "retrieval_evaluation"}
+EXPECTED_ASSETS = {
+    "source_documents", "document_chunks", "chunk_embeddings", "search_index", "retrieval_evaluation",
+    "answer_evaluation", "model_leaderboard",
+}
 
 
 def test_module_definitions_load() -> None:
@@ -27,12 +30,14 @@ def test_assets_are_grouped_partitioned_and_described(tmp_path) -> None:
         "chunk_embeddings": "embeddings",
         "search_index": "index",
         "retrieval_evaluation": "evaluation",
+        "answer_evaluation": "evaluation",
+        "model_leaderboard": "evaluation",
     }
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description and len(node.description) > 80, key
         assert node.code_version, key
-        assert node.partitions_def is not None, key
+        assert (node.partitions_def is None) == (key.to_user_string() == "model_leaderboard"), key
     embeddings = graph.get(dg.AssetKey("chunk_embeddings")).partitions_def
     assert isinstance(embeddings, dg.MultiPartitionsDefinition)
     assert {dimension.name for dimension in embeddings.partitions_defs} == {"source", "embedder"}

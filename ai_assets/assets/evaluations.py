@@ -1,5 +1,6 @@
 import dagster as dg
 
+from ai_assets.core.answers import AnswerResult, evaluate_answers, read_answers
 from ai_assets.core.beir import EvalSetError, load_eval_set
 from ai_assets.core.evaluation import RetrievalScore, evaluate_retrieval, scores_markdown
 from ai_assets.core.quality import quality_gate_failures
@@ -106,3 +107,81 @@ def previous_results(instance: dg.DagsterInstance, embedder: str) -> list[dict]:
     """Results of the latest earlier retrieval_evaluation of this embedder (empty if none)."""
     metadata = latest_metadata(instance, "retrieval_evaluation", embedder) or {}
     return list(metadata.get("results", []))
+
+
+def build_answer_evaluation(partitions: EmbedderPartitions) -> dg.AssetsDefinition:
+    @dg.asset(
+        partitions_def=partitions.embedder,
+        deps=["search_index"],
+        group_name="evaluation",
+        kinds={"python", "lancedb"},
+        code_version="1",
+        retry_policy=MODEL_CALL_RETRY,
+        description=(
+            "Answer quality on every eval set that ships reference answers (answers.jsonl). Offline: "
+            "the retrieved sentence closest to the question is the extractive answer, scored by token "
+            "F1 against the reference; context containment is the share of the reference's words found "
+            "in the top 5 retrieved chunks. Per-question results are in the metadata table."
+        ),
+    )
+    def answer_evaluation(
+        context: dg.AssetExecutionContext,
+        source_files: SourceFiles,
+        embedders: Embedders,
+        lancedb: LanceDBResource,
+    ) -> dg.Output[list[AnswerResult]]:
+        embedder = embedders.get(context.partition_key)
+        searcher = Searcher(lancedb.table(embedder.spec), embedder)
+        results: list[AnswerResult] = []
+        for path in source_files.eval_set_dirs():
+            answers_path = path / "answers.jsonl"
+            if not answers_path.is_file():
+                continue
+            try:
+                eval_set, answers = load_eval_set(path), read_answers(answers_path)
+            except EvalSetError as error:
+                raise dg.Failure(f"eval set {path.name} cannot be read: {error}") from None
+            context.log.info(f"answering {len(answers)} questions of {eval_set.name}")
+            results.extend(evaluate_answers(searcher, eval_set, answers))
+
+        metadata: dict[str, dg.RawMetadataValue] = {
+            "questions": len(results),
+            "per_question": dg.MetadataValue.md(answers_markdown(results)),
+            "results": dg.MetadataValue.json(answer_aggregates(results)),
+        }
+        for row in answer_aggregates(results):
+            metadata[f"{row['eval_set']}/answer_f1"] = row["answer_f1"]
+            metadata[f"{row['eval_set']}/context_containment"] = row["context_containment"]
+        return dg.Output(results, metadata=metadata)
+
+    return answer_evaluation
+
+
+def answer_aggregates(results: list[AnswerResult]) -> list[dict]:
+    by_set: dict[str, list[AnswerResult]] = {}
+    for result in results:
+        by_set.setdefault(result.eval_set, []).append(result)
+    return [
+        {
+            "eval_set": name,
+            "questions": len(rows),
+            "answer_f1": round(sum(row.answer_f1 for row in rows) / len(rows), 4),
+            "context_containment": round(sum(row.context_containment for row in rows) / len(rows), 4),
+        }
+        for name, rows in sorted(by_set.items())
+    ]
+
+
+def answers_markdown(results: list[AnswerResult]) -> str:
+    if not results:
+        return "No eval set with answers.jsonl."
+
+    def cell(text: str) -> str:
+        return " ".join(text.split()).replace("|", "/")[:160]
+
+    rows = "".join(
+        f"| {r.eval_set} | {r.query_id} | {cell(r.question)} | {cell(r.answer)} | {r.answer_f1:.2f} | "
+        f"{r.context_containment:.2f} |\n"
+        for r in results
+    )
+    return "| set | id | question | extractive answer | F1 | containment |\n|---|---|---|---|---:|---:|\n" + rows

@@ -1,0 +1,31 @@
+import dagster as dg
+
+from ai_assets.core.leaderboard import LeaderboardRow, leaderboard_markdown
+from ai_assets.history import evaluation_leaderboard
+from ai_assets.resources import Embedders
+
+
+@dg.asset(
+    deps=["retrieval_evaluation", "answer_evaluation"],
+    group_name="evaluation",
+    kinds={"python"},
+    code_version="1",
+    # Follows any evaluation: a new score of one embedder re-ranks the whole table.
+    automation_condition=dg.AutomationCondition.eager(),
+    description=(
+        "Every enabled embedder x eval set x search mode in one table: nDCG@10, recall@100, MRR@10, "
+        "query latency, answer F1 and context containment, and index size. Read it before switching "
+        "models; it is rebuilt whenever an evaluation is."
+    ),
+)
+def model_leaderboard(context: dg.AssetExecutionContext, embedders: Embedders) -> dg.Output[list[LeaderboardRow]]:
+    rows = evaluation_leaderboard(context.instance, embedders.enabled)
+    return dg.Output(
+        rows,
+        metadata={
+            "embedders": len({row.embedder for row in rows}),
+            "rows": len(rows),
+            "leaderboard": dg.MetadataValue.md(leaderboard_markdown(rows)),
+            "results": dg.MetadataValue.json([row.model_dump(by_alias=True) for row in rows]),
+        },
+    )
