@@ -222,12 +222,9 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _import_beir(args: argparse.Namespace, settings: Settings) -> int:
-    from ai_assets.core.beir import EvalSetError, import_beir
+    from ai_assets.core.beir import import_beir
 
-    try:
-        result = import_beir(args.directory, settings.data_dir, args.name, overwrite=args.overwrite)
-    except EvalSetError as error:
-        raise CliError(str(error)) from None
+    result = import_beir(args.directory, settings.data_dir, args.name, overwrite=args.overwrite)
     print(
         f"imported {result.documents} documents into {result.source_dir} and "
         f"{result.queries} judged queries ({result.judgments} judgments) into {result.eval_dir}; "

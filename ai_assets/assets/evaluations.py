@@ -1,7 +1,9 @@
+from pathlib import Path
+
 import dagster as dg
 
 from ai_assets.core.answers import AnswerResult, evaluate_answers, read_answers
-from ai_assets.core.beir import EvalSetError, load_eval_set
+from ai_assets.core.beir import EvalSet, EvalSetError, load_eval_set
 from ai_assets.core.evaluation import RetrievalScore, evaluate_retrieval, scores_markdown
 from ai_assets.core.quality import quality_gate_failures
 from ai_assets.core.retrieval import Searcher
@@ -54,10 +56,7 @@ def build_retrieval_evaluation(partitions: EmbedderPartitions) -> dg.AssetsDefin
         scores: list[RetrievalScore] = []
         skipped: list[str] = []
         for path in source_files.eval_set_dirs():
-            try:
-                eval_set = load_eval_set(path)
-            except EvalSetError as error:
-                raise dg.Failure(f"eval set {path.name} cannot be read: {error}") from None
+            eval_set = load_eval_set_or_fail(path)
             missing = sorted(set(eval_set.sources) - indexed_sources)
             if missing:
                 skipped.append(f"{eval_set.name} (sources not indexed: {', '.join(missing)})")
@@ -137,8 +136,9 @@ def build_answer_evaluation(partitions: EmbedderPartitions) -> dg.AssetsDefiniti
             answers_path = path / "answers.jsonl"
             if not answers_path.is_file():
                 continue
+            eval_set = load_eval_set_or_fail(path)
             try:
-                eval_set, answers = load_eval_set(path), read_answers(answers_path)
+                answers = read_answers(answers_path)
             except EvalSetError as error:
                 raise dg.Failure(f"eval set {path.name} cannot be read: {error}") from None
             context.log.info(f"answering {len(answers)} questions of {eval_set.name}")
@@ -185,3 +185,10 @@ def answers_markdown(results: list[AnswerResult]) -> str:
         for r in results
     )
     return "| set | id | question | extractive answer | F1 | containment |\n|---|---|---|---|---:|---:|\n" + rows
+
+
+def load_eval_set_or_fail(path: Path) -> EvalSet:
+    try:
+        return load_eval_set(path)
+    except EvalSetError as error:
+        raise dg.Failure(f"eval set {path.name} cannot be read: {error}") from None

@@ -8,7 +8,6 @@ that appear anywhere in it (can the answer be found in what we retrieved at all?
 
 from __future__ import annotations
 
-import json
 import re
 import string
 from collections import Counter
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from ai_assets.core.beir import EvalSet, EvalSetError
+from ai_assets.core.beir import EvalSet, EvalSetError, read_jsonl_records
 from ai_assets.core.retrieval import Searcher, SearchHit
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -45,14 +44,8 @@ class AnswerResult(BaseModel):
 def read_answers(path: Path) -> dict[str, str]:
     """``answers.jsonl``: one ``{"_id": ..., "answer": ...}`` per line."""
     answers: dict[str, str] = {}
-    for line_number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise EvalSetError(f"{path}:{line_number}: invalid JSON ({error.msg})") from None
-        if not isinstance(record, dict) or "_id" not in record or not isinstance(record.get("answer"), str):
+    for line_number, record in read_jsonl_records(path):
+        if "_id" not in record or not isinstance(record.get("answer"), str):
             raise EvalSetError(f"{path}:{line_number}: an answer needs `_id` and an `answer` string")
         answers[str(record["_id"])] = record["answer"]
     return answers

@@ -32,7 +32,7 @@ class EvalSet(BaseModel):
 
 def read_queries(path: Path) -> dict[str, str]:
     queries: dict[str, str] = {}
-    for line_number, record in _jsonl_records(path):
+    for line_number, record in read_jsonl_records(path):
         query_id, text = record.get("_id"), record.get("text")
         if query_id is None or not isinstance(text, str):
             raise EvalSetError(f"{path}:{line_number}: a query needs `_id` and a `text` string")
@@ -40,7 +40,7 @@ def read_queries(path: Path) -> dict[str, str]:
     return queries
 
 
-def _jsonl_records(path: Path) -> list[tuple[int, dict]]:
+def read_jsonl_records(path: Path) -> list[tuple[int, dict]]:
     if not path.is_file():
         raise EvalSetError(f"missing file {path}")
     records = []

@@ -5,22 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from ai_assets.core.evaluation import RetrievalScore
 
 
-class LeaderboardRow(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+class LeaderboardRow(RetrievalScore):
+    """A retrieval score joined with the embedder's answer scores and index size."""
 
-    embedder: str
-    eval_set: str
-    mode: str
-    queries: int
-    ndcg_at_10: float = Field(alias="ndcg@10")
-    recall_at_10: float = Field(alias="recall@10")
-    recall_at_100: float = Field(alias="recall@100")
-    mrr_at_10: float = Field(alias="mrr@10")
-    latency_p50_ms: float
-    latency_p95_ms: float
     answer_f1: float | None = None
     context_containment: float | None = None
     index_rows: int | None = None
