@@ -96,27 +96,80 @@ def reciprocal_rank_fusion(
     return sorted(scores.items(), key=lambda pair: (-pair[1], best_rank[pair[0]], pair[0]))
 
 
+def convex_fusion(
+    dense: Sequence[tuple[str, float]],
+    lexical: Sequence[tuple[str, float]],
+    dense_weight: float,
+    dense_floor: float = -1.0,
+    lexical_floor: float = 0.0,
+) -> list[tuple[str, float]]:
+    """Convex combination of normalized scores (TM2C2 of Bruch et al., 2023).
+
+    Each list's scores are scaled to [0, 1] between the score's theoretical minimum (cosine
+    -1, BM25 0) and the list's best score; an id missing from a list scores 0 there.
+    """
+
+    def scaled(scores: Sequence[tuple[str, float]], floor: float) -> dict[str, float]:
+        if not scores:
+            return {}
+        top = max(score for _, score in scores)
+        span = top - floor if top > floor else 1.0
+        return {item: (score - floor) / span for item, score in scores}
+
+    dense_scaled, lexical_scaled = scaled(dense, dense_floor), scaled(lexical, lexical_floor)
+    fused = {
+        item: dense_weight * dense_scaled.get(item, 0.0) + (1.0 - dense_weight) * lexical_scaled.get(item, 0.0)
+        for item in dense_scaled.keys() | lexical_scaled.keys()
+    }
+    return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
+
+
+class Fusion(BaseModel):
+    """How hybrid search merges the dense and full-text candidate lists."""
+
+    method: Literal["rrf", "convex"] = "rrf"
+    dense_weight: float = 0.5  # convex: share of the dense score; rrf: weight of the dense list (lexical 1 - w)
+    rrf_k: int = RRF_K
+
+    def fuse(self, dense: Sequence[SearchHit], lexical: Sequence[SearchHit]) -> list[tuple[str, float]]:
+        if self.method == "convex":
+            return convex_fusion(
+                [(hit.chunk_id, hit.score) for hit in dense],
+                [(hit.chunk_id, hit.score) for hit in lexical],
+                self.dense_weight,
+            )
+        return reciprocal_rank_fusion(
+            [[hit.chunk_id for hit in dense], [hit.chunk_id for hit in lexical]],
+            k=self.rrf_k,
+            weights=[self.dense_weight * 2, (1.0 - self.dense_weight) * 2],
+        )
+
+
+DEFAULT_FUSION = Fusion()
+
+
 def hybrid_search(
     table: Table,
     query_vector: np.ndarray,
     query_text: str,
     limit: int,
     where: str | None = None,
+    fusion: Fusion = DEFAULT_FUSION,
 ) -> list[SearchHit]:
     candidates = max(limit, HYBRID_CANDIDATES)
     dense = dense_search(table, query_vector, candidates, where)
     lexical = fts_search(table, query_text, candidates, where)
     by_id = {hit.chunk_id: hit for hit in [*lexical, *dense]}
-    fused = reciprocal_rank_fusion([[hit.chunk_id for hit in dense], [hit.chunk_id for hit in lexical]])
-    return [by_id[chunk_id].model_copy(update={"score": score}) for chunk_id, score in fused[:limit]]
+    return [by_id[chunk_id].model_copy(update={"score": score}) for chunk_id, score in fusion.fuse(dense, lexical)[:limit]]
 
 
 class Searcher:
     """Runs queries of any mode against one embedder's table."""
 
-    def __init__(self, table: Table, embedder: Embedder) -> None:
+    def __init__(self, table: Table, embedder: Embedder, fusion: Fusion = DEFAULT_FUSION) -> None:
         self.table = table
         self.embedder = embedder
+        self.fusion = fusion
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         # Queries are short; a query longer than the window is cut to its first words
@@ -139,7 +192,7 @@ class Searcher:
         if mode == "dense":
             return dense_search(self.table, vector, limit, where)
         if mode == "hybrid":
-            return hybrid_search(self.table, vector, query, limit, where)
+            return hybrid_search(self.table, vector, query, limit, where, self.fusion)
         raise ValueError(f"unknown search mode {mode!r}; choose one of {', '.join(SEARCH_MODES)}")
 
 
