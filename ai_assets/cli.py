@@ -22,6 +22,9 @@ INSTANCE_YAML = """\
 # Written by `ai-assets build`; see the README for a Postgres-backed production instance.
 telemetry:
   enabled: false
+# Freshness policies (search_index, evaluations) are evaluated by the daemon only when enabled.
+freshness:
+  enabled: true
 """
 
 

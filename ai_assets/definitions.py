@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dagster as dg
 
 from ai_assets.assets.chunks import document_chunks
@@ -22,13 +24,19 @@ LEADERBOARD_JOB = "leaderboard_job"
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = embedder_partitions(settings.embedders)
+    # The index and its evaluations should be refreshed at least daily (the daily schedule);
+    # the UI marks them overdue past these windows.
+    freshness = dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(minutes=settings.freshness_fail_minutes),
+        warn_window=timedelta(minutes=settings.freshness_warn_minutes),
+    )
     assets = [
         source_documents,
         document_chunks,
         build_chunk_embeddings(partitions),
-        build_search_index(partitions),
-        build_retrieval_evaluation(partitions),
-        build_answer_evaluation(partitions),
+        build_search_index(partitions, freshness),
+        build_retrieval_evaluation(partitions, freshness),
+        build_answer_evaluation(partitions, freshness),
         model_leaderboard,
     ]
     jobs = [

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     quality_max_ndcg_drop: float = Field(
         default=0.02, ge=0.0, le=1.0, description="Quality gate: largest acceptable nDCG@10 drop from the previous evaluation."
     )
+    freshness_fail_minutes: int = Field(
+        default=26 * 60, ge=1, description="search_index and evaluations fail freshness when older than this."
+    )
+    freshness_warn_minutes: int = Field(default=24 * 60, ge=1, description="... and warn when older than this.")
     dagster_ui_url: str = Field(default="http://127.0.0.1:3000", description="Base of run links in traces.")
 
     @field_validator("embedders", mode="before")
@@ -59,6 +63,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"AI_ASSETS_CHUNK_MAX_TOKENS={self.chunk_max_tokens} exceeds the smallest enabled model "
                 f"window of {smallest_window} tokens"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _warn_before_fail(self) -> Settings:
+        if self.freshness_warn_minutes >= self.freshness_fail_minutes:
+            raise ValueError(
+                "AI_ASSETS_FRESHNESS_WARN_MINUTES must be less than AI_ASSETS_FRESHNESS_FAIL_MINUTES"
             )
         return self
 

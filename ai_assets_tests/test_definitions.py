@@ -42,3 +42,14 @@ def test_assets_are_grouped_partitioned_and_described(tmp_path) -> None:
     assert isinstance(embeddings, dg.MultiPartitionsDefinition)
     assert {dimension.name for dimension in embeddings.partitions_defs} == {"source", "embedder"}
     assert set(definitions.resources) >= {"source_files", "chunker", "embedders", "lancedb"}
+
+
+def test_index_and_evaluations_carry_the_configured_freshness_policy(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path, freshness_fail_minutes=90, freshness_warn_minutes=60)
+    graph = build_definitions(settings).resolve_asset_graph()
+    for asset in ("search_index", "retrieval_evaluation", "answer_evaluation"):
+        policy = graph.get(dg.AssetKey(asset)).freshness_policy
+        assert policy is not None, asset
+        assert policy.fail_window.to_timedelta().total_seconds() == 90 * 60
+        assert policy.warn_window.to_timedelta().total_seconds() == 60 * 60
+    assert graph.get(dg.AssetKey("source_documents")).freshness_policy is None

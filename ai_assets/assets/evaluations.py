@@ -16,7 +16,7 @@ from ai_assets.retries import MODEL_CALL_RETRY
 GATED_METRIC = "ndcg@10"
 
 
-def build_retrieval_evaluation(partitions: EmbedderPartitions) -> dg.AssetsDefinition:
+def build_retrieval_evaluation(partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:
     @dg.asset(
         partitions_def=partitions.embedder,
         deps=["search_index"],
@@ -24,6 +24,7 @@ def build_retrieval_evaluation(partitions: EmbedderPartitions) -> dg.AssetsDefin
         kinds={"python", "lancedb"},
         code_version="1",
         retry_policy=MODEL_CALL_RETRY,
+        freshness_policy=freshness,
         check_specs=[
             dg.AssetCheckSpec(
                 "retrieval_quality_gate",
@@ -108,7 +109,7 @@ def previous_results(instance: dg.DagsterInstance, embedder: str) -> list[dict]:
     return list(metadata.get("results", []))
 
 
-def build_answer_evaluation(partitions: EmbedderPartitions) -> dg.AssetsDefinition:
+def build_answer_evaluation(partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:
     @dg.asset(
         partitions_def=partitions.embedder,
         deps=["search_index"],
@@ -116,6 +117,7 @@ def build_answer_evaluation(partitions: EmbedderPartitions) -> dg.AssetsDefiniti
         kinds={"python", "lancedb"},
         code_version="1",
         retry_policy=MODEL_CALL_RETRY,
+        freshness_policy=freshness,
         description=(
             "Answer quality on every eval set that ships reference answers (answers.jsonl). Offline: "
             "the retrieved sentence closest to the question is the extractive answer, scored by token "

@@ -10,7 +10,7 @@ from ai_assets.retries import MODEL_CALL_RETRY
 from ai_assets.resources import Embedders, LanceDBResource
 
 
-def build_search_index(partitions: EmbedderPartitions) -> dg.AssetsDefinition:
+def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:
     @dg.asset(
         partitions_def=partitions.embedder,
         deps=[
@@ -25,6 +25,7 @@ def build_search_index(partitions: EmbedderPartitions) -> dg.AssetsDefinition:
         kinds={"lancedb"},
         code_version="1",
         retry_policy=MODEL_CALL_RETRY,
+        freshness_policy=freshness,
         check_specs=[
             dg.AssetCheckSpec(
                 "index_rows_match_chunks",
