@@ -132,7 +132,7 @@ def _searcher(settings: Settings, embedder_name: str | None):
     from ai_assets.resources import LanceDBResource
 
     name = _enabled_embedder(settings, embedder_name)
-    embedder = create_embedder(name, settings.embed_batch_size)
+    embedder = create_embedder(name, settings.embed_batch_size, settings.local_precision)
     table = LanceDBResource(uri=settings.resolved_lancedb_uri).table(embedder.spec, create=False)
     return Searcher(table, embedder)
 

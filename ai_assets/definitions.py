@@ -62,7 +62,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             data_dir=str(settings.data_dir.resolve()), max_document_bytes=settings.max_document_bytes
         ),
         "chunker": Chunker(max_tokens=settings.chunk_max_tokens, overlap_tokens=settings.chunk_overlap_tokens),
-        "embedders": Embedders(enabled=settings.embedders, batch_size=settings.embed_batch_size),
+        "embedders": Embedders(
+            enabled=settings.embedders, batch_size=settings.embed_batch_size, local_precision=settings.local_precision
+        ),
         "lancedb": LanceDBResource(uri=settings.resolved_lancedb_uri),
         "quality_gate": QualityGate(
             min_ndcg_at_10=settings.quality_min_ndcg_at_10, max_ndcg_drop=settings.quality_max_ndcg_drop

@@ -62,13 +62,14 @@ class Embedders(dg.ConfigurableResource):
 
     enabled: list[str]
     batch_size: int = 64
+    local_precision: str = "auto"
 
     def get(self, name: str) -> Embedder:
         if name not in self.enabled:
             raise dg.Failure(
                 f"embedder {name!r} is not enabled (AI_ASSETS_EMBEDDERS={','.join(self.enabled)})"
             )
-        return create_embedder(name, batch_size=self.batch_size)
+        return create_embedder(name, batch_size=self.batch_size, precision=self.local_precision)  # type: ignore[arg-type]
 
 
 class LanceDBResource(dg.ConfigurableResource):

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from ai_assets.core.embedders import EMBEDDER_SPECS, MINILM
+from ai_assets.core.embedders import EMBEDDER_SPECS, MINILM, LocalPrecision
 
 
 class SettingsError(ValueError):
@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: int = Field(default=32, description="Tokens shared by consecutive chunks.")
     max_document_bytes: int = Field(default=5_000_000, gt=0, description="Larger files are quarantined.")
     embed_batch_size: int = Field(default=64, gt=0, description="Texts per model call.")
+    local_precision: LocalPrecision = Field(
+        default="auto", description="Local model precision: auto (bf16 where the CPU has it), fp32 or bf16."
+    )
     quality_min_ndcg_at_10: float = Field(
         default=0.1, ge=0.0, le=1.0, description="Quality gate: lowest acceptable nDCG@10 of any eval set and mode."
     )

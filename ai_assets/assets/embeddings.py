@@ -120,6 +120,7 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
                 if result.embed_seconds > 0
                 else 0.0,
                 "model": embedder.spec.model,
+                "precision": embedder.precision,
                 "dimensions": embedder.spec.dimensions,
                 "table": table.name,
             }

@@ -101,6 +101,7 @@ class Embedder(ABC):
     """Turns texts into float32 vectors of ``spec.dimensions``."""
 
     spec: EmbedderSpec
+    precision: str = "fp32"  # numeric precision of the forward pass, reported with each materialization
 
     @abstractmethod
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -136,27 +137,61 @@ class Embedder(ABC):
         return vectors
 
 
-class SentenceTransformerEmbedder(Embedder):
-    """A local sentence-transformers model loaded from a directory (no hub access)."""
+LocalPrecision = Literal["auto", "fp32", "bf16"]
 
-    def __init__(self, spec: EmbedderSpec, model_path: Path, batch_size: int = 64) -> None:
+
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX-512 BF16 or AMX), where autocast pays off."""
+    try:
+        flags = cpuinfo.read_text(encoding="utf-8", errors="replace").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(requested: LocalPrecision) -> Literal["fp32", "bf16"]:
+    if requested == "auto":
+        return "bf16" if cpu_has_bf16() else "fp32"
+    return requested
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A local sentence-transformers model loaded from a directory (no hub access).
+
+    With ``precision="bf16"`` the forward pass runs under bfloat16 autocast: on CPUs with native
+    bf16 it is about 2.6x faster than fp32 with vectors at cosine >= 0.9999 of the fp32 ones
+    (bench/README and the README's performance section have the measurements).
+    """
+
+    def __init__(
+        self, spec: EmbedderSpec, model_path: Path, batch_size: int = 64, precision: LocalPrecision = "auto"
+    ) -> None:
         self.spec = spec
         self.model_path = model_path
         self.batch_size = batch_size
+        self.precision = resolve_precision(precision)
         self._tokenizer = WordPieceTokenizer(spec.model, model_path / "tokenizer.json")
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self._tokenizer.count_tokens(texts)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        import torch
+
         model = load_sentence_transformer(str(self.model_path))
-        return model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=self.spec.normalized,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            vectors = model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=False,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if self.spec.normalized:
+            # Normalize in fp32, after the bf16 forward pass, so stored vectors have unit norm.
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
 
 
 @lru_cache(maxsize=2)
@@ -174,6 +209,6 @@ def load_sentence_transformer(model_path: str) -> SentenceTransformer:
     return SentenceTransformer(model_path, device="cpu")
 
 
-def create_embedder(name: str, batch_size: int = 64) -> Embedder:
+def create_embedder(name: str, batch_size: int = 64, precision: LocalPrecision = "auto") -> Embedder:
     spec = embedder_spec(name)
-    return SentenceTransformerEmbedder(spec, minilm_model_path(), batch_size=batch_size)
+    return SentenceTransformerEmbedder(spec, minilm_model_path(), batch_size=batch_size, precision=precision)
