@@ -14,7 +14,7 @@ from ai_assets.core.beir import list_eval_sets
 from ai_assets.core.chunking import Chunk, ChunkerConfig, chunk_document
 from ai_assets.core.documents import Document, SourceLoad, list_source_names, load_source
 from ai_assets.core.embedders import Embedder, EmbedderSpec, create_embedder, minilm_tokenizer
-from ai_assets.core.store import open_table
+from ai_assets.core.store import open_journal, open_table
 
 
 class SourceFiles(dg.ConfigurableResource):
@@ -82,6 +82,9 @@ class LanceDBResource(dg.ConfigurableResource):
 
     def table(self, spec: EmbedderSpec, create: bool = True) -> Table:
         return open_table(self.connect(), spec, create=create)
+
+    def journal(self, spec: EmbedderSpec) -> Table:
+        return open_journal(self.connect(), spec)
 
 
 class QualityGate(dg.ConfigurableResource):

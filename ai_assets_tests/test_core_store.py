@@ -13,7 +13,7 @@ from ai_assets.core.chunking import Chunk, ChunkerConfig, chunk_document
 from ai_assets.core.documents import Document, content_hash
 from ai_assets.core.embedders import MINILM, Embedder, create_embedder, minilm_tokenizer
 from ai_assets.core.retrieval import Searcher
-from ai_assets.core.store import TableMismatch, open_table, scan, source_row_counts, sync_source_embeddings
+from ai_assets.core.store import TableMismatch, open_journal, open_table, scan, source_row_counts, sync_source_embeddings
 
 CONFIG = ChunkerConfig(tokenizer=MINILM.model, max_tokens=40, overlap_tokens=8)
 
@@ -61,23 +61,29 @@ def embedder() -> Embedder:
 
 
 def test_failure_halfway_leaves_the_previous_version_intact_and_searchable(tmp_path: Path, embedder: Embedder) -> None:
-    table = open_table(lancedb.connect(str(tmp_path)), MINILM)
+    db = lancedb.connect(str(tmp_path))
+    table, journal = open_table(db, MINILM), open_journal(db, MINILM)
     first = chunks_of(documents("alpha", 6))
-    sync_source_embeddings(table, "alpha", first, embedder, run_id="run-1")
+    sync_source_embeddings(table, "alpha", first, embedder, run_id="run-1", journal=journal)
     version, rows = table.version, source_row_counts(table)
+    assert journal.count_rows() == 0  # published vectors leave the journal
 
     edited = chunks_of(documents("alpha", 6, variant="edited"))
     failing = FailingEmbedder(embedder, fail_on_call=2)
     with pytest.raises(RuntimeError, match="injected failure"):
-        sync_source_embeddings(table, "alpha", edited, failing, run_id="run-2", batch_size=2)
+        sync_source_embeddings(table, "alpha", edited, failing, run_id="run-2", batch_size=2, journal=journal)
     assert failing.calls == 2  # one batch embedded, then the crash
     assert table.version == version and source_row_counts(table) == rows
     hits = Searcher(table, embedder).search("how do retries back off", mode="hybrid", limit=3)
     assert hits and all(hit.run_id == "run-1" for hit in hits)
+    assert journal.count_rows() == 2  # the batch paid for before the crash is kept
 
-    result = sync_source_embeddings(table, "alpha", edited, embedder, run_id="run-3")
+    result = sync_source_embeddings(table, "alpha", edited, embedder, run_id="run-3", journal=journal)
+    new_texts = {chunk.text for chunk in edited} - {chunk.text for chunk in first}
+    assert result.embedded == len(new_texts) - 2  # the journaled batch is not embedded again
     assert result.wrote and table.count_rows() == len(edited)
     assert set(scan(table, ["run_id"]).column("run_id").to_pylist()) == {"run-3"}
+    assert journal.count_rows() == 0
 
 
 @pytest.mark.parametrize("round_number", range(3))

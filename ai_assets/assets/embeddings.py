@@ -70,6 +70,7 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
         result = sync_source_embeddings(
             table, source, document_chunks, embedder, context.run_id,
             allow_empty=config.allow_empty_source, progress=progress, batch_size=embedders.batch_size * 4,
+            journal=lancedb.journal(embedder.spec),
         )
         seconds = time.perf_counter() - started
         if result.kept_rows:

@@ -153,12 +153,9 @@ def source_vectors(table: Table, source: str) -> np.ndarray:
 
 def cached_vectors(table: Table, hashes: Iterable[str]) -> dict[str, np.ndarray]:
     """Vectors already in the table (any source) for these text hashes."""
-    wanted = sorted(set(hashes))
     found: dict[str, np.ndarray] = {}
-    for start in range(0, len(wanted), _LOOKUP_BATCH):
-        batch = wanted[start : start + _LOOKUP_BATCH]
-        in_list = ", ".join(sql_literal(value) for value in batch)
-        found.update(_vectors_by_hash(scan(table, ["text_hash", "vector"], f"text_hash IN ({in_list})")))
+    for condition in _in_list_conditions("text_hash", hashes):
+        found.update(_vectors_by_hash(scan(table, ["text_hash", "vector"], condition)))
     return found
 
 
@@ -326,11 +323,14 @@ def sync_source_embeddings(
     allow_empty: bool = False,
     progress: Callable[[int, int], None] | None = None,
     batch_size: int = 256,
+    journal: Table | None = None,
 ) -> EmbeddingSync:
     """Embed only the chunks whose text has no vector yet, then publish the source in one merge.
 
     Nothing is embedded or written when the source is unchanged. An empty source keeps its
     existing rows unless ``allow_empty`` is set, so a vanished mount never wipes the index.
+    With a ``journal`` table, each embedded batch is saved there at once, so a run that dies
+    before publishing does not pay for those vectors again; published entries are removed.
     """
     state = source_state(table, source)
     plan = plan_source_write(state.doc_hash_by_chunk, chunks)
@@ -345,9 +345,10 @@ def sync_source_embeddings(
 
     hashes = [text_hash(chunk.text) for chunk in chunks]
     vectors_by_hash = dict(state.vector_by_text_hash)
-    missing_elsewhere = {value for value in hashes if value not in vectors_by_hash}
-    if missing_elsewhere:
-        vectors_by_hash.update(cached_vectors(table, missing_elsewhere))
+    for cache in (table, journal):
+        missing = {value for value in hashes if value not in vectors_by_hash}
+        if cache is not None and missing:
+            vectors_by_hash.update(cached_vectors(cache, missing))
     to_embed = list(dict.fromkeys(value for value in hashes if value not in vectors_by_hash))
     text_by_hash = {value: chunk.text for value, chunk in zip(hashes, chunks, strict=True)}
 
@@ -357,7 +358,10 @@ def sync_source_embeddings(
         batch = to_embed[start : start + batch_size]
         texts = [text_by_hash[value] for value in batch]
         embedded_tokens += sum(embedder.count_tokens(texts))
-        vectors_by_hash.update(zip(batch, embedder.embed(texts), strict=True))
+        vectors = embedder.embed(texts)
+        if journal is not None:
+            journal.add(journal_rows(batch, vectors, embedder.spec))
+        vectors_by_hash.update(zip(batch, vectors, strict=True))
         if progress:
             progress(min(start + batch_size, len(to_embed)), len(to_embed))
     embed_seconds = time.perf_counter() - started
@@ -368,9 +372,57 @@ def sync_source_embeddings(
     if wrote:
         vectors = np.stack([vectors_by_hash[value] for value in hashes])
         publish_source(table, source, chunk_rows(chunks, vectors, embedder.spec, run_id))
+    if journal is not None:
+        forget_journaled(journal, hashes)
     return EmbeddingSync(
         chunks=len(chunks), embedded=len(to_embed), cache_hits=cache_hits,
         embedded_tokens=embedded_tokens, inserted=plan.inserted, updated=plan.updated,
         deleted=plan.deleted, kept_rows=0, wrote=wrote, version=table.version,
         embed_seconds=embed_seconds,
     )
+
+
+def journal_name(embedder: str) -> str:
+    return f"embedding_journal__{embedder}"
+
+
+def journal_schema(spec: EmbedderSpec) -> pa.Schema:
+    return pa.schema(
+        [pa.field("text_hash", pa.string(), nullable=False), pa.field("vector", pa.list_(pa.float32(), spec.dimensions))],
+        metadata=table_metadata(spec),
+    )
+
+
+def open_journal(db: DBConnection, spec: EmbedderSpec) -> Table:
+    """Vectors embedded but not yet published, kept so an interrupted run does not pay twice."""
+    name = journal_name(spec.name)
+    if name in db.table_names(limit=None):
+        journal = db.open_table(name)
+        verify_table(journal, spec)
+        return journal
+    return db.create_table(name, schema=journal_schema(spec), exist_ok=True)
+
+
+def journal_rows(hashes: Sequence[str], vectors: np.ndarray, spec: EmbedderSpec) -> pa.Table:
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+    return pa.table(
+        {"text_hash": list(hashes), "vector": pa.FixedSizeListArray.from_arrays(flat, spec.dimensions)},
+        schema=journal_schema(spec),
+    )
+
+
+def forget_journaled(journal: Table, hashes: Iterable[str]) -> None:
+    """Drop journal entries whose vectors are now in the published table."""
+    wanted = set(hashes)
+    if not wanted or journal.count_rows() == 0:
+        return
+    for condition in _in_list_conditions("text_hash", wanted):
+        journal.delete(condition)
+
+
+def _in_list_conditions(column: str, values: Iterable[str]) -> list[str]:
+    ordered = sorted(set(values))
+    return [
+        f"{column} IN ({', '.join(sql_literal(value) for value in ordered[start : start + _LOOKUP_BATCH])})"
+        for start in range(0, len(ordered), _LOOKUP_BATCH)
+    ]
