@@ -13,31 +13,40 @@ from ai_assets.core.chunking import Chunk
 from ai_assets.core.quality import chunk_quality, count_mismatches, quality_gate_failures, vector_quality
 from ai_assets.definitions import build_definitions
 from ai_assets.settings import Settings
+from ai_assets.core.store import scan
 from ai_assets_tests.test_assets_pipeline import build, table_for
 
 
-def latest_check(instance: dg.DagsterInstance, asset: str, check: str) -> dg.AssetCheckEvaluation:
+def latest_check(
+    instance: dg.DagsterInstance, asset: str, check: str, partition: str | None = None
+) -> dg.AssetCheckEvaluation:
+    """The newest evaluation of a check (of one partition, when given)."""
     history = instance.event_log_storage.get_asset_check_execution_history(
-        dg.AssetCheckKey(dg.AssetKey(asset), check), limit=1
+        dg.AssetCheckKey(dg.AssetKey(asset), check), limit=50
     )
-    assert history, f"{asset}:{check} never ran"
-    event = history[0].event
-    assert event is not None and event.dagster_event is not None
-    return event.dagster_event.event_specific_data  # type: ignore[return-value]
+    for record in history:
+        event = record.event
+        assert event is not None and event.dagster_event is not None
+        evaluation = event.dagster_event.event_specific_data
+        if partition is None or evaluation.partition == partition:  # type: ignore[union-attr]
+            return evaluation  # type: ignore[return-value]
+    raise AssertionError(f"{asset}:{check} never ran for partition {partition}")
 
 
 def test_clean_build_passes_every_check(settings: Settings, instance: dg.DagsterInstance) -> None:
     build(settings, instance)
-    for asset, check in [
-        ("source_documents", "quarantine_empty"),
-        ("document_chunks", "chunks_not_empty_or_duplicate"),
-        ("document_chunks", "chunk_tokens_within_window"),
-        ("chunk_embeddings", "vectors_valid"),
-        ("chunk_embeddings", "table_model_matches"),
-        ("search_index", "index_rows_match_chunks"),
-        ("retrieval_evaluation", "retrieval_quality_gate"),
+    sources, embedded = ["alpha", "beta"], ["minilm|alpha", "minilm|beta"]
+    for asset, check, partitions in [
+        ("source_documents", "quarantine_empty", sources),
+        ("document_chunks", "chunks_not_empty_or_duplicate", sources),
+        ("document_chunks", "chunk_tokens_within_window", sources),
+        ("chunk_embeddings", "vectors_valid", embedded),
+        ("chunk_embeddings", "table_model_matches", embedded),
+        ("search_index", "index_rows_match_chunks", ["minilm"]),
+        ("retrieval_evaluation", "retrieval_quality_gate", ["minilm"]),
     ]:
-        assert latest_check(instance, asset, check).passed, (asset, check)
+        for partition in partitions:
+            assert latest_check(instance, asset, check, partition).passed, (asset, check, partition)
 
 
 def test_quarantined_file_fails_the_warning_check(
@@ -45,7 +54,7 @@ def test_quarantined_file_fails_the_warning_check(
 ) -> None:
     (data_dir / "sources" / "beta" / "image.html").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     build(settings, instance)  # a warning does not fail the build
-    evaluation = latest_check(instance, "source_documents", "quarantine_empty")
+    evaluation = latest_check(instance, "source_documents", "quarantine_empty", partition="beta")
     assert not evaluation.passed
     assert evaluation.severity == dg.AssetCheckSeverity.WARN
     assert "binary file" in evaluation.metadata["files"].value
@@ -121,3 +130,34 @@ def test_count_mismatches_and_gate() -> None:
     dropped = quality_gate_failures(current, [{"eval_set": "x", "mode": "dense", "ndcg@10": 0.60}], "ndcg@10", 0.1, 0.02)
     assert len(dropped) == 1 and dropped[0].limit == pytest.approx(0.60) and "dropped" in dropped[0].describe()
     assert quality_gate_failures(current, [], "ndcg@10", 0.6, 0.02)[0].reason == "below the floor"
+
+
+BAD_FILES: dict[str, tuple[str, bytes, str]] = {
+    # kind: (file name, bytes, reason shown)
+    "binary": ("logo.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
+    "invalid_utf8": ("latin1.txt", "caf\xe9 cr\xe8me br\xfbl\xe9e".encode("latin-1"), "not valid UTF-8"),
+    "empty": ("empty.rst", b"", "empty file"),
+    "oversized": ("huge.txt", b"word " * 400, "over the limit of 1000 bytes"),
+    "broken_html": ("page.html", b"<p>Kept?</p><script>var x = 1; <p>lost text</p>", "broken HTML"),
+    "malformed_jsonl": ("corpus.jsonl", b'{"_id": "ok", "text": "fine line"}\n{"_id": "bad", "text": \n', "invalid JSON"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FILES))
+def test_each_kind_of_bad_file_is_quarantined_with_a_warning_and_the_rest_indexed(
+    kind: str, settings: Settings, instance: dg.DagsterInstance, data_dir: Path
+) -> None:
+    name, content, reason = BAD_FILES[kind]
+    (data_dir / "sources" / "alpha" / name).write_bytes(content)
+    limited = settings.model_copy(update={"max_document_bytes": 1000})
+    build(limited, instance)
+    evaluation = latest_check(instance, "source_documents", "quarantine_empty", partition="alpha")
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert latest_check(instance, "source_documents", "quarantine_empty", partition="beta").passed
+    listed = evaluation.metadata["files"].value
+    assert name in listed and reason in listed, listed
+    doc_keys = set(scan(table_for(limited), ["doc_key"]).column("doc_key").to_pylist())
+    assert {"alpha/retries.md", "alpha/schedules.md", "alpha/notes/partitions.txt"} <= doc_keys
+    assert not any(key.startswith(f"alpha/{name}") for key in doc_keys)
+    if kind == "malformed_jsonl":
+        assert "alpha/ok" in doc_keys  # the good line of the same file is indexed

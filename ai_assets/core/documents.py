@@ -171,7 +171,10 @@ def _load_file(
         return _load_jsonl(text, source, relative, stat.st_mtime, max_document_bytes)
 
     if suffix in HTML_SUFFIXES:
-        title, body = html_to_text(text)
+        try:
+            title, body = html_to_text(text)
+        except BrokenHtml as error:
+            return quarantine(f"broken HTML: {error}")
     else:
         body = text
         title = extract_title(text, suffix)
@@ -287,16 +290,22 @@ _BLOCK_TAGS = frozenset(
 _SKIPPED_TAGS = frozenset({"script", "style", "noscript", "template", "svg"})
 
 
+class BrokenHtml(ValueError):
+    """Markup that would silently lose or garble text if extracted as is."""
+
+
 class _TextExtractor(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.title_parts: list[str] = []
+        self.open_skipped: list[str] = []
         self._skip_depth = 0
         self._in_title = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIPPED_TAGS:
+            self.open_skipped.append(tag)
             self._skip_depth += 1
         elif tag == "title":
             self._in_title = True
@@ -306,6 +315,7 @@ class _TextExtractor(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIPPED_TAGS and self._skip_depth:
             self._skip_depth -= 1
+            self.open_skipped.pop()
         elif tag == "title":
             self._in_title = False
         elif tag in _BLOCK_TAGS:
@@ -321,10 +331,22 @@ class _TextExtractor(HTMLParser):
 
 
 def html_to_text(html: str) -> tuple[str, str]:
-    """(title, text) of an HTML page; tolerant of broken markup, like browsers are."""
+    """(title, text) of an HTML page, tolerant of unclosed tags as browsers are.
+
+    Raises BrokenHtml for markup that would hide or garble the rest of the page: a script or
+    style element that is never closed, an unterminated comment or CDATA section.
+    """
     extractor = _TextExtractor()
     extractor.feed(html)
+    # What the parser could not finish stays buffered; close() would flush it as plain text.
+    unfinished = extractor.rawdata.lstrip()
+    if unfinished.startswith("<!--"):
+        raise BrokenHtml("unterminated comment; the rest of the page would be read as text")
+    if unfinished.startswith("<!["):
+        raise BrokenHtml("unterminated CDATA section; the rest of the page would be read as text")
     extractor.close()
+    if extractor.open_skipped:
+        raise BrokenHtml(f"<{extractor.open_skipped[0]}> element is never closed; the rest of the page would be lost")
     lines = (" ".join(line.split()) for line in "".join(extractor.parts).splitlines())
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
     title = " ".join("".join(extractor.title_parts).split())
