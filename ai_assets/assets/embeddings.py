@@ -6,7 +6,7 @@ from ai_assets.core.chunking import Chunk
 from ai_assets.core.quality import vector_quality
 from ai_assets.core.store import read_table_metadata, source_vectors, sql_literal, sync_source_embeddings
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
-from ai_assets.retries import MODEL_CALL_RETRY
+from ai_assets.retries import MODEL_CALL_RETRY, permanent_errors_fail_once
 from ai_assets.resources import Embedders, LanceDBResource
 
 
@@ -60,18 +60,18 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
     ) -> dg.MaterializeResult:
         keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
         source, embedder_name = keys[SOURCE_DIMENSION], keys[EMBEDDER_DIMENSION]
-        embedder = embedders.get(embedder_name)
-        table = lancedb.table(embedder.spec)
-
         def progress(done: int, total: int) -> None:
             context.log.info(f"embedded {done}/{total} new chunks of {source} with {embedder_name}")
 
         started = time.perf_counter()
-        result = sync_source_embeddings(
-            table, source, document_chunks, embedder, context.run_id,
-            allow_empty=config.allow_empty_source, progress=progress, batch_size=embedders.batch_size * 4,
-            journal=lancedb.journal(embedder.spec),
-        )
+        with permanent_errors_fail_once():
+            embedder = embedders.get(embedder_name)
+            table = lancedb.table(embedder.spec)
+            result = sync_source_embeddings(
+                table, source, document_chunks, embedder, context.run_id,
+                allow_empty=config.allow_empty_source, progress=progress, batch_size=embedders.batch_size * 4,
+                journal=lancedb.journal(embedder.spec),
+            )
         seconds = time.perf_counter() - started
         if result.kept_rows:
             context.log.warning(

@@ -11,7 +11,7 @@ from ai_assets.history import latest_metadata
 from ai_assets.core.store import source_row_counts
 from ai_assets.partitions import EmbedderPartitions
 from ai_assets.resources import Embedders, LanceDBResource, QualityGate, SourceFiles
-from ai_assets.retries import MODEL_CALL_RETRY
+from ai_assets.retries import MODEL_CALL_RETRY, permanent_errors_fail_once
 
 GATED_METRIC = "ndcg@10"
 
@@ -50,8 +50,9 @@ def build_retrieval_evaluation(partitions: EmbedderPartitions, freshness: dg.Fre
         lancedb: LanceDBResource,
         quality_gate: QualityGate,
     ):
-        embedder = embedders.get(context.partition_key)
-        table = lancedb.table(embedder.spec)
+        with permanent_errors_fail_once():
+            embedder = embedders.get(context.partition_key)
+            table = lancedb.table(embedder.spec)
         indexed_sources = set(source_row_counts(table))
         searcher = Searcher(table, embedder)
         scores: list[RetrievalScore] = []
@@ -131,8 +132,9 @@ def build_answer_evaluation(partitions: EmbedderPartitions, freshness: dg.Freshn
         embedders: Embedders,
         lancedb: LanceDBResource,
     ) -> dg.Output[list[AnswerResult]]:
-        embedder = embedders.get(context.partition_key)
-        searcher = Searcher(lancedb.table(embedder.spec), embedder)
+        with permanent_errors_fail_once():
+            embedder = embedders.get(context.partition_key)
+            searcher = Searcher(lancedb.table(embedder.spec), embedder)
         results: list[AnswerResult] = []
         for path in source_files.eval_set_dirs():
             answers_path = path / "answers.jsonl"

@@ -6,7 +6,7 @@ from ai_assets.core.quality import count_mismatches
 from ai_assets.core.store import build_indexes, source_row_counts
 from ai_assets.history import latest_metadata
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
-from ai_assets.retries import MODEL_CALL_RETRY
+from ai_assets.retries import MODEL_CALL_RETRY, permanent_errors_fail_once
 from ai_assets.resources import Embedders, LanceDBResource
 
 
@@ -43,10 +43,11 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
     def search_index(
         context: dg.AssetExecutionContext, embedders: Embedders, lancedb: LanceDBResource
     ) -> dg.MaterializeResult:
-        embedder = embedders.get(context.partition_key)
-        table = lancedb.table(embedder.spec)
         started = time.perf_counter()
-        report = build_indexes(table)
+        with permanent_errors_fail_once():
+            embedder = embedders.get(context.partition_key)
+            table = lancedb.table(embedder.spec)
+            report = build_indexes(table)
         counts = source_row_counts(table)
         rows_by_source = "| source | rows |\n|---|---:|\n" + "".join(
             f"| {source} | {count} |\n" for source, count in sorted(counts.items())
