@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
     trace.add_argument("--k", type=int, default=5, help="number of chunks (default 5)")
     trace.add_argument("--embedder", help="embedder name (default: the first enabled)")
+    trace.add_argument("--source", action="append", help="only chunks of this source (repeatable)")
     trace.add_argument("--json", action="store_true", help="print JSON")
     trace.set_defaults(handler=_trace)
 
@@ -173,7 +174,7 @@ def _trace(args: argparse.Namespace, settings: Settings) -> int:
             raise CliError(f"no chunk {args.chunk!r} in table {searcher.table.name}")
         hits = [hit]
     else:
-        hits = searcher.search(args.query, mode=args.mode, limit=args.k)
+        hits = searcher.search(args.query, mode=args.mode, limit=args.k, sources=args.source)
     traces = trace_hits(
         hits,
         settings.sources_dir,
