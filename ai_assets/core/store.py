@@ -349,8 +349,12 @@ def sync_source_embeddings(
         missing = {value for value in hashes if value not in vectors_by_hash}
         if cache is not None and missing:
             vectors_by_hash.update(cached_vectors(cache, missing))
-    to_embed = list(dict.fromkeys(value for value in hashes if value not in vectors_by_hash))
     text_by_hash = {value: chunk.text for value, chunk in zip(hashes, chunks, strict=True)}
+    # Longest first, so each batch holds texts of similar length and pads little.
+    to_embed = sorted(
+        dict.fromkeys(value for value in hashes if value not in vectors_by_hash),
+        key=lambda value: -len(text_by_hash[value]),
+    )
 
     started = time.perf_counter()
     embedded_tokens = 0
