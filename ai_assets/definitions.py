@@ -65,9 +65,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         "embedders": Embedders(
             enabled=settings.embedders, batch_size=settings.embed_batch_size, local_precision=settings.local_precision
         ),
-        "lancedb": LanceDBResource(uri=settings.resolved_lancedb_uri),
+        "lancedb": LanceDBResource(uri=settings.resolved_lancedb_uri, ann_min_rows=settings.ann_min_rows),
         "quality_gate": QualityGate(
-            min_ndcg_at_10=settings.quality_min_ndcg_at_10, max_ndcg_drop=settings.quality_max_ndcg_drop
+            min_ndcg_at_10=settings.quality_min_ndcg_at_10,
+            max_ndcg_drop=settings.quality_max_ndcg_drop,
+            min_ann_recall=settings.ann_min_recall,
         ),
     }
     return dg.Definitions(assets=assets, jobs=jobs, resources=resources)

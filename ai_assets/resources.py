@@ -76,6 +76,7 @@ class LanceDBResource(dg.ConfigurableResource):
     """A LanceDB database (a local directory or an object-store URI) with one table per embedder."""
 
     uri: str
+    ann_min_rows: int = 50_000  # from this many rows search_index adds an ANN vector index
 
     def connect(self) -> DBConnection:
         return lancedb.connect(self.uri)
@@ -92,3 +93,4 @@ class QualityGate(dg.ConfigurableResource):
 
     min_ndcg_at_10: float = 0.1
     max_ndcg_drop: float = 0.02
+    min_ann_recall: float = 0.9

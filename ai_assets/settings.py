@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         default=26 * 60, ge=1, description="search_index and evaluations fail freshness when older than this."
     )
     freshness_warn_minutes: int = Field(default=24 * 60, ge=1, description="... and warn when older than this.")
+    ann_min_rows: int = Field(
+        default=50_000, ge=1, description="search_index builds an IVF-PQ vector index from this many rows."
+    )
+    ann_min_recall: float = Field(
+        default=0.9, ge=0.0, le=1.0, description="Check: lowest acceptable ANN recall@10 against exact search."
+    )
     dagster_ui_url: str = Field(default="http://127.0.0.1:3000", description="Base of run links in traces.")
 
     @field_validator("embedders", mode="before")

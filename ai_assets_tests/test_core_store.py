@@ -186,3 +186,29 @@ def test_cpu_bf16_detection_reads_the_flags(tmp_path: Path) -> None:
     assert cpu_has_bf16(with_bf16) and not cpu_has_bf16(without)
     assert not cpu_has_bf16(tmp_path / "missing")
     assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+
+
+def test_ann_index_above_the_threshold_keeps_recall(tmp_path: Path) -> None:
+    from ai_assets.core.retrieval import ann_recall_at_10, dense_search
+    from ai_assets.core.store import VECTOR_INDEX, build_indexes, chunk_rows
+
+    table = open_table(lancedb.connect(str(tmp_path)), MINILM)
+    base = chunks_of(documents("alpha", 3))
+    rows = 3000
+    chunks = [base[i % len(base)].model_copy(update={"chunk_id": f"c{i}"}) for i in range(rows)]
+    # Clustered, like real embeddings: 60 topics, each vector a noisy copy of its topic.
+    generator = np.random.default_rng(1)
+    topics = generator.standard_normal((60, MINILM.dimensions)).astype(np.float32)
+    vectors = topics[np.arange(rows) % 60] + 0.6 * generator.standard_normal((rows, MINILM.dimensions)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    table.add(chunk_rows(chunks, vectors, MINILM, run_id="run"))
+
+    below = build_indexes(table, ann_min_rows=rows + 1)
+    assert VECTOR_INDEX not in below.indexes and ann_recall_at_10(table) is None
+    above = build_indexes(table, ann_min_rows=rows)
+    assert VECTOR_INDEX in above.indexes and above.changed
+    recall = ann_recall_at_10(table)
+    assert recall is not None and recall >= 0.9, recall
+    exact = dense_search(table, vectors[7], 1, exact=True)
+    assert exact[0].chunk_id == "c7" and exact[0].score == pytest.approx(1.0, abs=1e-5)
+    assert not build_indexes(table, ann_min_rows=rows).changed  # nothing new: nothing written

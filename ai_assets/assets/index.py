@@ -3,11 +3,12 @@ import time
 import dagster as dg
 
 from ai_assets.core.quality import count_mismatches
+from ai_assets.core.retrieval import ann_recall_at_10
 from ai_assets.core.store import build_indexes, source_row_counts
 from ai_assets.history import latest_metadata
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
 from ai_assets.retries import MODEL_CALL_RETRY, permanent_errors_fail_once
-from ai_assets.resources import Embedders, LanceDBResource
+from ai_assets.resources import Embedders, LanceDBResource, QualityGate
 
 
 def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:
@@ -32,7 +33,13 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
                 asset="search_index",
                 partitions_def=partitions.embedder,
                 description="The table holds exactly one row per current chunk of every source.",
-            )
+            ),
+            dg.AssetCheckSpec(
+                "ann_recall",
+                asset="search_index",
+                partitions_def=partitions.embedder,
+                description="Recall@10 of the ANN vector index against exact search is above the floor.",
+            ),
         ],
         description=(
             "Full-text (BM25) and scalar indexes on an embedder's table, after compaction. The only "
@@ -41,13 +48,17 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
         ),
     )
     def search_index(
-        context: dg.AssetExecutionContext, embedders: Embedders, lancedb: LanceDBResource
+        context: dg.AssetExecutionContext,
+        embedders: Embedders,
+        lancedb: LanceDBResource,
+        quality_gate: QualityGate,
     ) -> dg.MaterializeResult:
         started = time.perf_counter()
         with permanent_errors_fail_once():
             embedder = embedders.get(context.partition_key)
             table = lancedb.table(embedder.spec)
-            report = build_indexes(table)
+            report = build_indexes(table, ann_min_rows=lancedb.ann_min_rows)
+            recall = ann_recall_at_10(table)
         counts = source_row_counts(table)
         rows_by_source = "| source | rows |\n|---|---:|\n" + "".join(
             f"| {source} | {count} |\n" for source, count in sorted(counts.items())
@@ -58,6 +69,14 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
         )
         return dg.MaterializeResult(
             check_results=[
+                dg.AssetCheckResult(
+                    check_name="ann_recall",
+                    passed=recall is None or recall >= quality_gate.min_ann_recall,
+                    metadata={
+                        "ann_recall@10": recall if recall is not None else "no ANN index: exact search",
+                        "floor": quality_gate.min_ann_recall,
+                    },
+                ),
                 dg.AssetCheckResult(
                     check_name="index_rows_match_chunks",
                     passed=not mismatches,
@@ -80,6 +99,8 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
                 "indexes": ", ".join(report.indexes),
                 "compacted_fragments": report.compacted_fragments,
                 "index_written": report.changed,
+                "ann_index": recall is not None,
+                "ann_recall@10": recall if recall is not None else 1.0,
                 "seconds": round(time.perf_counter() - started, 3),
                 "rows_by_source": dg.MetadataValue.md(rows_by_source),
                 "table_bytes": table.stats()["total_bytes"],

@@ -11,11 +11,16 @@ from lancedb.table import Table
 from pydantic import BaseModel
 
 from ai_assets.core.embedders import Embedder
-from ai_assets.core.store import sql_literal
+from ai_assets.core.store import VECTOR_INDEX, fixed_list_to_numpy, sql_literal
 
 SearchMode = Literal["dense", "fts", "hybrid"]
 SEARCH_MODES: tuple[SearchMode, ...] = ("dense", "fts", "hybrid")
 RRF_K = 60
+# ANN settings, used once search_index has built a vector index (large tables only): 20 of
+# the IVF partitions probed and 10x candidates re-ranked by exact distance keep recall@10
+# near exact search (search_index measures it) at a fraction of the scan.
+ANN_NPROBES = 20
+ANN_REFINE_FACTOR = 10
 # Each side of a hybrid search contributes at least this many candidates to the fusion.
 HYBRID_CANDIDATES = 100
 
@@ -45,10 +50,11 @@ def source_filter(sources: Sequence[str] | None) -> str | None:
 
 
 def dense_search(
-    table: Table, query_vector: np.ndarray, limit: int, where: str | None = None
+    table: Table, query_vector: np.ndarray, limit: int, where: str | None = None, exact: bool = False
 ) -> list[SearchHit]:
-    """Exact (or ANN, once indexed) cosine search; score = cosine similarity."""
+    """Cosine search, through the ANN index when the table has one (unless ``exact``); score = cosine."""
     query = table.search(query_vector, vector_column_name="vector").distance_type("cosine")
+    query = query.bypass_vector_index() if exact else query.nprobes(ANN_NPROBES).refine_factor(ANN_REFINE_FACTOR)
     if where:
         query = query.where(where, prefilter=True)
     rows = query.select([*_HIT_COLUMNS, "_distance"]).limit(limit).to_arrow().to_pylist()
@@ -213,3 +219,22 @@ def document_ranking(hits: Sequence[SearchHit]) -> list[tuple[str, float]]:
         if hit.doc_key not in best or hit.score > best[hit.doc_key]:
             best[hit.doc_key] = hit.score
     return sorted(best.items(), key=lambda pair: (-pair[1], pair[0]))
+
+
+def ann_recall_at_10(table: Table, sample: int = 50, seed: int = 0) -> float | None:
+    """Recall@10 of the ANN index against exact search, on perturbed copies of stored vectors.
+
+    None when the table has no vector index (every search is exact).
+    """
+    if VECTOR_INDEX not in {index.name for index in table.list_indices()}:
+        return None
+    vectors = fixed_list_to_numpy(table.search().select(["vector"]).limit(sample).to_arrow().column("vector"))
+    # A small perturbation (norm ~0.2 for 384 dimensions), so queries are near, not on, stored vectors.
+    noise = np.random.default_rng(seed).standard_normal(vectors.shape).astype(np.float32) * 0.01
+    queries = vectors + noise
+    overlaps = []
+    for query in queries:
+        exact = {hit.chunk_id for hit in dense_search(table, query, 10, exact=True)}
+        approximate = {hit.chunk_id for hit in dense_search(table, query, 10)}
+        overlaps.append(len(exact & approximate) / max(1, len(exact)))
+    return float(np.mean(overlaps)) if overlaps else None

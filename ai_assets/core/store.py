@@ -7,6 +7,7 @@ model, dimensions and normalization; opening it with another spec is an error.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from lancedb.db import DBConnection
-from lancedb.index import FTS, BTree
+from lancedb.index import FTS, BTree, IvfPq
 from lancedb.table import Table
 
 from ai_assets.core.chunking import Chunk
@@ -268,25 +269,40 @@ SEARCH_INDEXES: dict[str, tuple[str, Callable[[], Any]]] = {
     "text_idx": ("text", FTS),
     "source_idx": ("source", BTree),
 }
+VECTOR_INDEX = "vector_idx"
 
 
-def build_indexes(table: Table) -> IndexReport:
-    """Compaction plus full-text and scalar indexes: the only writer of index structures.
+def vector_index_config(rows: int, dimensions: int) -> IvfPq:
+    """IVF-PQ sized for the table: about sqrt(rows) partitions, 8 dimensions per sub-vector."""
+    return IvfPq(
+        distance_type="cosine",
+        num_partitions=max(1, int(math.sqrt(rows))),
+        num_sub_vectors=max(1, dimensions // 8),
+    )
 
-    A table whose indexes already cover every row and that needs no compaction is left alone,
-    so rebuilding an unchanged knowledge base writes nothing.
+
+def build_indexes(table: Table, ann_min_rows: int | None = None) -> IndexReport:
+    """Compaction plus full-text, scalar and (from ``ann_min_rows`` rows) ANN vector indexes.
+
+    This is the only writer of index structures. A table whose indexes already cover every row
+    and that needs no compaction is left alone, so rebuilding an unchanged knowledge base
+    writes nothing.
     """
     existing = {index.name: index for index in table.list_indices()}
     missing = [name for name in SEARCH_INDEXES if name not in existing]
     stale = [name for name, index in existing.items() if (index.num_unindexed_rows or 0) > 0]
     fragments_before = table.stats()["fragment_stats"]["num_fragments"]
     rows = table.count_rows()
-    changed = rows > 0 and bool(missing or stale or fragments_before > 1)
+    wants_ann = ann_min_rows is not None and rows >= ann_min_rows and VECTOR_INDEX not in existing
+    changed = rows > 0 and bool(missing or stale or fragments_before > 1 or wants_ann)
     if changed:
         table.optimize()  # compacts fragments and folds new rows into the existing indexes
         for name in missing:
             column, config = SEARCH_INDEXES[name]
             table.create_index(column, config=config(), name=name, replace=True)
+        if wants_ann:
+            dimensions = table.schema.field("vector").type.list_size
+            table.create_index("vector", config=vector_index_config(rows, dimensions), name=VECTOR_INDEX)
     fragments_after = table.stats()["fragment_stats"]["num_fragments"]
     return IndexReport(
         rows=rows,
@@ -430,3 +446,4 @@ def _in_list_conditions(column: str, values: Iterable[str]) -> list[str]:
         f"{column} IN ({', '.join(sql_literal(value) for value in ordered[start : start + _LOOKUP_BATCH])})"
         for start in range(0, len(ordered), _LOOKUP_BATCH)
     ]
+
