@@ -10,7 +10,7 @@ Prints, for the corpus given (a BEIR folder), measured on this machine in this r
 - a re-run after editing a fraction of the documents against the cold build, and whether it
   re-embedded exactly the changed chunks;
 - search latency p50/p95 (query encoding included) for dense, fts and hybrid on synthetic
-  tables of the given sizes (real texts repeated, random unit vectors);
+  tables of the given sizes (the corpus's rows repeated, their vectors jittered);
 - peak RSS of this process.
 Machines here are shared and noisy: read the ratios, not the absolute seconds.
 """
@@ -37,7 +37,7 @@ from ai_assets.core.documents import load_source
 from ai_assets.core.embedders import MINILM, create_embedder, minilm_tokenizer
 from ai_assets.core.metrics import percentile
 from ai_assets.core.retrieval import SEARCH_MODES, Searcher, ann_recall_at_10
-from ai_assets.core.store import build_indexes, chunk_rows, open_table, scan
+from ai_assets.core.store import build_indexes, chunk_rows, fixed_list_to_numpy, open_table, scan
 from ai_assets.definitions import build_definitions
 from ai_assets.history import latest_metadata
 from ai_assets.settings import Settings
@@ -79,14 +79,15 @@ def chunk_texts(settings: Settings) -> list[str]:
 
 
 def latency_table(settings: Settings, rows: int, queries: list[str], workdir: Path) -> dict[str, tuple[float, float]]:
-    """Search latency on a synthetic table of `rows` chunks (texts repeated, random unit vectors)."""
+    """Search latency on a table of `rows` chunks: the corpus's real rows repeated, vectors jittered."""
     embedder = create_embedder("minilm", precision=settings.local_precision)
     source_table = open_table(lancedb.connect(settings.resolved_lancedb_uri), MINILM, create=False)
     template = scan(source_table, ["chunk_id", "source", "doc_key", "doc_path", "doc_title", "doc_content_hash",
-                                   "chunk_index", "char_start", "char_end", "token_count", "text", "chunker_config"])
+                                   "chunk_index", "char_start", "char_end", "token_count", "text", "chunker_config", "vector"])
     from ai_assets.core.chunking import Chunk
 
-    base = [Chunk(**row) for row in template.to_pylist()]
+    base_vectors = fixed_list_to_numpy(template.column("vector"))
+    base = [Chunk(**row) for row in template.drop(["vector"]).to_pylist()]
     table = open_table(lancedb.connect(str(workdir / f"latency{rows}")), MINILM)
     generator = np.random.default_rng(0)
     for start in range(0, rows, 20_000):
@@ -95,7 +96,9 @@ def latency_table(settings: Settings, rows: int, queries: list[str], workdir: Pa
             base[(start + offset) % len(base)].model_copy(update={"chunk_id": f"c{start + offset}"})
             for offset in range(count)
         ]
-        vectors = generator.standard_normal((count, MINILM.dimensions)).astype(np.float32)
+        # Copies of real vectors with a little noise: the neighbourhood structure of real embeddings.
+        vectors = base_vectors[(start + np.arange(count)) % len(base)]
+        vectors = vectors + 0.02 * generator.standard_normal((count, MINILM.dimensions)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         table.add(chunk_rows(chunks, vectors, MINILM, run_id="bench"))
     build_indexes(table, ann_min_rows=settings.ann_min_rows)
