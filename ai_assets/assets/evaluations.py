@@ -16,15 +16,22 @@ from ai_assets.retries import MODEL_CALL_RETRY, permanent_errors_fail_once
 GATED_METRIC = "ndcg@10"
 
 
+def evaluation_asset_arguments(partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy) -> dict:
+    """What every per-embedder evaluation asset shares: it reads the index, calls the model, is watched."""
+    return {
+        "partitions_def": partitions.embedder,
+        "deps": ["search_index"],
+        "group_name": "evaluation",
+        "kinds": {"python", "lancedb"},
+        "code_version": "1",
+        "retry_policy": MODEL_CALL_RETRY,
+        "freshness_policy": freshness,
+    }
+
+
 def build_retrieval_evaluation(partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:
     @dg.asset(
-        partitions_def=partitions.embedder,
-        deps=["search_index"],
-        group_name="evaluation",
-        kinds={"python", "lancedb"},
-        code_version="1",
-        retry_policy=MODEL_CALL_RETRY,
-        freshness_policy=freshness,
+        **evaluation_asset_arguments(partitions, freshness),
         check_specs=[
             dg.AssetCheckSpec(
                 "retrieval_quality_gate",
@@ -112,13 +119,7 @@ def previous_results(instance: dg.DagsterInstance, embedder: str) -> list[dict]:
 
 def build_answer_evaluation(partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:
     @dg.asset(
-        partitions_def=partitions.embedder,
-        deps=["search_index"],
-        group_name="evaluation",
-        kinds={"python", "lancedb"},
-        code_version="1",
-        retry_policy=MODEL_CALL_RETRY,
-        freshness_policy=freshness,
+        **evaluation_asset_arguments(partitions, freshness),
         description=(
             "Answer quality on every eval set that ships reference answers (answers.jsonl). Offline: "
             "the retrieved sentence closest to the question is the extractive answer, scored by token "
