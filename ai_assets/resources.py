@@ -13,6 +13,7 @@ from lancedb.table import Table
 from ai_assets.core.beir import list_eval_sets
 from ai_assets.core.chunking import Chunk, ChunkerConfig, chunk_document
 from ai_assets.core.documents import Document, SourceLoad, list_source_names, load_source
+from ai_assets.core.llm import ChatModel, OpenAIChatModel
 from ai_assets.core.embedders import Embedder, EmbedderSpec, create_embedder, minilm_tokenizer
 from ai_assets.core.store import open_journal, open_table
 
@@ -94,3 +95,21 @@ class QualityGate(dg.ConfigurableResource):
     min_ndcg_at_10: float = 0.1
     max_ndcg_drop: float = 0.02
     min_ann_recall: float = 0.9
+
+
+class ChatModelResource(dg.ConfigurableResource):
+    """An OpenAI-compatible chat model for generated answers and the LLM judge (off when offline).
+
+    The API key is configured as ``dg.EnvVar("OPENAI_API_KEY")``, so Dagster shows the variable's
+    name, never its value.
+    """
+
+    enabled: bool = False
+    model: str = "gpt-4o-mini"
+    base_url: str | None = None
+    api_key: str | None = None
+
+    def chat(self) -> ChatModel | None:
+        if not self.enabled:
+            return None
+        return OpenAIChatModel(self.model, api_key=self.api_key, base_url=self.base_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -46,6 +47,10 @@ class Settings(BaseSettings):
     ann_min_recall: float = Field(
         default=0.9, ge=0.0, le=1.0, description="Check: lowest acceptable ANN recall@10 against exact search."
     )
+    chat_model: str = Field(default="gpt-4o-mini", description="Chat model of generated answers and the judge.")
+    openai_base_url: str | None = Field(
+        default=None, validation_alias="OPENAI_BASE_URL", description="OpenAI-compatible server (else api.openai.com)."
+    )
     dagster_ui_url: str = Field(default="http://127.0.0.1:3000", description="Base of run links in traces.")
 
     @field_validator("embedders", mode="before")
@@ -82,6 +87,11 @@ class Settings(BaseSettings):
                 "AI_ASSETS_FRESHNESS_WARN_MINUTES must be less than AI_ASSETS_FRESHNESS_FAIL_MINUTES"
             )
         return self
+
+    @property
+    def openai_configured(self) -> bool:
+        """The OpenAI path is on when a key or a compatible server is configured."""
+        return bool(os.environ.get("OPENAI_API_KEY") or self.openai_base_url)
 
     @property
     def sources_dir(self) -> Path:

@@ -10,7 +10,7 @@ from ai_assets.core.retrieval import Searcher
 from ai_assets.history import latest_metadata
 from ai_assets.core.store import source_row_counts
 from ai_assets.partitions import EmbedderPartitions
-from ai_assets.resources import Embedders, LanceDBResource, QualityGate, SourceFiles
+from ai_assets.resources import ChatModelResource, Embedders, LanceDBResource, QualityGate, SourceFiles
 from ai_assets.retries import MODEL_CALL_RETRY, permanent_errors_fail_once
 
 GATED_METRIC = "ndcg@10"
@@ -132,6 +132,7 @@ def build_answer_evaluation(partitions: EmbedderPartitions, freshness: dg.Freshn
         source_files: SourceFiles,
         embedders: Embedders,
         lancedb: LanceDBResource,
+        chat_model: ChatModelResource,
     ) -> dg.Output[list[AnswerResult]]:
         with permanent_errors_fail_once():
             embedder = embedders.get(context.partition_key)
@@ -147,16 +148,19 @@ def build_answer_evaluation(partitions: EmbedderPartitions, freshness: dg.Freshn
             except EvalSetError as error:
                 raise dg.Failure(f"eval set {path.name} cannot be read: {error}") from None
             context.log.info(f"answering {len(answers)} questions of {eval_set.name}")
-            results.extend(evaluate_answers(searcher, eval_set, answers))
+            results.extend(evaluate_answers(searcher, eval_set, answers, chat=chat_model.chat()))
 
         metadata: dict[str, dg.RawMetadataValue] = {
             "questions": len(results),
+            "chat_model": chat_model.model if chat_model.enabled else "none (offline: extractive answers only)",
+            "invalid_llm_replies": sum(1 for result in results if result.llm_error),
             "per_question": dg.MetadataValue.md(answers_markdown(results)),
             "results": dg.MetadataValue.json(answer_aggregates(results)),
         }
         for row in answer_aggregates(results):
-            metadata[f"{row['eval_set']}/answer_f1"] = row["answer_f1"]
-            metadata[f"{row['eval_set']}/context_containment"] = row["context_containment"]
+            for key, value in row.items():
+                if key not in ("eval_set", "questions") and value is not None:
+                    metadata[f"{row['eval_set']}/{key}"] = value
         return dg.Output(results, metadata=metadata)
 
     return answer_evaluation
@@ -166,12 +170,20 @@ def answer_aggregates(results: list[AnswerResult]) -> list[dict]:
     by_set: dict[str, list[AnswerResult]] = {}
     for result in results:
         by_set.setdefault(result.eval_set, []).append(result)
+
+    def mean(values: list[float | None]) -> float | None:
+        present = [value for value in values if value is not None]
+        return round(sum(present) / len(present), 4) if present else None
+
     return [
         {
             "eval_set": name,
             "questions": len(rows),
-            "answer_f1": round(sum(row.answer_f1 for row in rows) / len(rows), 4),
-            "context_containment": round(sum(row.context_containment for row in rows) / len(rows), 4),
+            "answer_f1": mean([row.answer_f1 for row in rows]),
+            "context_containment": mean([row.context_containment for row in rows]),
+            "generated_answer_f1": mean([row.generated_answer_f1 for row in rows]),
+            "faithfulness": mean([row.faithfulness for row in rows]),
+            "correctness": mean([row.correctness for row in rows]),
         }
         for name, rows in sorted(by_set.items())
     ]
@@ -184,12 +196,19 @@ def answers_markdown(results: list[AnswerResult]) -> str:
     def cell(text: str) -> str:
         return " ".join(text.split()).replace("|", "/")[:160]
 
+    def score(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
     rows = "".join(
         f"| {r.eval_set} | {r.query_id} | {cell(r.question)} | {cell(r.answer)} | {r.answer_f1:.2f} | "
-        f"{r.context_containment:.2f} |\n"
+        f"{r.context_containment:.2f} | {cell(r.generated_answer or r.llm_error or '-')} | "
+        f"{score(r.faithfulness)} | {score(r.correctness)} |\n"
         for r in results
     )
-    return "| set | id | question | extractive answer | F1 | containment |\n|---|---|---|---|---:|---:|\n" + rows
+    return (
+        "| set | id | question | extractive answer | F1 | containment | LLM answer | faithful | correct |\n"
+        "|---|---|---|---|---:|---:|---|---:|---:|\n" + rows
+    )
 
 
 def load_eval_set_or_fail(path: Path) -> EvalSet:

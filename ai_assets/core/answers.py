@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from ai_assets.core.beir import EvalSet, EvalSetError, read_jsonl_records
+from ai_assets.core.llm import ChatModel, InvalidReply, generate_answer, judge_answer
 from ai_assets.core.retrieval import Searcher, SearchHit
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -35,10 +36,17 @@ class AnswerResult(BaseModel):
     query_id: str
     question: str
     reference: str
-    answer: str
+    answer: str  # extractive
     answer_f1: float
     context_containment: float
     cited_chunk_ids: list[str]
+    # With a chat model configured: its answer, the judge's scores, or why there are none.
+    generated_answer: str | None = None
+    generated_cited_chunk_ids: list[str] = []
+    generated_answer_f1: float | None = None
+    faithfulness: float | None = None
+    correctness: float | None = None
+    llm_error: str | None = None
 
 
 def read_answers(path: Path) -> dict[str, str]:
@@ -99,9 +107,14 @@ ANSWER_CONTEXT_CHUNKS = 5
 
 
 def evaluate_answers(
-    searcher: Searcher, eval_set: EvalSet, answers: dict[str, str], k: int = ANSWER_CONTEXT_CHUNKS
+    searcher: Searcher,
+    eval_set: EvalSet,
+    answers: dict[str, str],
+    k: int = ANSWER_CONTEXT_CHUNKS,
+    chat: ChatModel | None = None,
 ) -> list[AnswerResult]:
-    """Extractive answer and scores for every question of the set that has a reference answer."""
+    """Extractive answer and scores for every question that has a reference answer; with a chat
+    model also a generated answer and the judge's faithfulness and correctness."""
     results = []
     question_ids = [query_id for query_id in sorted(answers) if query_id in eval_set.queries]
     question_vectors = searcher.encode_queries([eval_set.queries[query_id] for query_id in question_ids])
@@ -109,16 +122,33 @@ def evaluate_answers(
         question, reference = eval_set.queries[query_id], answers[query_id]
         hits = searcher.search(question, mode="hybrid", limit=k, sources=eval_set.sources or None)
         answer, cited = extractive_answer(question_vector, hits, searcher.embedder.embed)
-        results.append(
-            AnswerResult(
-                eval_set=eval_set.name,
-                query_id=query_id,
-                question=question,
-                reference=reference,
-                answer=answer,
-                answer_f1=token_f1(answer, reference),
-                context_containment=containment(" ".join(hit.text for hit in hits), reference),
-                cited_chunk_ids=cited,
-            )
+        result = AnswerResult(
+            eval_set=eval_set.name,
+            query_id=query_id,
+            question=question,
+            reference=reference,
+            answer=answer,
+            answer_f1=token_f1(answer, reference),
+            context_containment=containment(" ".join(hit.text for hit in hits), reference),
+            cited_chunk_ids=cited,
         )
+        results.append(result if chat is None else with_llm_judgment(result, chat, hits))
     return results
+
+
+def with_llm_judgment(result: AnswerResult, chat: ChatModel, hits: Sequence[SearchHit]) -> AnswerResult:
+    """Add the chat model's answer and the judge's verdict; an invalid reply is recorded, not raised."""
+    try:
+        generated = generate_answer(chat, result.question, hits)
+        verdict = judge_answer(chat, result.question, result.reference, generated.answer, hits)
+    except InvalidReply as error:
+        return result.model_copy(update={"llm_error": str(error)})
+    return result.model_copy(
+        update={
+            "generated_answer": generated.answer,
+            "generated_cited_chunk_ids": generated.cited_chunk_ids,
+            "generated_answer_f1": token_f1(generated.answer, result.reference),
+            "faithfulness": verdict.faithfulness,
+            "correctness": verdict.correctness,
+        }
+    )
