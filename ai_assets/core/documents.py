@@ -213,6 +213,7 @@ def _load_jsonl(
 ) -> tuple[list[Document], list[QuarantinedItem]]:
     documents: list[Document] = []
     quarantined: list[QuarantinedItem] = []
+    seen_keys: set[str] = set()
     # Only "\n" ends a JSONL record: str.splitlines() would also split on U+0085, U+2028 and
     # U+2029, which are legal inside JSON strings (MS MARCO has them).
     for line_number, line in enumerate(text.split("\n"), start=1):
@@ -220,11 +221,14 @@ def _load_jsonl(
             continue
         size = len(line.encode("utf-8"))
         document, reason = _parse_corpus_line(line, size, source, relative, mtime, max_document_bytes)
+        if document is not None and document.doc_key in seen_keys:
+            document, reason = None, f"duplicate document key {document.doc_key!r}"
         if document is None:
             quarantined.append(
                 QuarantinedItem(source=source, path=relative, line=line_number, reason=str(reason))
             )
         else:
+            seen_keys.add(document.doc_key)
             documents.append(document)
     return documents, quarantined
 

@@ -1,0 +1,87 @@
+"""Token-aware chunking with the model's real tokenizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ai_assets.core.chunking import ChunkerConfig, chunk_document
+from ai_assets.core.documents import Document, content_hash, load_source
+from ai_assets.core.embedders import MINILM, minilm_tokenizer
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "sources"
+
+
+def document(text: str, key: str = "s/doc.md") -> Document:
+    return Document(doc_key=key, source="s", path="doc.md", title="Doc", text=text,
+                    content_hash=content_hash("Doc", text), size_bytes=len(text), mtime=0.0)
+
+
+def config(max_tokens: int = 64, overlap: int = 8) -> ChunkerConfig:
+    return ChunkerConfig(tokenizer=MINILM.model, max_tokens=max_tokens, overlap_tokens=overlap)
+
+
+def check_invariants(doc: Document, chunks, cfg: ChunkerConfig) -> None:
+    tokenizer = minilm_tokenizer()
+    covered = [False] * len(doc.text)
+    for chunk in chunks:
+        assert chunk.text == doc.text[chunk.char_start : chunk.char_end]
+        recount = len(tokenizer.token_offsets(chunk.text))
+        assert recount == chunk.token_count <= cfg.max_tokens, (recount, chunk.token_count)
+        for position in range(chunk.char_start, chunk.char_end):
+            covered[position] = True
+    for start, end in tokenizer.token_offsets(doc.text):
+        assert all(covered[start:end]), f"token at {start} not in any chunk"
+
+
+def test_demo_corpus_chunks_fit_the_window_and_cover_every_token() -> None:
+    cfg = config(254, 32)
+    tokenizer = minilm_tokenizer()
+    for source in ("dagster", "prefect", "airflow"):
+        for doc in load_source(DATA / source, source, 5_000_000).documents:
+            check_invariants(doc, chunk_document(doc, tokenizer, cfg), cfg)
+
+
+def test_overlong_word_and_many_paragraphs() -> None:
+    cfg = config(40, 8)
+    tokenizer = minilm_tokenizer()
+    blob = document("start " + "Zq9" * 1500 + " end")  # one 4500-character "word"
+    check_invariants(blob, chunk_document(blob, tokenizer, cfg), cfg)
+    paragraphs = document("\n\n".join(f"Paragraph {i} says a few words about topic {i}." for i in range(60)))
+    chunks = chunk_document(paragraphs, tokenizer, cfg)
+    check_invariants(paragraphs, chunks, cfg)
+    # Every window but the last ends where a paragraph does.
+    assert all(paragraphs.text[chunk.char_end : chunk.char_end + 2] == "\n\n" for chunk in chunks[:-1])
+
+
+@pytest.mark.parametrize("overlap", [0, 8])
+def test_overlap(overlap: int) -> None:
+    text = " ".join(f"word{i}" for i in range(400))
+    chunks = chunk_document(document(text), minilm_tokenizer(), config(64, overlap))
+    for previous, current in zip(chunks, chunks[1:]):
+        assert (current.char_start < previous.char_end) == (overlap > 0)
+
+
+def test_chunk_ids_are_stable_and_change_only_where_the_text_changed() -> None:
+    tokenizer, cfg = minilm_tokenizer(), config(40, 0)
+    paragraphs = [f"Section {i}. " + " ".join(f"fact{i}-{j}" for j in range(12)) for i in range(12)]
+    original = chunk_document(document("\n\n".join(paragraphs)), tokenizer, cfg)
+    assert [c.chunk_id for c in original] == [c.chunk_id for c in chunk_document(document("\n\n".join(paragraphs)), tokenizer, cfg)]
+    edited_paragraphs = list(paragraphs)
+    edited_paragraphs[6] += " One more fact."
+    edited = chunk_document(document("\n\n".join(edited_paragraphs)), tokenizer, cfg)
+    changed = {c.chunk_id for c in edited} - {c.chunk_id for c in original}
+    assert 1 <= len(changed) <= 2 and len(original) >= 8
+    assert {c.chunk_id for c in chunk_document(document("\n\n".join(paragraphs), key="s/other.md"), tokenizer, cfg)}.isdisjoint(
+        {c.chunk_id for c in original}
+    )
+    assert {c.chunk_id for c in chunk_document(document("\n\n".join(paragraphs)), tokenizer, config(48, 0))}.isdisjoint(
+        {c.chunk_id for c in original}
+    )
+
+
+@pytest.mark.parametrize(("max_tokens", "overlap"), [(8, 0), (64, 40), (64, -1)])
+def test_bad_sizes_are_refused(max_tokens: int, overlap: int) -> None:
+    with pytest.raises(ValueError, match="chunk"):
+        config(max_tokens, overlap)

@@ -1,0 +1,76 @@
+"""Ranking metrics: hand-computed cases and a cross-check against ranx on graded qrels."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from ai_assets.core.metrics import mean_metrics, mrr_at_k, ndcg_at_k, percentile, recall_at_k
+
+JUDGED = {"d1": 3, "d2": 1, "d3": 0}
+
+
+@pytest.mark.parametrize(
+    ("ranked", "expected"),
+    [
+        (["d1", "d2"], 1.0),
+        (["d2", "d1"], (1 / 1 + 3 / math.log2(3)) / (3 + 1 / math.log2(3))),
+        (["d3", "x", "d1"], (3 / 2.0) / (3 + 1 / math.log2(3))),  # d3 judged 0: no gain
+        ([], 0.0),
+    ],
+)
+def test_ndcg_uses_linear_graded_gain(ranked: list[str], expected: float) -> None:
+    assert ndcg_at_k(ranked, JUDGED, 10) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("ranked", "k", "recall", "mrr"),
+    [
+        (["d3", "d2", "x", "d1"], 10, 1.0, 0.5),
+        (["d3", "d2", "x", "d1"], 3, 0.5, 0.5),
+        (["x", "y", "d3"], 10, 0.0, 0.0),
+    ],
+)
+def test_recall_and_mrr(ranked: list[str], k: int, recall: float, mrr: float) -> None:
+    assert recall_at_k(ranked, JUDGED, k) == pytest.approx(recall)
+    assert mrr_at_k(ranked, JUDGED, k) == pytest.approx(mrr)
+
+
+def test_queries_without_relevant_documents_are_left_out_and_missing_rankings_score_zero() -> None:
+    qrels = {"q1": {"d1": 1}, "q2": {"d9": 0}, "q3": {"d2": 2}}
+    metrics = mean_metrics({"q1": ["d1"]}, qrels)  # q3 has no ranking, q2 nothing relevant
+    assert metrics["ndcg@10"] == pytest.approx(0.5) and metrics["mrr@10"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no query has a relevant document"):
+        mean_metrics({}, {"q": {"d": 0}})
+
+
+def test_percentile_nearest_rank() -> None:
+    assert percentile([5.0, 1.0, 3.0, 2.0, 4.0], 0.5) == 3.0
+    assert percentile([5.0, 1.0, 3.0, 2.0, 4.0], 0.95) == 5.0
+    assert percentile([], 0.5) == 0.0
+
+
+def test_matches_ranx_on_random_graded_qrels() -> None:
+    import ranx  # the test extra installs it: a missing ranx must fail, not skip
+
+    rng = random.Random(11)
+    docs = [f"d{i}" for i in range(60)]
+    qrels: dict[str, dict[str, int]] = {}
+    rankings: dict[str, list[str]] = {}
+    for query in range(30):
+        judged = {doc: rng.choice([0, 1, 2, 3]) for doc in rng.sample(docs, 8)}
+        if query == 0:
+            judged = {doc: 0 for doc in judged}  # no relevant document: excluded
+        qrels[f"q{query}"] = judged
+        rankings[f"q{query}"] = rng.sample(docs, 40)
+    ours = mean_metrics(rankings, qrels)
+
+    evaluated = {q: {d: g for d, g in judged.items() if g > 0} for q, judged in qrels.items()}
+    evaluated = {q: judged for q, judged in evaluated.items() if judged}
+    run = {q: {doc: float(len(ranking) - rank) for rank, doc in enumerate(ranking)} for q, ranking in rankings.items() if q in evaluated}
+    theirs = ranx.evaluate(ranx.Qrels(evaluated), ranx.Run(run), ["ndcg@10", "recall@100", "mrr@10", "recall@10"])
+    # ranx's "ndcg" is trec_eval's (linear gain), as BEIR reports it.
+    for name in ("ndcg@10", "recall@100", "mrr@10", "recall@10"):
+        assert ours[name] == pytest.approx(theirs[name], abs=1e-9), name
