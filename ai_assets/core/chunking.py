@@ -50,7 +50,9 @@ class ChunkerConfig(BaseModel):
         return config_hash(self.model_dump())
 
 
-class Chunk(BaseModel):
+class ChunkReference(BaseModel):
+    """What identifies a chunk and the document version it came from."""
+
     model_config = ConfigDict(frozen=True)
 
     chunk_id: str
@@ -60,10 +62,13 @@ class Chunk(BaseModel):
     doc_title: str
     doc_content_hash: str
     chunk_index: int
+    text: str
+
+
+class Chunk(ChunkReference):
     char_start: int
     char_end: int
     token_count: int
-    text: str
     chunker_config: str  # ChunkerConfig.config_hash
 
 

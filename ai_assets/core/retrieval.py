@@ -10,6 +10,7 @@ from lancedb.query import MatchQuery
 from lancedb.table import Table
 from pydantic import BaseModel
 
+from ai_assets.core.chunking import ChunkReference
 from ai_assets.core.embedders import Embedder
 from ai_assets.core.store import VECTOR_INDEX, fixed_list_to_numpy, sql_literal
 
@@ -30,15 +31,7 @@ _HIT_COLUMNS = [
 ]
 
 
-class SearchHit(BaseModel):
-    chunk_id: str
-    source: str
-    doc_key: str
-    doc_path: str
-    doc_title: str
-    doc_content_hash: str
-    chunk_index: int
-    text: str
+class SearchHit(ChunkReference):
     run_id: str
     score: float
 
