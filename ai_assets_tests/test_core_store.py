@@ -212,3 +212,13 @@ def test_ann_index_above_the_threshold_keeps_recall(tmp_path: Path) -> None:
     exact = dense_search(table, vectors[7], 1, exact=True)
     assert exact[0].chunk_id == "c7" and exact[0].score == pytest.approx(1.0, abs=1e-5)
     assert not build_indexes(table, ann_min_rows=rows).changed  # nothing new: nothing written
+
+
+def test_text_over_the_window_is_refused_not_truncated(embedder: Embedder) -> None:
+    from ai_assets.core.embedders import InputTooLong
+
+    long_text = " ".join(f"word{i}" for i in range(400))
+    with pytest.raises(InputTooLong, match=r"1 text\(s\) exceed the .* window of 254 tokens \(first: text #1 has \d+ tokens\)"):
+        embedder.embed(["short", long_text])
+    vectors, counts = embedder.embed_counted(["short text"])
+    assert vectors.shape == (1, 384) and counts == [2]

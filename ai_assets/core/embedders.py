@@ -117,8 +117,12 @@ class Embedder(ABC):
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for ``texts``; refuses any text the model would truncate."""
+        return self.embed_counted(texts)[0]
+
+    def embed_counted(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+        """Vectors and the token count of each text (counted once, for the window check and usage)."""
         if not texts:
-            return np.zeros((0, self.spec.dimensions), dtype=np.float32)
+            return np.zeros((0, self.spec.dimensions), dtype=np.float32), []
         counts = self.count_tokens(texts)
         too_long = [(index, count) for index, count in enumerate(counts) if count > self.max_text_tokens]
         if too_long:
@@ -134,7 +138,7 @@ class Embedder(ABC):
                 f"{self.spec.name} returned vectors of shape {vectors.shape}, "
                 f"expected ({len(texts)}, {self.spec.dimensions})"
             )
-        return vectors
+        return vectors, counts
 
 
 LocalPrecision = Literal["auto", "fp32", "bf16"]

@@ -377,8 +377,8 @@ def sync_source_embeddings(
     for start in range(0, len(to_embed), batch_size):
         batch = to_embed[start : start + batch_size]
         texts = [text_by_hash[value] for value in batch]
-        embedded_tokens += sum(embedder.count_tokens(texts))
-        vectors = embedder.embed(texts)
+        vectors, token_counts = embedder.embed_counted(texts)
+        embedded_tokens += sum(token_counts)
         if journal is not None:
             journal.add(journal_rows(batch, vectors, embedder.spec))
         vectors_by_hash.update(zip(batch, vectors, strict=True))
