@@ -74,7 +74,7 @@ def chunk_schema(spec: EmbedderSpec) -> pa.Schema:
         pa.field("embedder", pa.string()),
         pa.field("model", pa.string()),
         pa.field("run_id", pa.string()),
-        pa.field("vector", pa.list_(pa.float32(), spec.dimensions)),
+        vector_field(spec),
     ]
     return pa.schema(fields, metadata=table_metadata(spec))
 
@@ -106,16 +106,29 @@ def verify_table(table: Table, spec: EmbedderSpec) -> None:
 
 def open_table(db: DBConnection, spec: EmbedderSpec, create: bool = True) -> Table:
     """The embedder's table, created empty on first use, checked against the spec."""
-    name = table_name(spec.name)
+    return _open_verified(db, table_name(spec.name), spec, chunk_schema(spec) if create else None)
+
+
+def _open_verified(db: DBConnection, name: str, spec: EmbedderSpec, schema: pa.Schema | None) -> Table:
+    """Open a table written for ``spec`` (refusing another model's), or create it from ``schema``."""
     if name in db.table_names(limit=None):
         table = db.open_table(name)
         verify_table(table, spec)
         return table
-    if not create:
+    if schema is None:
         raise FileNotFoundError(
             f"no table {name} in {db.uri}: run `ai-assets build` for embedder {spec.name!r} first"
         )
-    return db.create_table(name, schema=chunk_schema(spec), exist_ok=True)
+    return db.create_table(name, schema=schema, exist_ok=True)
+
+
+def vector_field(spec: EmbedderSpec) -> pa.Field:
+    return pa.field("vector", pa.list_(pa.float32(), spec.dimensions))
+
+
+def vector_array(vectors: np.ndarray, dimensions: int) -> pa.FixedSizeListArray:
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+    return pa.FixedSizeListArray.from_arrays(flat, dimensions)
 
 
 def scan(table: Table, columns: Sequence[str], where: str | None = None) -> pa.Table:
@@ -215,8 +228,7 @@ def chunk_rows(
     columns["embedder"] = [spec.name] * len(chunks)
     columns["model"] = [spec.model] * len(chunks)
     columns["run_id"] = [run_id] * len(chunks)
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
-    columns["vector"] = pa.FixedSizeListArray.from_arrays(flat, spec.dimensions)
+    columns["vector"] = vector_array(vectors, spec.dimensions)
     return pa.table(columns, schema=schema)
 
 
@@ -408,25 +420,19 @@ def journal_name(embedder: str) -> str:
 
 def journal_schema(spec: EmbedderSpec) -> pa.Schema:
     return pa.schema(
-        [pa.field("text_hash", pa.string(), nullable=False), pa.field("vector", pa.list_(pa.float32(), spec.dimensions))],
+        [pa.field("text_hash", pa.string(), nullable=False), vector_field(spec)],
         metadata=table_metadata(spec),
     )
 
 
 def open_journal(db: DBConnection, spec: EmbedderSpec) -> Table:
     """Vectors embedded but not yet published, kept so an interrupted run does not pay twice."""
-    name = journal_name(spec.name)
-    if name in db.table_names(limit=None):
-        journal = db.open_table(name)
-        verify_table(journal, spec)
-        return journal
-    return db.create_table(name, schema=journal_schema(spec), exist_ok=True)
+    return _open_verified(db, journal_name(spec.name), spec, journal_schema(spec))
 
 
 def journal_rows(hashes: Sequence[str], vectors: np.ndarray, spec: EmbedderSpec) -> pa.Table:
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
     return pa.table(
-        {"text_hash": list(hashes), "vector": pa.FixedSizeListArray.from_arrays(flat, spec.dimensions)},
+        {"text_hash": list(hashes), "vector": vector_array(vectors, spec.dimensions)},
         schema=journal_schema(spec),
     )
 
