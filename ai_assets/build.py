@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from ai_assets.core.embedders import embedder_spec
-from ai_assets.core.store import delete_source, open_table, table_name
+from ai_assets.automation import source_observation
 from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB, LEADERBOARD_JOB
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION
-from ai_assets.resources import LanceDBResource, SourceFiles
+from ai_assets.resources import SourceFiles
 
 Echo = Callable[[str], None]
 # The terminal shows progress and problems; every event is still stored for the UI.
@@ -35,28 +34,18 @@ class BuildReport:
         return not self.failures
 
 
-def sync_source_partitions(
-    instance: dg.DagsterInstance,
-    source_files: SourceFiles,
-    lancedb: LanceDBResource,
-    embedders: Sequence[str],
-) -> tuple[list[str], list[str]]:
-    """Add a partition per new source folder; drop vanished sources and their rows in every table."""
+def sync_source_partitions(instance: dg.DagsterInstance, source_files: SourceFiles) -> tuple[list[str], list[str]]:
+    """Add a partition per new source folder and drop those of vanished folders.
+
+    The rows of a dropped source are deleted by the search_index runs that follow.
+    """
     folders = set(source_files.source_names())
     known = set(instance.get_dynamic_partitions(SOURCE_DIMENSION))
     added, removed = sorted(folders - known), sorted(known - folders)
     if added:
         instance.add_dynamic_partitions(SOURCE_DIMENSION, added)
-    if removed:
-        db = lancedb.connect()
-        existing_tables = set(db.table_names(limit=None))
-        for embedder in embedders:
-            if table_name(embedder) in existing_tables:
-                table = open_table(db, embedder_spec(embedder))
-                for source in removed:
-                    delete_source(table, source)
-        for source in removed:
-            instance.delete_dynamic_partition(SOURCE_DIMENSION, source)
+    for source in removed:
+        instance.delete_dynamic_partition(SOURCE_DIMENSION, source)
     return added, removed
 
 
@@ -69,15 +58,12 @@ def run_build(
 ) -> BuildReport:
     """Ingest and embed every source, then index and evaluate every embedder."""
     source_files: SourceFiles = defs.resources["source_files"]  # type: ignore[assignment]
-    lancedb: LanceDBResource = defs.resources["lancedb"]  # type: ignore[assignment]
     report = BuildReport()
-    report.added_sources, report.removed_sources = sync_source_partitions(
-        instance, source_files, lancedb, embedders
-    )
+    report.added_sources, report.removed_sources = sync_source_partitions(instance, source_files)
     for source in report.added_sources:
         echo(f"new source: {source}")
     for source in report.removed_sources:
-        echo(f"removed source: {source} (its rows were deleted from every index)")
+        echo(f"removed source: {source} (the index runs delete its rows)")
 
     all_sources = source_files.source_names()
     selected = list(sources) if sources else all_sources
@@ -86,6 +72,9 @@ def run_build(
         raise ValueError(f"unknown source(s) {unknown}; sources are the folders under {source_files.sources_dir}")
     if not all_sources:
         echo(f"no sources under {source_files.sources_dir}: nothing to index")
+    for source in selected:
+        # What source_sensor would record: the files' data version, so the UI can tell when they move on.
+        instance.report_runless_asset_event(source_observation(source, source_files.content_fingerprint(source)))
 
     steps: list[tuple[str, str | dg.MultiPartitionKey | None]] = []
     for source in selected:

@@ -8,6 +8,7 @@ from datetime import timedelta
 import dagster as dg
 
 from ai_assets.assets.chunks import document_chunks
+from ai_assets.automation import build_daily_refresh, build_source_sensor, source_files_asset
 from ai_assets.assets.documents import source_documents
 from ai_assets.assets.embeddings import build_chunk_embeddings
 from ai_assets.assets.evaluations import build_answer_evaluation, build_retrieval_evaluation
@@ -29,31 +30,41 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     # the UI marks them overdue past these windows.
     freshness = dg.FreshnessPolicy.time_window(
         fail_window=timedelta(minutes=settings.freshness_fail_minutes),
-        warn_window=timedelta(minutes=settings.freshness_warn_minutes),
+        warn_window=timedelta(minutes=settings.freshness_warn_minutes) if settings.freshness_warn_minutes else None,
+    )
+    # Offline, answers are scored after every index change like retrieval. A paid chat model
+    # generates and judges every answer, so it then runs once a day, after the daily refresh.
+    answer_automation = (
+        dg.AutomationCondition.on_cron(settings.refresh_cron)
+        if settings.openai_configured
+        else dg.AutomationCondition.eager()
     )
     assets = [
+        source_files_asset,
         source_documents,
         document_chunks,
         build_chunk_embeddings(partitions),
         build_search_index(partitions, freshness),
         build_retrieval_evaluation(partitions, freshness),
-        build_answer_evaluation(partitions, freshness),
+        build_answer_evaluation(partitions, freshness, answer_automation),
         model_leaderboard,
     ]
+    ingest_job = dg.define_asset_job(
+        INGEST_JOB,
+        selection=["source_documents", "document_chunks"],
+        description="Read and chunk one source.",
+    )
+    index_job = dg.define_asset_job(
+        INDEX_JOB,
+        selection=["search_index", "retrieval_evaluation", "answer_evaluation"],
+        description="Build an embedder's indexes, then evaluate retrieval and answers on every eval set.",
+    )
     jobs = [
-        dg.define_asset_job(
-            INGEST_JOB,
-            selection=["source_documents", "document_chunks"],
-            description="Read and chunk one source.",
-        ),
+        ingest_job,
         dg.define_asset_job(
             EMBED_JOB, selection=["chunk_embeddings"], description="Embed and publish one source for one embedder."
         ),
-        dg.define_asset_job(
-            INDEX_JOB,
-            selection=["search_index", "retrieval_evaluation", "answer_evaluation"],
-            description="Build an embedder's indexes, then evaluate retrieval and answers on every eval set.",
-        ),
+        index_job,
         dg.define_asset_job(
             LEADERBOARD_JOB, selection=["model_leaderboard"], description="Rebuild the model leaderboard."
         ),
@@ -79,7 +90,20 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             min_ann_recall=settings.ann_min_recall,
         ),
     }
-    return dg.Definitions(assets=assets, jobs=jobs, resources=resources)
+    sensors = [
+        build_source_sensor(ingest_job, index_job, settings.embedders, settings.sensor_interval_seconds),
+        dg.AutomationConditionSensorDefinition(
+            "automation_sensor",
+            target=dg.AssetSelection.all(),
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=settings.automation_interval_seconds,
+            description="Evaluates every asset's automation condition: downstream assets follow upstream changes.",
+        ),
+    ]
+    schedules = [build_daily_refresh(ingest_job, settings.refresh_cron)]
+    return dg.Definitions(
+        assets=assets, jobs=jobs, sensors=sensors, schedules=schedules, resources=resources
+    )
 
 
 defs = build_definitions(load_settings())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +12,7 @@ from lancedb.table import Table
 
 from ai_assets.core.beir import list_eval_sets
 from ai_assets.core.chunking import Chunk, ChunkerConfig, chunk_document
+from ai_assets.core.fingerprints import SourceFingerprint, content_fingerprint, fingerprint_sources
 from ai_assets.core.documents import Document, SourceLoad, list_source_names, load_source
 from ai_assets.core.llm import ChatModel, OpenAIChatModel
 from ai_assets.core.embedders import Embedder, EmbedderSpec, create_embedder, minilm_tokenizer
@@ -37,6 +38,12 @@ class SourceFiles(dg.ConfigurableResource):
 
     def load(self, source: str) -> SourceLoad:
         return load_source(self.sources_dir / source, source, self.max_document_bytes)
+
+    def fingerprints(self, previous: Mapping[str, SourceFingerprint]) -> dict[str, SourceFingerprint]:
+        return fingerprint_sources(self.sources_dir, previous)
+
+    def content_fingerprint(self, source: str) -> str:
+        return content_fingerprint(self.sources_dir / source)
 
     def eval_set_dirs(self) -> list[Path]:
         return list_eval_sets(self.eval_dir)

@@ -40,7 +40,18 @@ class Settings(BaseSettings):
     freshness_fail_minutes: int = Field(
         default=26 * 60, ge=1, description="search_index and evaluations fail freshness when older than this."
     )
-    freshness_warn_minutes: int = Field(default=24 * 60, ge=1, description="... and warn when older than this.")
+    freshness_warn_minutes: int = Field(
+        default=24 * 60, ge=0, description="... and warn when older than this (0: no warning window)."
+    )
+    sensor_interval_seconds: int = Field(
+        default=30, ge=1, description="How often source_sensor looks at data/sources/."
+    )
+    automation_interval_seconds: int = Field(
+        default=30, ge=1, description="How often automation conditions (downstream assets following upstream) are evaluated."
+    )
+    refresh_cron: str = Field(
+        default="0 3 * * *", description="Cron of the daily_refresh schedule (UTC) and of paid answer evaluations."
+    )
     ann_min_rows: int = Field(
         default=50_000, ge=1, description="search_index builds an IVF-PQ vector index from this many rows."
     )

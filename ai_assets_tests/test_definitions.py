@@ -8,7 +8,7 @@ from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB, build_defini
 from ai_assets.settings import Settings
 
 EXPECTED_ASSETS = {
-    "source_documents", "document_chunks", "chunk_embeddings", "search_index", "retrieval_evaluation",
+    "source_files", "source_documents", "document_chunks", "chunk_embeddings", "search_index", "retrieval_evaluation",
     "answer_evaluation", "model_leaderboard",
 }
 
@@ -25,6 +25,7 @@ def test_assets_are_grouped_partitioned_and_described(tmp_path) -> None:
     graph = definitions.resolve_asset_graph()
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert groups == {
+        "source_files": "ingestion",
         "source_documents": "ingestion",
         "document_chunks": "ingestion",
         "chunk_embeddings": "embeddings",
@@ -36,7 +37,7 @@ def test_assets_are_grouped_partitioned_and_described(tmp_path) -> None:
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description and len(node.description) > 80, key
-        assert node.code_version, key
+        assert node.code_version or not node.is_materializable, key
         assert (node.partitions_def is None) == (key.to_user_string() == "model_leaderboard"), key
     embeddings = graph.get(dg.AssetKey("chunk_embeddings")).partitions_def
     assert isinstance(embeddings, dg.MultiPartitionsDefinition)
@@ -53,3 +54,29 @@ def test_index_and_evaluations_carry_the_configured_freshness_policy(tmp_path) -
         assert policy.fail_window.to_timedelta().total_seconds() == 90 * 60
         assert policy.warn_window.to_timedelta().total_seconds() == 60 * 60
     assert graph.get(dg.AssetKey("source_documents")).freshness_policy is None
+
+
+def test_downstream_assets_follow_by_automation_and_the_sensor_and_schedule_start_on(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    definitions = build_definitions(Settings(data_dir=tmp_path))
+    graph = definitions.resolve_asset_graph()
+
+    def condition(asset: str) -> str | None:
+        automation = graph.get(dg.AssetKey(asset)).automation_condition
+        return automation.get_label() if automation else None
+
+    # The sensor and the schedule start the ingestion; everything after it follows.
+    assert condition("source_documents") is None
+    for asset in ("document_chunks", "chunk_embeddings", "search_index", "retrieval_evaluation",
+                  "answer_evaluation", "model_leaderboard"):
+        assert condition(asset) == "eager", asset
+    sensors = {sensor.name: sensor for sensor in definitions.sensors}
+    assert set(sensors) == {"source_sensor", "automation_sensor"}
+    assert all(sensor.default_status == dg.DefaultSensorStatus.RUNNING for sensor in sensors.values())
+    (schedule,) = definitions.schedules
+    assert schedule.name == "daily_refresh" and schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+    # With a paid chat model, answers are generated and judged once a day instead.
+    paid = build_definitions(Settings(data_dir=tmp_path, openai_base_url="http://127.0.0.1:9/v1"))
+    label = paid.resolve_asset_graph().get(dg.AssetKey("answer_evaluation")).automation_condition.get_label()
+    assert label.startswith("on_cron(0 3 * * *")

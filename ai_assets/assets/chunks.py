@@ -13,6 +13,8 @@ from ai_assets.resources import Chunker
     group_name="ingestion",
     kinds={"python"},
     code_version="1",
+    # Follows its documents: a re-ingested source is re-chunked in the next automation tick.
+    automation_condition=dg.AutomationCondition.eager(),
     check_specs=[
         dg.AssetCheckSpec(
             "chunks_not_empty_or_duplicate",

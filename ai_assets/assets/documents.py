@@ -1,5 +1,6 @@
 import dagster as dg
 
+from ai_assets.automation import CONTENT_FINGERPRINT, SOURCE_FILES_KEY
 from ai_assets.core.documents import SourceLoad
 from ai_assets.core.hashing import sha256_hex
 from ai_assets.partitions import source_partitions
@@ -8,6 +9,7 @@ from ai_assets.resources import SourceFiles
 
 @dg.asset(
     partitions_def=source_partitions,
+    deps=[SOURCE_FILES_KEY],
     group_name="ingestion",
     kinds={"python", "file"},
     code_version="1",
@@ -28,6 +30,7 @@ from ai_assets.resources import SourceFiles
 )
 def source_documents(context: dg.AssetExecutionContext, source_files: SourceFiles):
     source = context.partition_key
+    fingerprint = source_files.content_fingerprint(source)
     loaded = source_files.load(source)
     for item in loaded.quarantined:
         context.log.warning(f"quarantined {source}/{item.location}: {item.reason}")
@@ -48,6 +51,8 @@ def source_documents(context: dg.AssetExecutionContext, source_files: SourceFile
             "text_chars": total_chars,
             "source_bytes": sum(document.size_bytes for document in loaded.documents),
             "quarantine": dg.MetadataValue.md(quarantine_table(loaded)),
+            # What the source sensor compares the folder against.
+            CONTENT_FINGERPRINT: fingerprint,
         },
     )
     yield dg.AssetCheckResult(

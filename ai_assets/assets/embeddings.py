@@ -26,6 +26,8 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
         group_name="embeddings",
         kinds={"lancedb", "python"},
         code_version="1",
+        # Follows the source's chunks for every embedder; only texts without a vector are embedded.
+        automation_condition=dg.AutomationCondition.eager(),
         retry_policy=MODEL_CALL_RETRY,
         check_specs=[
             dg.AssetCheckSpec(

@@ -16,9 +16,12 @@ from ai_assets.retries import MODEL_CALL_RETRY, permanent_errors_fail_once
 GATED_METRIC = "ndcg@10"
 
 
-def evaluation_asset_arguments(partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy) -> dict:
+def evaluation_asset_arguments(
+    partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy, automation: dg.AutomationCondition
+) -> dict:
     """What every per-embedder evaluation asset shares: it reads the index, calls the model, is watched."""
     return {
+        "automation_condition": automation,
         "partitions_def": partitions.embedder,
         "deps": ["search_index"],
         "group_name": "evaluation",
@@ -31,7 +34,8 @@ def evaluation_asset_arguments(partitions: EmbedderPartitions, freshness: dg.Fre
 
 def build_retrieval_evaluation(partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:
     @dg.asset(
-        **evaluation_asset_arguments(partitions, freshness),
+        # Every index change is scored at once: its blocking quality gate is what flags a bad change.
+        **evaluation_asset_arguments(partitions, freshness, dg.AutomationCondition.eager()),
         check_specs=[
             dg.AssetCheckSpec(
                 "retrieval_quality_gate",
@@ -117,9 +121,11 @@ def previous_results(instance: dg.DagsterInstance, embedder: str) -> list[dict]:
     return list(metadata.get("results", []))
 
 
-def build_answer_evaluation(partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:
+def build_answer_evaluation(
+    partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy, automation: dg.AutomationCondition
+) -> dg.AssetsDefinition:
     @dg.asset(
-        **evaluation_asset_arguments(partitions, freshness),
+        **evaluation_asset_arguments(partitions, freshness, automation),
         description=(
             "Answer quality on every eval set that ships reference answers (answers.jsonl). Offline: "
             "the retrieved sentence closest to the question is the extractive answer, scored by token "

@@ -4,7 +4,7 @@ import dagster as dg
 
 from ai_assets.core.quality import count_mismatches
 from ai_assets.core.retrieval import ann_recall_at_10
-from ai_assets.core.store import build_indexes, source_row_counts
+from ai_assets.core.store import build_indexes, prune_sources, source_row_counts
 from ai_assets.history import latest_metadata
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
 from ai_assets.retries import MODEL_CALL_RETRY, permanent_errors_fail_once
@@ -27,6 +27,8 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
         code_version="1",
         retry_policy=MODEL_CALL_RETRY,
         freshness_policy=freshness,
+        # Re-index as soon as any source's vectors change (and only once all of them exist).
+        automation_condition=dg.AutomationCondition.eager(),
         check_specs=[
             dg.AssetCheckSpec(
                 "index_rows_match_chunks",
@@ -57,6 +59,11 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
         with permanent_errors_fail_once():
             embedder = embedders.get(context.partition_key)
             table = lancedb.table(embedder.spec)
+            # A source folder that was removed lost its partition (source_sensor, `ai-assets build`);
+            # its rows go here, the one writer that sees every source.
+            pruned = prune_sources(table, set(context.instance.get_dynamic_partitions(SOURCE_DIMENSION)))
+            for source, rows in pruned.items():
+                context.log.info(f"deleted {rows} rows of removed source {source!r}")
             report = build_indexes(table, ann_min_rows=lancedb.ann_min_rows)
             recall = ann_recall_at_10(table)
         counts = source_row_counts(table)
@@ -96,6 +103,8 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
                 "rows": report.rows,
                 "table_version": report.version,
                 "sources": len(counts),
+                "removed_sources": ", ".join(pruned) or "none",
+                "rows_deleted_of_removed_sources": sum(pruned.values()),
                 "indexes": ", ".join(report.indexes),
                 "compacted_fragments": report.compacted_fragments,
                 "index_written": report.changed,

@@ -102,7 +102,7 @@ def load_source(source_dir: Path, source: str, max_document_bytes: int) -> Sourc
     skipped: list[str] = []
     seen_keys: set[str] = set()
 
-    for file_path in _source_files(source_dir):
+    for file_path in source_files(source_dir):
         relative = file_path.relative_to(source_dir).as_posix()
         suffix = file_path.suffix.lower()
         if suffix not in SUPPORTED_SUFFIXES:
@@ -134,7 +134,8 @@ def load_file_documents(source_dir: Path, source: str, relative: str, max_docume
     return documents
 
 
-def _source_files(source_dir: Path) -> list[Path]:
+def source_files(source_dir: Path) -> list[Path]:
+    """Every file of a source folder that the loader and the source sensor look at (hidden ones excluded)."""
     if not source_dir.is_dir():
         raise FileNotFoundError(f"source folder {source_dir} does not exist")
     return sorted(

@@ -259,6 +259,13 @@ def delete_source(table: Table, source: str) -> int:
     return count
 
 
+def prune_sources(table: Table, keep: set[str]) -> dict[str, int]:
+    """Delete the rows of every source not in ``keep`` (its folder was removed); rows deleted per source."""
+    return {
+        source: delete_source(table, source) for source in sorted(set(source_row_counts(table)) - keep)
+    }
+
+
 def source_row_counts(table: Table) -> dict[str, int]:
     sources = scan(table, ["source"]).column("source").to_pylist()
     counts: dict[str, int] = {}

@@ -1,0 +1,144 @@
+"""What keeps the knowledge base fresh without anyone clicking: the source sensor and the daily schedule.
+
+The sensor turns folders into partitions and content changes into ingestion runs; everything
+downstream of the documents follows through automation conditions (see each asset), so one
+edited file flows to its chunks, vectors, the index, the evaluations and the leaderboard.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import dagster as dg
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
+
+from ai_assets.core.fingerprints import SourceFingerprint, source_changes
+from ai_assets.history import latest_metadata
+from ai_assets.partitions import SOURCE_DIMENSION, source_partitions
+from ai_assets.resources import SourceFiles
+
+SOURCE_FILES_KEY = "source_files"
+CONTENT_FINGERPRINT = "content_fingerprint"  # metadata key of source_documents
+
+# The files themselves: not computed by Dagster, observed by the sensor. Their data version is
+# the folder's content fingerprint, so a changed file marks exactly its source's documents stale.
+source_files_asset = dg.AssetSpec(
+    SOURCE_FILES_KEY,
+    partitions_def=source_partitions,
+    group_name="ingestion",
+    kinds={"file"},
+    description=(
+        "The files of one source folder under data/sources/, as they are on disk. Observed by "
+        "source_sensor, whose data version is a hash of every file's path and bytes."
+    ),
+)
+
+
+def source_observation(source: str, fingerprint: str) -> dg.AssetObservation:
+    return dg.AssetObservation(
+        SOURCE_FILES_KEY,
+        partition=source,
+        tags={DATA_VERSION_TAG: fingerprint},
+        metadata={CONTENT_FINGERPRINT: fingerprint},
+    )
+
+
+def read_cursor(cursor: str | None) -> dict[str, SourceFingerprint]:
+    if not cursor:
+        return {}
+    return {source: SourceFingerprint(**value) for source, value in json.loads(cursor).items()}
+
+
+def write_cursor(fingerprints: dict[str, SourceFingerprint]) -> str:
+    return json.dumps({source: value.model_dump() for source, value in sorted(fingerprints.items())})
+
+
+def ingested_fingerprints(instance: dg.DagsterInstance, sources: Sequence[str]) -> dict[str, SourceFingerprint]:
+    """The content last ingested for each source, so a sensor with no cursor yet (a new instance,
+    a reset sensor) does not re-run sources that `ai-assets build` already ingested."""
+    known: dict[str, SourceFingerprint] = {}
+    for source in sources:
+        metadata = latest_metadata(instance, "source_documents", source)
+        if metadata and CONTENT_FINGERPRINT in metadata:
+            known[source] = SourceFingerprint(stat_signature="", content=str(metadata[CONTENT_FINGERPRINT]))
+    return known
+
+
+def build_source_sensor(
+    ingest_job: dg.UnresolvedAssetJobDefinition,
+    index_job: dg.UnresolvedAssetJobDefinition,
+    embedders: Sequence[str],
+    interval_seconds: int,
+) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="source_sensor",
+        jobs=[ingest_job, index_job],
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Watches data/sources/: a new folder becomes a source partition and is ingested; a file whose "
+            "bytes changed re-ingests its source only (a touched, unchanged file does nothing); a removed "
+            "folder loses its partition, and the index runs that follow delete its rows. The cursor holds "
+            "each source's content fingerprint, so it survives restarts."
+        ),
+    )
+    def source_sensor(context: dg.SensorEvaluationContext, source_files: SourceFiles) -> dg.SensorResult:
+        partitions = set(context.instance.get_dynamic_partitions(SOURCE_DIMENSION))
+        previous = read_cursor(context.cursor)
+        if not previous:
+            previous = ingested_fingerprints(context.instance, sorted(partitions))
+        current = source_files.fingerprints(previous)
+        changes = source_changes(previous, current, partitions)
+
+        requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
+        if changes.added:
+            requests.append(source_partitions.build_add_request(changes.added))
+        if changes.removed:
+            requests.append(source_partitions.build_delete_request(changes.removed))
+        runs = [
+            dg.RunRequest(job_name=ingest_job.name, partition_key=source, tags={"ai_assets/trigger": "source changed"})
+            for source in changes.changed
+        ]
+        if changes.removed:
+            # search_index deletes the rows of sources that no longer have a partition.
+            runs.extend(
+                dg.RunRequest(job_name=index_job.name, partition_key=embedder, tags={"ai_assets/trigger": "source removed"})
+                for embedder in embedders
+            )
+        if changes.changed or changes.removed:
+            context.log.info(
+                f"added {changes.added}, changed {changes.changed}, removed {changes.removed}"
+            )
+        return dg.SensorResult(
+            run_requests=runs,
+            dynamic_partitions_requests=requests,
+            asset_events=[source_observation(source, current[source].content) for source in changes.changed],
+            cursor=write_cursor(current),
+            skip_reason=None if runs else "no source added, changed or removed",
+        )
+
+    return source_sensor
+
+
+def build_daily_refresh(ingest_job: dg.UnresolvedAssetJobDefinition, cron: str) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name="daily_refresh",
+        job=ingest_job,
+        cron_schedule=cron,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=(
+            "Re-ingests every source once a day. Downstream assets follow by automation, so the index "
+            "and the evaluations are refreshed (and stay within their freshness policies) even when no "
+            "file changed; unchanged chunks are not embedded again."
+        ),
+    )
+    def daily_refresh(context: dg.ScheduleEvaluationContext) -> Sequence[dg.RunRequest]:
+        sources = context.instance.get_dynamic_partitions(SOURCE_DIMENSION)
+        tick = context.scheduled_execution_time.isoformat()
+        return [
+            dg.RunRequest(run_key=f"{source}@{tick}", partition_key=source, tags={"ai_assets/trigger": "daily refresh"})
+            for source in sources
+        ]
+
+    return daily_refresh

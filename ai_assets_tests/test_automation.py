@@ -1,0 +1,155 @@
+"""source_sensor, daily_refresh and staleness against a real instance and real folders (no daemon here;
+test_daemon.py lets the daemon tick)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._time import get_current_datetime
+
+from ai_assets.automation import read_cursor
+from ai_assets.core.fingerprints import SourceFingerprint, fingerprint_sources, source_changes
+from ai_assets.definitions import INDEX_JOB, INGEST_JOB, build_definitions
+from ai_assets.partitions import SOURCE_DIMENSION
+from ai_assets.settings import Settings
+
+
+def evaluate_sensor(
+    definitions: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None
+) -> dg.SensorResult:
+    """One tick, applied as the daemon would: partitions added/removed, observations stored."""
+    sensor = definitions.resolve_sensor_def("source_sensor")
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, definitions=definitions, resources=definitions.resources
+    )
+    result = sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    for request in result.dynamic_partitions_requests or []:
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+    for event in result.asset_events or []:
+        instance.report_runless_asset_event(event)
+    return result
+
+
+def requested(result: dg.SensorResult) -> list[tuple[str | None, str | None]]:
+    return sorted((request.job_name, request.partition_key) for request in result.run_requests or [])
+
+
+def test_sensor_adds_changes_and_removes_sources_by_content(settings: Settings, instance, data_dir: Path) -> None:
+    definitions = build_definitions(settings)
+    first = evaluate_sensor(definitions, instance, cursor=None)
+    assert requested(first) == [(INGEST_JOB, "alpha"), (INGEST_JOB, "beta")]
+    assert sorted(instance.get_dynamic_partitions(SOURCE_DIMENSION)) == ["alpha", "beta"]
+
+    # Nothing changed: nothing requested.
+    assert requested(evaluate_sensor(definitions, instance, first.cursor)) == []
+
+    # Touched but byte-identical: the stat signature moves, the content fingerprint does not.
+    touched = data_dir / "sources" / "alpha" / "retries.md"
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 5_000_000_000))
+    after_touch = evaluate_sensor(definitions, instance, first.cursor)
+    assert requested(after_touch) == []
+    assert read_cursor(after_touch.cursor)["alpha"].stat_signature != read_cursor(first.cursor)["alpha"].stat_signature
+
+    # One changed file: its source only, with the new content observed as the files' data version.
+    (data_dir / "sources" / "beta" / "flows.rst").write_text("Flows\n=====\n\nNow with subflows.", encoding="utf-8")
+    after_edit = evaluate_sensor(definitions, instance, after_touch.cursor)
+    assert requested(after_edit) == [(INGEST_JOB, "beta")]
+    assert [(event.asset_key.to_user_string(), event.partition) for event in after_edit.asset_events] == [
+        ("source_files", "beta")
+    ]
+
+    # A restart: the same cursor read back by a new context sees nothing new.
+    assert requested(evaluate_sensor(definitions, instance, after_edit.cursor)) == []
+
+    # A removed folder: partition deleted, every embedder's index job prunes its rows.
+    shutil.rmtree(data_dir / "sources" / "alpha")
+    after_remove = evaluate_sensor(definitions, instance, after_edit.cursor)
+    assert requested(after_remove) == [(INDEX_JOB, "minilm")]
+    assert instance.get_dynamic_partitions(SOURCE_DIMENSION) == ["beta"]
+    assert set(read_cursor(after_remove.cursor)) == {"beta"}
+
+
+def test_a_sensor_without_cursor_does_not_rerun_what_was_already_ingested(settings: Settings, instance) -> None:
+    definitions = build_definitions(settings)
+    instance.add_dynamic_partitions(SOURCE_DIMENSION, ["alpha", "beta"])
+    result = definitions.resolve_job_def(INGEST_JOB).execute_in_process(instance=instance, partition_key="alpha")
+    assert result.success
+    # alpha was ingested with its current content; beta never was.
+    assert requested(evaluate_sensor(definitions, instance, cursor=None)) == [(INGEST_JOB, "beta")]
+
+
+def test_content_fingerprints_are_reused_until_a_file_moves(data_dir: Path) -> None:
+    sources_dir = data_dir / "sources"
+    first = fingerprint_sources(sources_dir, {})
+    stale_content = {source: SourceFingerprint(stat_signature=value.stat_signature, content="old")
+                     for source, value in first.items()}
+    # Same stat signature: the recorded content is trusted, no file is read.
+    assert fingerprint_sources(sources_dir, stale_content)["alpha"].content == "old"
+    changes = source_changes(first, fingerprint_sources(sources_dir, first), {"alpha", "beta", "gone"})
+    assert (changes.added, changes.changed, changes.removed) == ([], [], ["gone"])
+
+
+def test_daily_refresh_requests_every_source(settings: Settings, instance) -> None:
+    definitions = build_definitions(settings)
+    instance.add_dynamic_partitions(SOURCE_DIMENSION, ["alpha", "beta"])
+    schedule = definitions.resolve_schedule_def("daily_refresh")
+    requests = schedule.evaluate_tick(
+        dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=datetime(2026, 11, 25, 3, tzinfo=UTC),
+            repository_def=definitions.get_repository_def(),
+        )
+    ).run_requests
+    assert sorted(request.partition_key for request in requests) == ["alpha", "beta"]
+    assert schedule.job_name == INGEST_JOB
+
+
+@pytest.mark.parametrize("change", ["data", "code"])
+def test_exactly_the_assets_downstream_of_a_change_are_stale(
+    settings: Settings, instance, data_dir: Path, change: str
+) -> None:
+    definitions = build_definitions(settings)
+    cursor = evaluate_sensor(definitions, instance, cursor=None).cursor
+    for source in ("alpha", "beta"):
+        assert definitions.resolve_job_def(INGEST_JOB).execute_in_process(instance=instance, partition_key=source).success
+
+    if change == "data":
+        (data_dir / "sources" / "beta" / "flows.rst").write_text("Flows, edited.", encoding="utf-8")
+        evaluate_sensor(definitions, instance, cursor)
+        expected_stale = {("source_documents", "beta")}
+    else:
+        # A new code version of the chunker: every chunks partition, no documents partition.
+        definitions = definitions.map_asset_specs(
+            func=lambda spec: spec.replace_attributes(code_version="2") if spec.key.path == ["document_chunks"] else spec
+        )
+        expected_stale = {("document_chunks", "alpha"), ("document_chunks", "beta")}
+
+    graph = definitions.resolve_asset_graph()
+    resolver = CachingStaleStatusResolver(
+        instance=instance,
+        asset_graph=graph,
+        loading_context=AssetGraphView(
+            temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+            instance=instance,
+            asset_graph=graph,
+        ),
+    )
+    stale = {
+        (asset, source)
+        for asset in ("source_documents", "document_chunks")
+        for source in ("alpha", "beta")
+        if resolver.get_status(dg.AssetKey(asset), source) == StaleStatus.STALE
+    }
+    assert stale == expected_stale
