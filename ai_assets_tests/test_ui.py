@@ -1,0 +1,148 @@
+"""The Dagster UI in a real headless Chromium: the asset graph, search_index's partitions and metadata.
+
+Needs Debian's `chromium` package and the `playwright` Python package (the test extra); no
+browser is downloaded. Screenshots go to $AI_ASSETS_SCREENSHOTS, or the test's temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ai_assets_tests.test_cli import ai_assets
+
+CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser")
+LOCATION = "__repository__@ai_assets.definitions"  # `-m ai_assets.definitions` names the code location
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
+
+
+def chromium_executable() -> str:
+    for candidate in CHROMIUM_CANDIDATES:
+        if Path(candidate).is_file():
+            return candidate
+    message = "Chromium not found: install Debian's package (`apt-get install -y chromium`); .ci/run does"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def webserver(tmp_path: Path, data_dir: Path) -> Iterator[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AI_ASSETS_", "DAGSTER_", "OPENAI_"))}
+    env.update(
+        AI_ASSETS_DATA_DIR=str(data_dir), DAGSTER_HOME=str(tmp_path / "dagster_home"), FRESHNESS_DAEMON_INTERVAL_SECONDS="2"
+    )
+    ai_assets("build", env=env)
+    port = free_port()
+    log_path = tmp_path / "webserver.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            # `dagster dev`: the webserver and the daemon, which evaluates the freshness policies.
+            [str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port),
+             "-m", "ai_assets.definitions"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/server_info", timeout=2):
+                        break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(f"dagster-webserver did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+                    time.sleep(1)
+            yield url
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+
+
+def test_the_ui_shows_the_graph_partitions_and_metadata(webserver: str, tmp_path: Path) -> None:
+    executable = chromium_executable()
+    try:
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        pytest.fail("playwright is missing: pip install -e '.[test]'")
+    screenshots = Path(os.environ.get("AI_ASSETS_SCREENSHOTS") or tmp_path / "screenshots")
+    screenshots.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_default_timeout(60_000)
+        expect.set_options(timeout=60_000)
+
+        # The global asset graph shows the four layers; each group's graph shows its assets.
+        page.goto(f"{webserver}/asset-groups")
+        # A fresh instance greets the first visitor with a newsletter dialog; dismiss it.
+        try:
+            page.get_by_role("button", name="Skip").click(timeout=10_000)
+        except PlaywrightTimeout:
+            pass
+        for group in ("ingestion", "embeddings", "index", "evaluation"):
+            expect(page.get_by_text(group, exact=True).first).to_be_visible()
+        page.screenshot(path=screenshots / "asset_graph.png")
+        groups = {
+            "ingestion": ("source_files", "source_documents", "document_chunks"),
+            "embeddings": ("chunk_embeddings",),
+            "index": ("search_index",),
+            "evaluation": ("retrieval_evaluation", "answer_evaluation", "model_leaderboard"),
+        }
+        for group, assets in groups.items():
+            page.goto(f"{webserver}/locations/{LOCATION}/asset-groups/{group}")
+            for asset in assets:
+                expect(page.get_by_text(asset, exact=True).first).to_be_visible()
+            expect(page.get_by_text("Loading...")).to_have_count(0)
+            page.screenshot(path=screenshots / f"group_{group}.png")
+
+        # search_index: its embedder partition and a metadata value of the latest materialization.
+        page.goto(f"{webserver}/assets/search_index?view=partitions")
+        expect(page.get_by_text("minilm").first).to_be_visible()
+        page.screenshot(path=screenshots / "search_index_partitions.png")
+        page.goto(f"{webserver}/assets/search_index?view=events&partition=minilm")
+        expect(page.get_by_text("table_version").first).to_be_visible()
+        expect(page.get_by_text("rows_by_source").first).to_be_visible()
+        page.screenshot(path=screenshots / "search_index_events.png")
+
+        # Its checks, and its overview with the freshness policy.
+        page.goto(f"{webserver}/assets/search_index?view=checks")
+        expect(page.get_by_text("index_rows_match_chunks").first).to_be_visible()
+        page.screenshot(path=screenshots / "search_index_checks.png")
+        page.goto(f"{webserver}/assets/search_index")
+        expect(page.get_by_text("Fails if more than 26 hours since last materialization").first).to_be_visible()
+        # The daemon evaluates the policy within seconds: the index was just built, so it passes.
+        for _ in range(30):
+            if page.get_by_text("Not evaluated").count() == 0:
+                break
+            page.wait_for_timeout(2000)
+            page.reload()
+        expect(page.get_by_text("Passing").first).to_be_visible()
+        page.screenshot(path=screenshots / "search_index_overview.png", full_page=True)
+
+        # source_documents: a source partition.
+        page.goto(f"{webserver}/assets/source_documents?view=partitions")
+        expect(page.get_by_text("alpha").first).to_be_visible()
+        page.screenshot(path=screenshots / "source_documents_partitions.png")
+        browser.close()
+    print(f"screenshots: {sorted(str(path) for path in screenshots.glob('*.png'))}")
