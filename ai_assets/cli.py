@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ai_assets.core.openai_errors import ServiceUnavailable
 from ai_assets.core.retrieval import SEARCH_MODES
 from ai_assets.settings import Settings, SettingsError, load_settings
 
@@ -41,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         return int(args.handler(args, settings) or 0)
-    except (CliError, SettingsError, FileExistsError, FileNotFoundError, ValueError) as error:
+    except (CliError, SettingsError, ServiceUnavailable, FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"ai-assets: error: {error}", file=sys.stderr)
         return 2
 
@@ -127,13 +128,18 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _embedders(settings: Settings):
+    from ai_assets.resources import embedders_from_settings
+
+    # Resolves dg.EnvVar("OPENAI_API_KEY") the way a run does; the key stays out of any output.
+    return embedders_from_settings(settings).process_config_and_initialize()
+
+
 def _searcher(settings: Settings, embedder_name: str | None):
-    from ai_assets.core.embedders import create_embedder
     from ai_assets.core.retrieval import Searcher
     from ai_assets.resources import LanceDBResource
 
-    name = _enabled_embedder(settings, embedder_name)
-    embedder = create_embedder(name, settings.embed_batch_size, settings.local_precision)
+    embedder = _embedders(settings).get(_enabled_embedder(settings, embedder_name))
     table = LanceDBResource(uri=settings.resolved_lancedb_uri).table(embedder.spec, create=False)
     return Searcher(table, embedder)
 
@@ -202,10 +208,9 @@ def _trace(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from ai_assets.core.embedders import embedder_spec
     from ai_assets.resources import LanceDBResource
 
-    spec = embedder_spec(_enabled_embedder(settings, args.embedder))
+    spec = _embedders(settings).spec(_enabled_embedder(settings, args.embedder))
     table = LanceDBResource(uri=settings.resolved_lancedb_uri).table(spec, create=False)
     versions = {entry["version"]: entry for entry in table.list_versions()}
     if args.list:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import dagster as dg
@@ -15,7 +14,15 @@ from ai_assets.assets.evaluations import build_answer_evaluation, build_retrieva
 from ai_assets.assets.leaderboard import model_leaderboard
 from ai_assets.assets.index import build_search_index
 from ai_assets.partitions import embedder_partitions
-from ai_assets.resources import ChatModelResource, Chunker, Embedders, LanceDBResource, QualityGate, SourceFiles
+from ai_assets.resources import (
+    ChatModelResource,
+    Chunker,
+    LanceDBResource,
+    QualityGate,
+    SourceFiles,
+    embedders_from_settings,
+    openai_api_key,
+)
 from ai_assets.settings import Settings, load_settings
 
 INGEST_JOB = "ingest_source_job"
@@ -74,15 +81,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             data_dir=str(settings.data_dir.resolve()), max_document_bytes=settings.max_document_bytes
         ),
         "chunker": Chunker(max_tokens=settings.chunk_max_tokens, overlap_tokens=settings.chunk_overlap_tokens),
-        "embedders": Embedders(
-            enabled=settings.embedders, batch_size=settings.embed_batch_size, local_precision=settings.local_precision
-        ),
+        "embedders": embedders_from_settings(settings),
         "lancedb": LanceDBResource(uri=settings.resolved_lancedb_uri, ann_min_rows=settings.ann_min_rows),
         "chat_model": ChatModelResource(
             enabled=settings.openai_configured,
             model=settings.chat_model,
             base_url=settings.openai_base_url,
-            api_key=dg.EnvVar("OPENAI_API_KEY") if os.environ.get("OPENAI_API_KEY") else None,
+            api_key=openai_api_key(),
         ),
         "quality_gate": QualityGate(
             min_ndcg_at_10=settings.quality_min_ndcg_at_10,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -15,8 +16,10 @@ from ai_assets.core.chunking import Chunk, ChunkerConfig, chunk_document
 from ai_assets.core.fingerprints import SourceFingerprint, content_fingerprint, fingerprint_sources
 from ai_assets.core.documents import Document, SourceLoad, list_source_names, load_source
 from ai_assets.core.llm import ChatModel, OpenAIChatModel
-from ai_assets.core.embedders import Embedder, EmbedderSpec, create_embedder, minilm_tokenizer
+from ai_assets.core.embedders import Embedder, EmbedderSpec, create_embedder, embedder_spec, minilm_tokenizer
+from ai_assets.core.openai_embedder import OpenAISettings
 from ai_assets.core.store import open_journal, open_table
+from ai_assets.settings import Settings
 
 
 class SourceFiles(dg.ConfigurableResource):
@@ -66,18 +69,75 @@ class Chunker(dg.ConfigurableResource):
 
 
 class Embedders(dg.ConfigurableResource):
-    """The enabled embedding models, by embedder name (the embedder partition key)."""
+    """The enabled embedding models, by embedder name (the embedder partition key).
+
+    The OpenAI fields configure ``openai-small``. The key is ``dg.EnvVar("OPENAI_API_KEY")``:
+    Dagster shows the variable's name, never its value.
+    """
 
     enabled: list[str]
     batch_size: int = 64
     local_precision: str = "auto"
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    openai_dimensions: int | None = None
+    openai_requests_per_minute: int = 3_000
+    openai_tokens_per_minute: int = 1_000_000
+    openai_timeout_seconds: float = 30.0
+    openai_max_retries: int = 5
+    openai_prices: dict[str, float] = {}
+
+    def spec(self, name: str) -> EmbedderSpec:
+        self._require_enabled(name)
+        return embedder_spec(name, self.openai_dimensions)
 
     def get(self, name: str) -> Embedder:
+        self._require_enabled(name)
+        return create_embedder(
+            name,
+            batch_size=self.batch_size,
+            precision=self.local_precision,  # type: ignore[arg-type]
+            openai=self._openai_settings(name),
+            openai_dimensions=self.openai_dimensions,
+        )
+
+    def _require_enabled(self, name: str) -> None:
         if name not in self.enabled:
             raise dg.Failure(
                 f"embedder {name!r} is not enabled (AI_ASSETS_EMBEDDERS={','.join(self.enabled)})"
             )
-        return create_embedder(name, batch_size=self.batch_size, precision=self.local_precision)  # type: ignore[arg-type]
+
+    def _openai_settings(self, name: str) -> OpenAISettings:
+        return OpenAISettings(
+            api_key=self.openai_api_key,
+            base_url=self.openai_base_url,
+            timeout_seconds=self.openai_timeout_seconds,
+            max_retries=self.openai_max_retries,
+            requests_per_minute=self.openai_requests_per_minute,
+            tokens_per_minute=self.openai_tokens_per_minute,
+            price_per_million_tokens=self.openai_prices.get(embedder_spec(name).model, 0.0),
+        )
+
+
+def embedders_from_settings(settings: Settings) -> Embedders:
+    return Embedders(
+        enabled=settings.embedders,
+        batch_size=settings.embed_batch_size,
+        local_precision=settings.local_precision,
+        openai_api_key=openai_api_key(),
+        openai_base_url=settings.openai_base_url,
+        openai_dimensions=settings.openai_embedding_dimensions,
+        openai_requests_per_minute=settings.openai_requests_per_minute,
+        openai_tokens_per_minute=settings.openai_tokens_per_minute,
+        openai_timeout_seconds=settings.openai_timeout_seconds,
+        openai_max_retries=settings.openai_max_retries,
+        openai_prices=settings.openai_prices,
+    )
+
+
+def openai_api_key() -> str | None:
+    """The key as an environment-variable reference, so its value never enters Dagster's config."""
+    return dg.EnvVar("OPENAI_API_KEY") if os.environ.get("OPENAI_API_KEY") else None  # type: ignore[return-value]
 
 
 class LanceDBResource(dg.ConfigurableResource):

@@ -9,7 +9,10 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from ai_assets.core.embedders import EMBEDDER_SPECS, MINILM, LocalPrecision
+from ai_assets.core.embedders import EMBEDDER_SPECS, MINILM, OPENAI_SMALL, LocalPrecision
+
+# USD per million input tokens (OpenAI's list prices, 2026); override with AI_ASSETS_OPENAI_PRICES.
+OPENAI_PRICES_PER_MILLION_TOKENS = {"text-embedding-3-small": 0.02, "text-embedding-3-large": 0.13}
 
 
 class SettingsError(ValueError):
@@ -62,6 +65,19 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(
         default=None, validation_alias="OPENAI_BASE_URL", description="OpenAI-compatible server (else api.openai.com)."
     )
+    openai_embedding_dimensions: int | None = Field(
+        default=None, gt=0, le=1536, description="Vector size asked of text-embedding-3-small (default 1536)."
+    )
+    openai_requests_per_minute: int = Field(default=3_000, gt=0, description="Embedding requests sent per minute at most.")
+    openai_tokens_per_minute: int = Field(default=1_000_000, gt=0, description="Embedding tokens sent per minute at most.")
+    openai_timeout_seconds: float = Field(default=30.0, gt=0, description="One request's timeout before it is retried.")
+    openai_max_retries: int = Field(
+        default=5, ge=0, description="Retries of one request on 429, 5xx, timeouts and dropped connections."
+    )
+    openai_prices: dict[str, float] = Field(
+        default_factory=lambda: dict(OPENAI_PRICES_PER_MILLION_TOKENS),
+        description="USD per million input tokens by model, for the estimated cost (JSON object).",
+    )
     dagster_ui_url: str = Field(default="http://127.0.0.1:3000", description="Base of run links in traces.")
 
     @field_validator("embedders", mode="before")
@@ -80,6 +96,13 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one embedder must be enabled")
         return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _openai_embedder_when_configured(self) -> Settings:
+        # Only when the embedders were not chosen explicitly: AI_ASSETS_EMBEDDERS=minilm stays offline.
+        if "embedders" not in self.model_fields_set and self.openai_configured:
+            self.embedders = [*self.embedders, OPENAI_SMALL.name]
+        return self
 
     @model_validator(mode="after")
     def _chunks_fit_every_model(self) -> Settings:

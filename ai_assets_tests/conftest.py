@@ -81,6 +81,13 @@ def write_eval_set(data_dir: Path, name: str = "tiny_qa") -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own key or settings must not switch tests onto the OpenAI path or elsewhere."""
+    for name in [f"AI_ASSETS_{field.upper()}" for field in Settings.model_fields] + ["OPENAI_API_KEY", "OPENAI_BASE_URL"]:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "data"

@@ -48,7 +48,7 @@ class FailingEmbedder(Embedder):
     def count_tokens(self, texts):
         return self.real.count_tokens(texts)
 
-    def _encode(self, texts):
+    def _encode(self, texts, token_counts):
         self.calls += 1
         if self.calls == self.fail_on_call:
             raise RuntimeError("injected failure halfway through the source")
@@ -134,7 +134,7 @@ def test_vectors_of_the_wrong_shape_are_refused(tmp_path: Path, embedder: Embedd
         def count_tokens(self, texts):
             return embedder.count_tokens(texts)
 
-        def _encode(self, texts):
+        def _encode(self, texts, token_counts):
             return np.zeros((len(texts), 768), dtype=np.float32)
 
     table = open_table(lancedb.connect(str(tmp_path)), MINILM)

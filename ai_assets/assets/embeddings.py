@@ -126,7 +126,8 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
                 "precision": embedder.precision,
                 "dimensions": embedder.spec.dimensions,
                 "table": table.name,
-            }
+                **embedder.take_usage_metadata(),
+            },
         )
 
     return chunk_embeddings

@@ -84,6 +84,7 @@ def build_retrieval_evaluation(partitions: EmbedderPartitions, freshness: dg.Fre
             "table_version": table.version,
             "scores": dg.MetadataValue.md(scores_markdown(scores)),
             "results": dg.MetadataValue.json([score.model_dump(by_alias=True) for score in scores]),
+            **embedder.take_usage_metadata(),  # query embeddings of a paid embedder
         }
         for score in scores:
             prefix = f"{score.eval_set}/{score.mode}"
@@ -162,6 +163,7 @@ def build_answer_evaluation(
             "invalid_llm_replies": sum(1 for result in results if result.llm_error),
             "per_question": dg.MetadataValue.md(answers_markdown(results)),
             "results": dg.MetadataValue.json(answer_aggregates(results)),
+            **embedder.take_usage_metadata(),
         }
         for row in answer_aggregates(results):
             for key, value in row.items():

@@ -57,8 +57,7 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
     ) -> dg.MaterializeResult:
         started = time.perf_counter()
         with permanent_errors_fail_once():
-            embedder = embedders.get(context.partition_key)
-            table = lancedb.table(embedder.spec)
+            table = lancedb.table(embedders.spec(context.partition_key))
             # A source folder that was removed lost its partition (source_sensor, `ai-assets build`);
             # its rows go here, the one writer that sees every source.
             pruned = prune_sources(table, set(context.instance.get_dynamic_partitions(SOURCE_DIMENSION)))

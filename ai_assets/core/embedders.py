@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from ai_assets.core.openai_embedder import OpenAISettings
     from tokenizers import Tokenizer as HFTokenizer
 
 
@@ -26,7 +28,7 @@ class EmbedderSpec(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    provider: Literal["sentence-transformers"]
+    provider: Literal["sentence-transformers", "openai"]
     model: str
     dimensions: int
     max_input_tokens: int  # the model's window, special tokens included
@@ -42,7 +44,18 @@ MINILM = EmbedderSpec(
     normalized=True,
 )
 
-EMBEDDER_SPECS: dict[str, EmbedderSpec] = {MINILM.name: MINILM}
+# Enabled when OPENAI_API_KEY or OPENAI_BASE_URL is set. Its 8191-token window is far above
+# the chunk size, which the local model's 256-token window sets.
+OPENAI_SMALL = EmbedderSpec(
+    name="openai-small",
+    provider="openai",
+    model="text-embedding-3-small",
+    dimensions=1536,
+    max_input_tokens=8191,
+    normalized=True,
+)
+
+EMBEDDER_SPECS: dict[str, EmbedderSpec] = {spec.name: spec for spec in (MINILM, OPENAI_SMALL)}
 
 
 class UnknownEmbedder(ValueError):
@@ -53,12 +66,16 @@ class InputTooLong(ValueError):
     """A text longer than the model's window: refused rather than silently truncated."""
 
 
-def embedder_spec(name: str) -> EmbedderSpec:
+def embedder_spec(name: str, openai_dimensions: int | None = None) -> EmbedderSpec:
+    """The named embedder's spec; OpenAI's text-embedding-3 models can return shorter vectors."""
     try:
-        return EMBEDDER_SPECS[name]
+        spec = EMBEDDER_SPECS[name]
     except KeyError:
         known = ", ".join(sorted(EMBEDDER_SPECS))
         raise UnknownEmbedder(f"unknown embedder {name!r}; known embedders: {known}") from None
+    if spec.provider == "openai" and openai_dimensions:
+        return spec.model_copy(update={"dimensions": openai_dimensions})
+    return spec
 
 
 def minilm_model_path() -> Path:
@@ -108,12 +125,17 @@ class Embedder(ABC):
         """Tokens of each text as the model counts them, special tokens excluded."""
 
     @abstractmethod
-    def _encode(self, texts: list[str]) -> np.ndarray: ...
+    def _encode(self, texts: list[str], token_counts: Sequence[int]) -> np.ndarray:
+        """Vectors of texts already checked against the window (their token counts given)."""
 
     @property
     def max_text_tokens(self) -> int:
         """Longest text the model reads whole (its window less [CLS] and [SEP])."""
         return self.spec.max_input_tokens - 2
+
+    def take_usage_metadata(self) -> dict[str, float | int]:
+        """Paid-API usage since the last call, as asset metadata; a local model has none."""
+        return {}
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for ``texts``; refuses any text the model would truncate."""
@@ -132,7 +154,7 @@ class Embedder(ABC):
                 f"{self.max_text_tokens} tokens (first: text #{index} has {count} tokens); "
                 "rechunk with a smaller AI_ASSETS_CHUNK_MAX_TOKENS"
             )
-        vectors = np.asarray(self._encode(list(texts)), dtype=np.float32)
+        vectors = np.asarray(self._encode(list(texts), counts), dtype=np.float32)
         if vectors.shape != (len(texts), self.spec.dimensions):
             raise ValueError(
                 f"{self.spec.name} returned vectors of shape {vectors.shape}, "
@@ -179,7 +201,7 @@ class SentenceTransformerEmbedder(Embedder):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self._tokenizer.count_tokens(texts)
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str], token_counts: Sequence[int]) -> np.ndarray:
         import torch
 
         model = load_sentence_transformer(str(self.model_path))
@@ -213,6 +235,16 @@ def load_sentence_transformer(model_path: str) -> SentenceTransformer:
     return SentenceTransformer(model_path, device="cpu")
 
 
-def create_embedder(name: str, batch_size: int = 64, precision: LocalPrecision = "auto") -> Embedder:
-    spec = embedder_spec(name)
+def create_embedder(
+    name: str,
+    batch_size: int = 64,
+    precision: LocalPrecision = "auto",
+    openai: OpenAISettings | None = None,
+    openai_dimensions: int | None = None,
+) -> Embedder:
+    spec = embedder_spec(name, openai_dimensions)
+    if spec.provider == "openai":
+        from ai_assets.core.openai_embedder import OpenAIEmbedder, OpenAISettings
+
+        return OpenAIEmbedder(spec, openai or OpenAISettings())
     return SentenceTransformerEmbedder(spec, minilm_model_path(), batch_size=batch_size, precision=precision)

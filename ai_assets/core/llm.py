@@ -14,6 +14,7 @@ from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
+from ai_assets.core.openai_errors import call_openai
 from ai_assets.core.retrieval import SearchHit
 
 T = TypeVar("T", bound=BaseModel)
@@ -97,20 +98,30 @@ def judge_answer(
 class OpenAIChatModel:
     """Any OpenAI-compatible chat endpoint; the API key stays inside the client object."""
 
-    def __init__(self, model: str, api_key: str | None, base_url: str | None, timeout: float = 60.0) -> None:
+    def __init__(
+        self, model: str, api_key: str | None, base_url: str | None, timeout: float = 60.0, max_retries: int = 5
+    ) -> None:
         from openai import OpenAI
 
         self.model = model
-        self._client = OpenAI(api_key=api_key or "unused", base_url=base_url, timeout=timeout, max_retries=3)
+        self._api_key = api_key
+        # The client retries 429, 5xx, timeouts and dropped connections with back-off and jitter.
+        self._client = OpenAI(
+            api_key=api_key or "unused", base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
 
     def __repr__(self) -> str:
         return f"OpenAIChatModel(model={self.model!r})"
 
     def complete(self, system: str, user: str) -> str:
-        response = self._client.chat.completions.create(
-            model=self.model,
-            messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
-            temperature=0,
-            response_format={"type": "json_object"},
+        response = call_openai(
+            lambda: self._client.chat.completions.create(
+                model=self.model,
+                messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+                temperature=0,
+                response_format={"type": "json_object"},
+            ),
+            self.model,
+            self._api_key,
         )
         return response.choices[0].message.content or ""
