@@ -26,6 +26,11 @@ telemetry:
 # Freshness policies (search_index, evaluations) are evaluated by the daemon only when enabled.
 freshness:
   enabled: true
+# The model_calls pool (embedding and evaluation steps) runs one step at a time across all
+# runs: the local model already uses every core. Raise it for a remote API.
+concurrency:
+  pools:
+    default_limit: 1
 """
 
 
@@ -137,10 +142,10 @@ def _embedders(settings: Settings):
 
 def _searcher(settings: Settings, embedder_name: str | None):
     from ai_assets.core.retrieval import Searcher
-    from ai_assets.resources import LanceDBResource
+    from ai_assets.resources import lancedb_from_settings
 
     embedder = _embedders(settings).get(_enabled_embedder(settings, embedder_name))
-    table = LanceDBResource(uri=settings.resolved_lancedb_uri).table(embedder.spec, create=False)
+    table = lancedb_from_settings(settings).table(embedder.spec, create=False)
     return Searcher(table, embedder)
 
 
@@ -208,10 +213,10 @@ def _trace(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from ai_assets.resources import LanceDBResource
+    from ai_assets.resources import lancedb_from_settings
 
     spec = _embedders(settings).spec(_enabled_embedder(settings, args.embedder))
-    table = LanceDBResource(uri=settings.resolved_lancedb_uri).table(spec, create=False)
+    table = lancedb_from_settings(settings).table(spec, create=False)
     versions = {entry["version"]: entry for entry in table.list_versions()}
     if args.list:
         for version, entry in sorted(versions.items()):

@@ -17,10 +17,10 @@ from ai_assets.partitions import embedder_partitions
 from ai_assets.resources import (
     ChatModelResource,
     Chunker,
-    LanceDBResource,
     QualityGate,
     SourceFiles,
     embedders_from_settings,
+    lancedb_from_settings,
     openai_api_key,
 )
 from ai_assets.settings import Settings, load_settings
@@ -82,7 +82,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ),
         "chunker": Chunker(max_tokens=settings.chunk_max_tokens, overlap_tokens=settings.chunk_overlap_tokens),
         "embedders": embedders_from_settings(settings),
-        "lancedb": LanceDBResource(uri=settings.resolved_lancedb_uri, ann_min_rows=settings.ann_min_rows),
+        "lancedb": lancedb_from_settings(settings),
         "chat_model": ChatModelResource(
             enabled=settings.openai_configured,
             model=settings.chat_model,

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from ai_assets.core.embedders import embedder_spec
+
 SOURCE_DIMENSION = "source"
 EMBEDDER_DIMENSION = "embedder"
 
@@ -15,17 +17,24 @@ EMBEDDER_DIMENSION = "embedder"
 source_partitions = dg.DynamicPartitionsDefinition(name=SOURCE_DIMENSION)
 
 
+# The kind (an icon in the UI's graph) of each model provider.
+PROVIDER_KINDS = {"sentence-transformers": "pytorch", "openai": "openai"}
+
+
 @dataclass(frozen=True)
 class EmbedderPartitions:
     embedder: dg.StaticPartitionsDefinition
     source_embedder: dg.MultiPartitionsDefinition
+    model_kinds: frozenset[str]  # what the per-embedder assets run: lancedb and the providers' kinds
 
 
 def embedder_partitions(embedders: Sequence[str]) -> EmbedderPartitions:
     embedder = dg.StaticPartitionsDefinition(list(embedders))
+    providers = {PROVIDER_KINDS[embedder_spec(name).provider] for name in embedders}
     return EmbedderPartitions(
         embedder=embedder,
         source_embedder=dg.MultiPartitionsDefinition(
             {SOURCE_DIMENSION: source_partitions, EMBEDDER_DIMENSION: embedder}
         ),
+        model_kinds=frozenset({"lancedb", *providers}),
     )

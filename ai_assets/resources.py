@@ -144,16 +144,27 @@ class LanceDBResource(dg.ConfigurableResource):
     """A LanceDB database (a local directory or an object-store URI) with one table per embedder."""
 
     uri: str
+    # Endpoint, region, allow_http... of an object store. Credentials are not configured here
+    # (the UI shows resource config): the object store reads AWS_ACCESS_KEY_ID and friends itself.
+    storage_options: dict[str, str] = {}
     ann_min_rows: int = 50_000  # from this many rows search_index adds an ANN vector index
 
     def connect(self) -> DBConnection:
-        return lancedb.connect(self.uri)
+        return lancedb.connect(self.uri, storage_options=self.storage_options or None)
 
     def table(self, spec: EmbedderSpec, create: bool = True) -> Table:
         return open_table(self.connect(), spec, create=create)
 
     def journal(self, spec: EmbedderSpec) -> Table:
         return open_journal(self.connect(), spec)
+
+
+def lancedb_from_settings(settings: Settings) -> LanceDBResource:
+    return LanceDBResource(
+        uri=settings.resolved_lancedb_uri,
+        storage_options=settings.lancedb_storage_options,
+        ann_min_rows=settings.ann_min_rows,
+    )
 
 
 class QualityGate(dg.ConfigurableResource):

@@ -23,7 +23,16 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AI_ASSETS_", extra="ignore")
 
     data_dir: Path = Field(default=Path("data"), description="Sources, eval sets and the default LanceDB directory.")
-    lancedb_uri: str | None = Field(default=None, description="LanceDB URI; default <data_dir>/lancedb.")
+    lancedb_uri: str | None = Field(
+        default=None, description="LanceDB URI: a directory or s3://bucket/path; default <data_dir>/lancedb."
+    )
+    lancedb_storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Object-store options of an s3:// URI as JSON, e.g. {\"aws_endpoint\": \"http://minio:9000\", "
+            "\"allow_http\": \"true\"}; credentials belong in the standard AWS_* variables."
+        ),
+    )
     embedders: Annotated[list[str], NoDecode] = Field(
         default=[MINILM.name], description="Enabled embedders, comma-separated (AI_ASSETS_EMBEDDERS=minilm)."
     )

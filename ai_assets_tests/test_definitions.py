@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB, build_definitions, defs
+from ai_assets.retries import MODEL_POOL
 from ai_assets.settings import Settings
 
 EXPECTED_ASSETS = {
@@ -76,7 +77,14 @@ def test_downstream_assets_follow_by_automation_and_the_sensor_and_schedule_star
     (schedule,) = definitions.schedules
     assert schedule.name == "daily_refresh" and schedule.default_status == dg.DefaultScheduleStatus.RUNNING
 
-    # With a paid chat model, answers are generated and judged once a day instead.
+    # Every step that runs a model is in the model pool, whose instance limit caps them across runs.
+    for asset in ("chunk_embeddings", "retrieval_evaluation", "answer_evaluation"):
+        assert definitions.resolve_assets_def(asset).op.pool == MODEL_POOL, asset
+    assert graph.get(dg.AssetKey("chunk_embeddings")).kinds == {"lancedb", "pytorch"}
+
+    # With a paid chat model, answers are generated and judged once a day instead, and the
+    # OpenAI embedder shows in the graph.
     paid = build_definitions(Settings(data_dir=tmp_path, openai_base_url="http://127.0.0.1:9/v1"))
     label = paid.resolve_asset_graph().get(dg.AssetKey("answer_evaluation")).automation_condition.get_label()
     assert label.startswith("on_cron(0 3 * * *")
+    assert paid.resolve_asset_graph().get(dg.AssetKey("chunk_embeddings")).kinds == {"lancedb", "pytorch", "openai"}

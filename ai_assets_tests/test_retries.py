@@ -30,11 +30,11 @@ def test_transient_model_failure_is_retried_and_succeeds(
     original = SentenceTransformerEmbedder._encode
     calls = {"count": 0}
 
-    def flaky(self, texts):
+    def flaky(self, texts, token_counts):
         calls["count"] += 1
         if calls["count"] == 1:
             raise ConnectionError("injected: model server went away")
-        return original(self, texts)
+        return original(self, texts, token_counts)
 
     monkeypatch.setattr(SentenceTransformerEmbedder, "_encode", flaky)
     report = run_build(build_definitions(settings), instance, settings.embedders, echo=lambda _: None)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ai_assets_tests.system import free_port, missing_system_package
 from ai_assets_tests.test_cli import ai_assets
 
 CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser")
@@ -29,16 +29,7 @@ def chromium_executable() -> str:
     for candidate in CHROMIUM_CANDIDATES:
         if Path(candidate).is_file():
             return candidate
-    message = "Chromium not found: install Debian's package (`apt-get install -y chromium`); .ci/run does"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    missing_system_package("Chromium not found: install Debian's package (`apt-get install -y chromium`); .ci/run does")
 
 
 @pytest.fixture

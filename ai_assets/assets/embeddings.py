@@ -6,7 +6,7 @@ from ai_assets.core.chunking import Chunk
 from ai_assets.core.quality import vector_quality
 from ai_assets.core.store import read_table_metadata, source_vectors, sql_literal, sync_source_embeddings
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
-from ai_assets.retries import MODEL_CALL_RETRY, permanent_errors_fail_once
+from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fail_once
 from ai_assets.resources import Embedders, LanceDBResource
 
 
@@ -24,11 +24,12 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
             )
         },
         group_name="embeddings",
-        kinds={"lancedb", "python"},
+        kinds=set(partitions.model_kinds),
         code_version="1",
         # Follows the source's chunks for every embedder; only texts without a vector are embedded.
         automation_condition=dg.AutomationCondition.eager(),
         retry_policy=MODEL_CALL_RETRY,
+        pool=MODEL_POOL,
         check_specs=[
             dg.AssetCheckSpec(
                 "vectors_valid",

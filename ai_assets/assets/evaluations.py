@@ -11,7 +11,7 @@ from ai_assets.history import latest_metadata
 from ai_assets.core.store import source_row_counts
 from ai_assets.partitions import EmbedderPartitions
 from ai_assets.resources import ChatModelResource, Embedders, LanceDBResource, QualityGate, SourceFiles
-from ai_assets.retries import MODEL_CALL_RETRY, permanent_errors_fail_once
+from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fail_once
 
 GATED_METRIC = "ndcg@10"
 
@@ -25,9 +25,10 @@ def evaluation_asset_arguments(
         "partitions_def": partitions.embedder,
         "deps": ["search_index"],
         "group_name": "evaluation",
-        "kinds": {"python", "lancedb"},
+        "kinds": set(partitions.model_kinds),
         "code_version": "1",
         "retry_policy": MODEL_CALL_RETRY,
+        "pool": MODEL_POOL,
         "freshness_policy": freshness,
     }
 
