@@ -16,6 +16,7 @@ from ai_assets.assets.index import build_search_index
 from ai_assets.partitions import embedder_partitions
 from ai_assets.resources import (
     ChatModelResource,
+    ChunkFilesIOManager,
     Chunker,
     QualityGate,
     SourceFiles,
@@ -80,6 +81,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         "source_files": SourceFiles(
             data_dir=str(settings.data_dir.resolve()), max_document_bytes=settings.max_document_bytes
         ),
+        "chunk_files": ChunkFilesIOManager(base_dir=str(settings.data_dir.resolve() / "chunks")),
         "chunker": Chunker(max_tokens=settings.chunk_max_tokens, overlap_tokens=settings.chunk_overlap_tokens),
         "embedders": embedders_from_settings(settings),
         "lancedb": lancedb_from_settings(settings),

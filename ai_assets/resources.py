@@ -12,6 +12,7 @@ from lancedb.db import DBConnection
 from lancedb.table import Table
 
 from ai_assets.core.beir import list_eval_sets
+from ai_assets.core.chunk_files import ChunkFile, write_chunk_file
 from ai_assets.core.chunking import Chunk, ChunkerConfig, chunk_document
 from ai_assets.core.fingerprints import SourceFingerprint, content_fingerprint, fingerprint_sources
 from ai_assets.core.documents import Document, SourceLoad, list_source_names, load_source
@@ -50,6 +51,27 @@ class SourceFiles(dg.ConfigurableResource):
 
     def eval_set_dirs(self) -> list[Path]:
         return list_eval_sets(self.eval_dir)
+
+
+class ChunkFilesIOManager(dg.ConfigurableIOManager):
+    """Stores ``document_chunks`` as one Parquet file per source and hands it downstream as a
+    ``ChunkFile`` that is read in batches, so embedding a large source never loads it whole
+    (Dagster's default IO manager would unpickle the whole list)."""
+
+    base_dir: str
+
+    def _path(self, source: str) -> Path:
+        return Path(self.base_dir) / "document_chunks" / f"{source}.parquet"
+
+    def handle_output(self, context: dg.OutputContext, obj: list[Chunk]) -> None:
+        chunk_file = write_chunk_file(self._path(context.asset_partition_key), obj)
+        context.add_output_metadata({"path": dg.MetadataValue.path(str(chunk_file.path))})
+
+    def load_input(self, context: dg.InputContext) -> ChunkFile:
+        path = self._path(context.asset_partition_key)
+        if not path.is_file():
+            raise dg.Failure(f"no chunks at {path}: materialize document_chunks for this source first")
+        return ChunkFile(path)
 
 
 class Chunker(dg.ConfigurableResource):

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import lancedb
+from lancedb.table import Table
 import numpy as np
 import pytest
 
@@ -55,6 +56,11 @@ class FailingEmbedder(Embedder):
         return self.real.embed(texts)
 
 
+def journal_beside(table: Table) -> Table:
+    """The embedder's journal in the table's database, where LanceDBResource.journal opens it."""
+    return open_journal(table._conn, MINILM)
+
+
 @pytest.fixture(scope="module")
 def embedder() -> Embedder:
     return create_embedder("minilm")
@@ -86,6 +92,61 @@ def test_failure_halfway_leaves_the_previous_version_intact_and_searchable(tmp_p
     assert journal.count_rows() == 0
 
 
+def test_a_chunk_file_streams_in_batches_with_exact_rows(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ai_assets.core import store
+    from ai_assets.core.chunk_files import write_chunk_file
+
+    # Batches of 4 chunks, so every pass (plan, embed, publish) crosses many batch boundaries;
+    # the journal index is built too, as for a large source.
+    monkeypatch.setattr(store, "READ_BATCH", 4)
+    monkeypatch.setattr(store, "JOURNAL_INDEX_MIN_ROWS", 1)
+    db = lancedb.connect(str(tmp_path / "db"))
+    table, journal = open_table(db, MINILM), open_journal(db, MINILM)
+    beta = chunks_of(documents("beta", 2))
+    sync_source_embeddings(table, "beta", beta, embedder, run_id="run-beta", journal=journal)
+
+    alpha = chunks_of(documents("alpha", 7))
+    # beta's first text again, under alpha: reused from beta's rows, not embedded again.
+    shared = beta[0].model_copy(update={"chunk_id": "alpha-shared", "source": "alpha", "doc_key": "alpha/shared.md"})
+    chunk_file = write_chunk_file(tmp_path / "alpha.parquet", [*alpha, shared])
+    assert list(chunk_file) == [*alpha, shared]
+
+    result = sync_source_embeddings(table, "alpha", chunk_file, embedder, run_id="run-1", journal=journal)
+    assert (result.chunks, result.embedded, result.cache_hits) == (len(alpha) + 1, len(alpha), 1)
+    rows = scan(table, ["chunk_id", "text", "vector"], "source = 'alpha'").to_pylist()
+    assert sorted(row["chunk_id"] for row in rows) == sorted(chunk.chunk_id for chunk in [*alpha, shared])
+    expected = embedder.embed([row["text"] for row in rows])
+    np.testing.assert_allclose(np.array([row["vector"] for row in rows]), expected, atol=2e-3)
+    assert journal.count_rows() == 0
+
+    again = sync_source_embeddings(table, "alpha", chunk_file, embedder, run_id="run-2", journal=journal)
+    assert again.embedded == 0 and not again.wrote
+
+    # One document edited: a merge, to which unchanged rows are sent as keys only. They must
+    # come out of it whole: text, lineage and vector as before.
+    edited_docs = documents("alpha", 7)
+    edited_docs[3] = documents("alpha", 7, variant="edited")[3]
+    edited = chunks_of(edited_docs)
+    before = {row["chunk_id"]: row for row in scan(table, ["chunk_id", "text", "run_id", "vector"]).to_pylist()}
+    result = sync_source_embeddings(
+        table, "alpha", write_chunk_file(tmp_path / "alpha.parquet", edited), embedder, run_id="run-3", journal=journal
+    )
+    assert result.wrote and result.deleted == 1 + sum(1 for chunk in alpha if chunk.doc_key == "alpha/doc3.md")
+    rows = scan(table, ["chunk_id", "text", "run_id", "vector"], "source = 'alpha'").to_pylist()
+    assert sorted(row["chunk_id"] for row in rows) == sorted(chunk.chunk_id for chunk in edited)
+    for row in rows:
+        assert row["text"] and row["vector"] is not None
+        if row["chunk_id"] in before:
+            assert row == before[row["chunk_id"]]  # untouched by the merge
+        else:
+            assert row["run_id"] == "run-3"
+    np.testing.assert_allclose(
+        np.array([row["vector"] for row in rows]), embedder.embed([row["text"] for row in rows]), atol=2e-3
+    )
+
+
 @pytest.mark.parametrize("round_number", range(3))
 def test_concurrent_sources_leave_no_duplicate_and_no_missing_row(
     tmp_path: Path, embedder: Embedder, round_number: int
@@ -102,7 +163,7 @@ def test_concurrent_sources_leave_no_duplicate_and_no_missing_row(
             vectors_ready = embedder.embed([chunk.text for chunk in chunks[:1]])
             assert vectors_ready.shape[0] == 1
             barrier.wait(timeout=60)
-            sync_source_embeddings(table, source, chunks, embedder, run_id=f"run-{source}")
+            sync_source_embeddings(table, source, chunks, embedder, run_id=f"run-{source}", journal=journal_beside(table))
         except BaseException as error:  # noqa: BLE001 - reported by the main thread
             errors.append(error)
 
@@ -139,17 +200,17 @@ def test_vectors_of_the_wrong_shape_are_refused(tmp_path: Path, embedder: Embedd
 
     table = open_table(lancedb.connect(str(tmp_path)), MINILM)
     with pytest.raises(ValueError, match=r"expected \(\d+, 384\)"):
-        sync_source_embeddings(table, "alpha", chunks_of(documents("alpha", 2)), WrongShape(), run_id="run")
+        sync_source_embeddings(table, "alpha", chunks_of(documents("alpha", 2)), WrongShape(), run_id="run", journal=journal_beside(table))
     assert table.count_rows() == 0
 
 
 def test_changed_chunker_config_replaces_every_chunk_cleanly(tmp_path: Path, embedder: Embedder) -> None:
     table = open_table(lancedb.connect(str(tmp_path)), MINILM)
     docs = documents("alpha", 5)
-    sync_source_embeddings(table, "alpha", chunks_of(docs), embedder, run_id="run-1")
+    sync_source_embeddings(table, "alpha", chunks_of(docs), embedder, run_id="run-1", journal=journal_beside(table))
     smaller = ChunkerConfig(tokenizer=MINILM.model, max_tokens=20, overlap_tokens=4)
     rechunked = chunks_of(docs, smaller)
-    result = sync_source_embeddings(table, "alpha", rechunked, embedder, run_id="run-2")
+    result = sync_source_embeddings(table, "alpha", rechunked, embedder, run_id="run-2", journal=journal_beside(table))
     assert result.inserted == len(rechunked) and result.deleted > 0
     configs = set(scan(table, ["chunker_config"]).column("chunker_config").to_pylist())
     assert configs == {smaller.config_hash}
@@ -158,13 +219,13 @@ def test_changed_chunker_config_replaces_every_chunk_cleanly(tmp_path: Path, emb
 
 def test_empty_source_keeps_rows_unless_allowed(tmp_path: Path, embedder: Embedder) -> None:
     table = open_table(lancedb.connect(str(tmp_path)), MINILM)
-    sync_source_embeddings(table, "alpha", chunks_of(documents("alpha", 3)), embedder, run_id="run-1")
-    sync_source_embeddings(table, "beta", chunks_of(documents("beta", 2)), embedder, run_id="run-1")
+    sync_source_embeddings(table, "alpha", chunks_of(documents("alpha", 3)), embedder, run_id="run-1", journal=journal_beside(table))
+    sync_source_embeddings(table, "beta", chunks_of(documents("beta", 2)), embedder, run_id="run-1", journal=journal_beside(table))
     counts = source_row_counts(table)
-    kept = sync_source_embeddings(table, "alpha", [], embedder, run_id="run-2")
+    kept = sync_source_embeddings(table, "alpha", [], embedder, run_id="run-2", journal=journal_beside(table))
     assert kept.kept_rows == counts["alpha"] and not kept.wrote
     assert source_row_counts(table) == counts
-    wiped = sync_source_embeddings(table, "alpha", [], embedder, run_id="run-3", allow_empty=True)
+    wiped = sync_source_embeddings(table, "alpha", [], embedder, run_id="run-3", allow_empty=True, journal=journal_beside(table))
     assert wiped.deleted == counts["alpha"]
     assert source_row_counts(table) == {"beta": counts["beta"]}
 

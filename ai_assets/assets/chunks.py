@@ -11,8 +11,9 @@ from ai_assets.resources import Chunker
 @dg.asset(
     partitions_def=source_partitions,
     group_name="ingestion",
-    kinds={"python"},
+    kinds={"python", "parquet"},
     code_version="1",
+    io_manager_key="chunk_files",  # one Parquet file per source, streamed by chunk_embeddings
     # Follows its documents: a re-ingested source is re-chunked in the next automation tick.
     automation_condition=dg.AutomationCondition.eager(),
     check_specs=[

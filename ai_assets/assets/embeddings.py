@@ -2,9 +2,9 @@ import time
 
 import dagster as dg
 
-from ai_assets.core.chunking import Chunk
-from ai_assets.core.quality import vector_quality
-from ai_assets.core.store import read_table_metadata, source_vectors, sql_literal, sync_source_embeddings
+from ai_assets.core.chunk_files import ChunkFile
+from ai_assets.core.quality import streamed_vector_quality
+from ai_assets.core.store import read_table_metadata, source_vector_batches, sql_literal, sync_source_embeddings
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
 from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fail_once
 from ai_assets.resources import Embedders, LanceDBResource
@@ -57,7 +57,7 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
     def chunk_embeddings(
         context: dg.AssetExecutionContext,
         config: ChunkEmbeddingsConfig,
-        document_chunks: list[Chunk],
+        document_chunks: ChunkFile,
         embedders: Embedders,
         lancedb: LanceDBResource,
     ) -> dg.MaterializeResult:
@@ -72,8 +72,9 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
             table = lancedb.table(embedder.spec)
             result = sync_source_embeddings(
                 table, source, document_chunks, embedder, context.run_id,
-                allow_empty=config.allow_empty_source, progress=progress, batch_size=embedders.batch_size * 4,
-                journal=lancedb.journal(embedder.spec),
+                journal=lancedb.journal(embedder.spec), allow_empty=config.allow_empty_source, progress=progress,
+                # Texts per model call and journal write; the model batches within it.
+                batch_size=embedders.batch_size * 16,
             )
         seconds = time.perf_counter() - started
         if result.kept_rows:
@@ -81,7 +82,9 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
                 f"source {source!r} has no chunks now; kept its {result.kept_rows} existing rows. "
                 "Run with config allow_empty_source: true to delete them."
             )
-        quality = vector_quality(source_vectors(table, source), embedder.spec.dimensions, embedder.spec.normalized)
+        quality = streamed_vector_quality(
+            source_vector_batches(table, source), embedder.spec.dimensions, embedder.spec.normalized
+        )
         # The table's schema metadata was verified when it was opened; the rows must agree too.
         foreign_rows = table.count_rows(
             f"source = {sql_literal(source)} AND (model != {sql_literal(embedder.spec.model)} "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +48,19 @@ class VectorQuality:
     def ok(self) -> bool:
         return not (self.wrong_dimensions or self.non_finite or self.bad_norm)
 
+    def combine(self, other: VectorQuality) -> VectorQuality:
+        """The quality of both sets of vectors together."""
+        if not self.rows or not other.rows:
+            return other if not self.rows else self
+        return VectorQuality(
+            rows=self.rows + other.rows,
+            wrong_dimensions=self.wrong_dimensions + other.wrong_dimensions,
+            non_finite=self.non_finite + other.non_finite,
+            bad_norm=self.bad_norm + other.bad_norm,
+            min_norm=min(self.min_norm, other.min_norm),
+            max_norm=max(self.max_norm, other.max_norm),
+        )
+
 
 def vector_quality(vectors: np.ndarray, dimensions: int, normalized: bool, tolerance: float = 1e-3) -> VectorQuality:
     """Shape, finiteness and (for normalized models) unit norm of every vector."""
@@ -66,6 +79,16 @@ def vector_quality(vectors: np.ndarray, dimensions: int, normalized: bool, toler
         min_norm=float(norms.min()),
         max_norm=float(norms.max()),
     )
+
+
+def streamed_vector_quality(
+    batches: Iterable[np.ndarray], dimensions: int, normalized: bool
+) -> VectorQuality:
+    """``vector_quality`` over vectors read one batch at a time."""
+    quality = VectorQuality(0, 0, 0, 0, 0.0, 0.0)
+    for vectors in batches:
+        quality = quality.combine(vector_quality(vectors, dimensions, normalized))
+    return quality
 
 
 def count_mismatches(expected: Mapping[str, int], actual: Mapping[str, int]) -> dict[str, tuple[int, int]]:
