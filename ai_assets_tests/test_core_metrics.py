@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from ai_assets.core.metrics import mean_metrics, mrr_at_k, ndcg_at_k, percentile, recall_at_k
+from ai_assets.core.metrics import mean_metrics, mrr_at_k, ndcg_at_k, percentile, rank_by_score, recall_at_k
 
 JUDGED = {"d1": 3, "d2": 1, "d3": 0}
 
@@ -74,3 +74,24 @@ def test_matches_ranx_on_random_graded_qrels() -> None:
     # ranx's "ndcg" is trec_eval's (linear gain), as BEIR reports it.
     for name in ("ndcg@10", "recall@100", "mrr@10", "recall@10"):
         assert ours[name] == pytest.approx(theirs[name], abs=1e-9), name
+
+
+def test_tied_scores_rank_and_score_as_in_trec_eval() -> None:
+    import pytrec_eval  # trec_eval itself, which BEIR reports through; the test extra installs it
+
+    rng = random.Random(5)
+    docs = [f"d{i:02d}" for i in range(30)]
+    qrels = {f"q{query}": {doc: rng.choice([1, 2, 3]) for doc in rng.sample(docs, 6)} for query in range(20)}
+    # Scores on a coarse grid: most documents share their score with others.
+    runs = {query: {doc: rng.choice([0.1, 0.2, 0.3]) for doc in rng.sample(docs, 25)} for query in qrels}
+    theirs = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_10", "recall_10", "recip_rank"}).evaluate(runs)
+    for query, run in runs.items():
+        ranked = [doc for doc, _ in rank_by_score(run)]
+        assert ndcg_at_k(ranked, qrels[query], 10) == pytest.approx(theirs[query]["ndcg_cut_10"], abs=1e-9)
+        assert recall_at_k(ranked, qrels[query], 10) == pytest.approx(theirs[query]["recall_10"], abs=1e-9)
+        assert mrr_at_k(ranked, qrels[query], len(ranked)) == pytest.approx(theirs[query]["recip_rank"], abs=1e-9)
+    # The ties matter: ranked with ties in ascending id order, the scores would differ.
+    ascending = {query: [doc for doc, _ in sorted(run.items(), key=lambda pair: (-pair[1], pair[0]))] for query, run in runs.items()}
+    assert any(
+        ndcg_at_k(ascending[query], qrels[query], 10) != pytest.approx(theirs[query]["ndcg_cut_10"]) for query in runs
+    )

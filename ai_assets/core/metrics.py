@@ -4,6 +4,7 @@
   every judged-relevant document of the query.
 - recall@k: relevant documents in the top k over all relevant documents.
 - MRR@k: reciprocal rank of the first relevant document in the top k.
+- Ties: equal scores are ranked in descending document id, as trec_eval does.
 - A relevance of 0 or less means "judged not relevant". Queries with no relevant document
   are left out of the means (they have no defined recall or nDCG).
 """
@@ -14,6 +15,12 @@ import math
 from collections.abc import Mapping, Sequence
 
 Qrels = Mapping[str, Mapping[str, int]]  # query id -> document id -> graded relevance
+
+
+def rank_by_score(scores: Mapping[str, float]) -> list[tuple[str, float]]:
+    """Highest score first; equal scores in descending id order, as trec_eval (and so BEIR's
+    pytrec_eval) ranks ties, so a tied run scores the same here and there."""
+    return sorted(scores.items(), key=lambda pair: (pair[1], pair[0]), reverse=True)
 
 
 def relevant_documents(judgments: Mapping[str, int]) -> dict[str, int]:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from ai_assets.core.chunking import ChunkReference
 from ai_assets.core.embedders import Embedder
+from ai_assets.core.metrics import rank_by_score
 from ai_assets.core.store import VECTOR_INDEX, fixed_list_to_numpy, sql_literal
 
 SearchMode = Literal["dense", "fts", "hybrid"]
@@ -211,7 +212,7 @@ def document_ranking(hits: Sequence[SearchHit]) -> list[tuple[str, float]]:
     for hit in hits:
         if hit.doc_key not in best or hit.score > best[hit.doc_key]:
             best[hit.doc_key] = hit.score
-    return sorted(best.items(), key=lambda pair: (-pair[1], pair[0]))
+    return rank_by_score(best)
 
 
 def ann_recall_at_10(table: Table, sample: int = 50, seed: int = 0) -> float | None:
