@@ -90,24 +90,30 @@ class Chunker(dg.ConfigurableResource):
         return [chunk for document in documents for chunk in chunk_document(document, tokenizer, config)]
 
 
+class OpenAIEmbedding(dg.Config):
+    """How ``openai-small`` reaches its server; fields named as in ``OpenAISettings``."""
+
+    api_key: str | None = None
+    base_url: str | None = None
+    timeout_seconds: float = 30.0
+    max_retries: int = 5
+    requests_per_minute: int = 3_000
+    tokens_per_minute: int = 1_000_000
+
+
 class Embedders(dg.ConfigurableResource):
     """The enabled embedding models, by embedder name (the embedder partition key).
 
-    The OpenAI fields configure ``openai-small``. The key is ``dg.EnvVar("OPENAI_API_KEY")``:
+    ``openai`` configures ``openai-small``. Its key is ``dg.EnvVar("OPENAI_API_KEY")``:
     Dagster shows the variable's name, never its value.
     """
 
     enabled: list[str]
     batch_size: int = 64
     local_precision: str = "auto"
-    openai_api_key: str | None = None
-    openai_base_url: str | None = None
+    openai: OpenAIEmbedding = OpenAIEmbedding()
     openai_dimensions: int | None = None
-    openai_requests_per_minute: int = 3_000
-    openai_tokens_per_minute: int = 1_000_000
-    openai_timeout_seconds: float = 30.0
-    openai_max_retries: int = 5
-    openai_prices: dict[str, float] = {}
+    openai_prices: dict[str, float] = {}  # USD per million input tokens, by model
 
     def spec(self, name: str) -> EmbedderSpec:
         self._require_enabled(name)
@@ -119,7 +125,10 @@ class Embedders(dg.ConfigurableResource):
             name,
             batch_size=self.batch_size,
             precision=self.local_precision,  # type: ignore[arg-type]
-            openai=self._openai_settings(name),
+            openai=OpenAISettings(
+                **self.openai.model_dump(),
+                price_per_million_tokens=self.openai_prices.get(embedder_spec(name).model, 0.0),
+            ),
             openai_dimensions=self.openai_dimensions,
         )
 
@@ -129,30 +138,21 @@ class Embedders(dg.ConfigurableResource):
                 f"embedder {name!r} is not enabled (AI_ASSETS_EMBEDDERS={','.join(self.enabled)})"
             )
 
-    def _openai_settings(self, name: str) -> OpenAISettings:
-        return OpenAISettings(
-            api_key=self.openai_api_key,
-            base_url=self.openai_base_url,
-            timeout_seconds=self.openai_timeout_seconds,
-            max_retries=self.openai_max_retries,
-            requests_per_minute=self.openai_requests_per_minute,
-            tokens_per_minute=self.openai_tokens_per_minute,
-            price_per_million_tokens=self.openai_prices.get(embedder_spec(name).model, 0.0),
-        )
-
 
 def embedders_from_settings(settings: Settings) -> Embedders:
     return Embedders(
         enabled=settings.embedders,
         batch_size=settings.embed_batch_size,
         local_precision=settings.local_precision,
-        openai_api_key=openai_api_key(),
-        openai_base_url=settings.openai_base_url,
+        openai=OpenAIEmbedding(
+            api_key=openai_api_key(),
+            base_url=settings.openai_base_url,
+            timeout_seconds=settings.openai_timeout_seconds,
+            max_retries=settings.openai_max_retries,
+            requests_per_minute=settings.openai_requests_per_minute,
+            tokens_per_minute=settings.openai_tokens_per_minute,
+        ),
         openai_dimensions=settings.openai_embedding_dimensions,
-        openai_requests_per_minute=settings.openai_requests_per_minute,
-        openai_tokens_per_minute=settings.openai_tokens_per_minute,
-        openai_timeout_seconds=settings.openai_timeout_seconds,
-        openai_max_retries=settings.openai_max_retries,
         openai_prices=settings.openai_prices,
     )
 
