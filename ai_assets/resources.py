@@ -95,10 +95,10 @@ class OpenAIEmbedding(dg.Config):
 
     api_key: str | None = None
     base_url: str | None = None
-    timeout_seconds: float = 30.0
-    max_retries: int = 5
-    requests_per_minute: int = 3_000
-    tokens_per_minute: int = 1_000_000
+    timeout_seconds: float = OpenAISettings.timeout_seconds
+    max_retries: int = OpenAISettings.max_retries
+    requests_per_minute: int = OpenAISettings.requests_per_minute  # type: ignore[assignment]
+    tokens_per_minute: int = OpenAISettings.tokens_per_minute  # type: ignore[assignment]
 
 
 class Embedders(dg.ConfigurableResource):

@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ai_assets.core.embedders import EMBEDDER_SPECS, MINILM, OPENAI_SMALL, LocalPrecision
+from ai_assets.core.openai_embedder import OpenAISettings
 
 # USD per million input tokens (OpenAI's list prices, 2026); override with AI_ASSETS_OPENAI_PRICES.
 OPENAI_PRICES_PER_MILLION_TOKENS = {"text-embedding-3-small": 0.02, "text-embedding-3-large": 0.13}
@@ -77,11 +78,18 @@ class Settings(BaseSettings):
     openai_embedding_dimensions: int | None = Field(
         default=None, gt=0, le=1536, description="Vector size asked of text-embedding-3-small (default 1536)."
     )
-    openai_requests_per_minute: int = Field(default=3_000, gt=0, description="Embedding requests sent per minute at most.")
-    openai_tokens_per_minute: int = Field(default=1_000_000, gt=0, description="Embedding tokens sent per minute at most.")
-    openai_timeout_seconds: float = Field(default=30.0, gt=0, description="One request's timeout before it is retried.")
+    # Defaults are OpenAISettings' own, so the settings, the resource and the client agree.
+    openai_requests_per_minute: int = Field(
+        default=OpenAISettings.requests_per_minute, gt=0, description="Embedding requests sent per minute at most."
+    )
+    openai_tokens_per_minute: int = Field(
+        default=OpenAISettings.tokens_per_minute, gt=0, description="Embedding tokens sent per minute at most."
+    )
+    openai_timeout_seconds: float = Field(
+        default=OpenAISettings.timeout_seconds, gt=0, description="One request's timeout before it is retried."
+    )
     openai_max_retries: int = Field(
-        default=5, ge=0, description="Retries of one request on 429, 5xx, timeouts and dropped connections."
+        default=OpenAISettings.max_retries, ge=0, description="Retries of one request on 429, 5xx, timeouts and dropped connections."
     )
     openai_prices: dict[str, float] = Field(
         default_factory=lambda: dict(OPENAI_PRICES_PER_MILLION_TOKENS),

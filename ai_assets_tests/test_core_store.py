@@ -111,7 +111,7 @@ def test_a_chunk_file_streams_in_batches_with_exact_rows(
     # beta's first text again, under alpha: reused from beta's rows, not embedded again.
     shared = beta[0].model_copy(update={"chunk_id": "alpha-shared", "source": "alpha", "doc_key": "alpha/shared.md"})
     chunk_file = write_chunk_file(tmp_path / "alpha.parquet", [*alpha, shared])
-    assert list(chunk_file) == [*alpha, shared]
+    assert [chunk for batch in chunk_file.batches(3) for chunk in batch] == [*alpha, shared]
 
     result = sync_source_embeddings(table, "alpha", chunk_file, embedder, run_id="run-1", journal=journal)
     assert (result.chunks, result.embedded, result.cache_hits) == (len(alpha) + 1, len(alpha), 1)
@@ -121,8 +121,10 @@ def test_a_chunk_file_streams_in_batches_with_exact_rows(
     np.testing.assert_allclose(np.array([row["vector"] for row in rows]), expected, atol=2e-3)
     assert journal.count_rows() == 0
 
+    journal_version = journal.version
     again = sync_source_embeddings(table, "alpha", chunk_file, embedder, run_id="run-2", journal=journal)
     assert again.embedded == 0 and not again.wrote
+    assert journal.version == journal_version  # an unchanged source writes nothing, not even to the journal
 
     # One document edited: a merge, to which unchanged rows are sent as keys only. They must
     # come out of it whole: text, lineage and vector as before.

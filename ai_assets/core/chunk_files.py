@@ -21,7 +21,7 @@ ROWS_PER_GROUP = 10_000
 
 CHUNK_FILE_SCHEMA = pa.schema(
     [
-        pa.field(name, pa.int64() if field.annotation in (int, "int") else pa.string(), nullable=False)
+        pa.field(name, pa.int64() if field.annotation is int else pa.string(), nullable=False)
         for name, field in Chunk.model_fields.items()
     ]
 )
@@ -31,8 +31,6 @@ CHUNK_FILE_SCHEMA = pa.schema(
 class ChunkSource(Protocol):
     """Chunks that can be read, in order, as many times as needed, one batch at a time."""
 
-    def __len__(self) -> int: ...
-
     def batches(self, size: int) -> Iterator[list[Chunk]]: ...
 
 
@@ -41,9 +39,6 @@ class ChunkList:
     """Chunks already in memory (small sources, tests)."""
 
     chunks: Sequence[Chunk]
-
-    def __len__(self) -> int:
-        return len(self.chunks)
 
     def batches(self, size: int) -> Iterator[list[Chunk]]:
         for start in range(0, len(self.chunks), size):
@@ -56,16 +51,9 @@ class ChunkFile:
 
     path: Path
 
-    def __len__(self) -> int:
-        return pq.ParquetFile(self.path).metadata.num_rows
-
     def batches(self, size: int) -> Iterator[list[Chunk]]:
         for batch in pq.ParquetFile(self.path).iter_batches(batch_size=size):
             yield [Chunk.model_construct(**row) for row in batch.to_pylist()]  # validated when written
-
-    def __iter__(self) -> Iterator[Chunk]:
-        for batch in self.batches(ROWS_PER_GROUP):
-            yield from batch
 
 
 def as_chunk_source(chunks: Sequence[Chunk] | ChunkSource) -> ChunkSource:

@@ -9,10 +9,8 @@ tokens-per-minute budgets, checking every reply, and counting usage and cost.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +54,6 @@ class OpenAIUsage:
     input_tokens: int = 0  # as reported by the server's usage field
     estimated_cost_usd: float = 0.0
     rate_limit_wait_seconds: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def retries(self) -> int:
@@ -135,8 +132,8 @@ class OpenAIEmbedder(Embedder):
         return self.take_usage().as_metadata()
 
     def _count_attempt(self, request: object) -> None:
-        with self.usage._lock:
-            self.usage.attempts += 1
+        # An httpx request hook: the sync client calls it on this thread, before every attempt.
+        self.usage.attempts += 1
 
     def _encode(self, texts: list[str], token_counts: Sequence[int]) -> np.ndarray:
         vectors = np.empty((len(texts), self.spec.dimensions), dtype=np.float32)

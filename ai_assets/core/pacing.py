@@ -12,7 +12,6 @@ from collections import deque
 from collections.abc import Callable
 
 
-
 class RateLimiter:
     """Sliding one-minute window over requests and tokens; ``None`` means no limit."""
 

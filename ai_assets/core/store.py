@@ -418,18 +418,22 @@ def sync_source_embeddings(
     to_embed = missing - journaled - stored_text_hashes(table, missing - journaled)  # other sources' rows
 
     started = time.perf_counter()
-    embedded_tokens = embed_into_journal(source_chunks, to_embed, embedder, journal, source, batch_size, progress)
+    embedded_tokens = embed_into_journal(
+        source_chunks, hashes, to_embed, embedder, journal, source, batch_size, progress
+    )
     embed_seconds = time.perf_counter() - started
 
     wrote = plan.changes > 0
     if wrote:
         index_journal(journal)
-        rows = source_row_batches(source_chunks, state.doc_hash_by_chunk, [journal, table], embedder.spec, run_id)
+        rows = source_row_batches(
+            source_chunks, hashes, state.doc_hash_by_chunk, [journal, table], embedder.spec, run_id
+        )
         publish_source(
             table, source, pa.RecordBatchReader.from_batches(chunk_schema(embedder.spec), rows),
             new_source=not state.doc_hash_by_chunk,
         )
-    forget_journaled(journal, source)
+    delete_source(journal, source)  # its vectors are in the published table now
     return EmbeddingSync(
         chunks=len(hashes), embedded=len(to_embed),
         cache_hits=sum(1 for value in hashes if value not in to_embed),
@@ -439,8 +443,17 @@ def sync_source_embeddings(
     )
 
 
+def with_hashes(chunks: ChunkSource, hashes: Sequence[str]) -> Iterator[list[tuple[Chunk, str]]]:
+    """The chunks again, batch by batch, each with the text hash the planning pass computed."""
+    start = 0
+    for batch in chunks.batches(READ_BATCH):
+        yield list(zip(batch, hashes[start : start + len(batch)], strict=True))
+        start += len(batch)
+
+
 def embed_into_journal(
     chunks: ChunkSource,
+    hashes: Sequence[str],
     to_embed: set[str],
     embedder: Embedder,
     journal: Table,
@@ -467,9 +480,8 @@ def embed_into_journal(
         pending.clear()
 
     seen: set[str] = set()
-    for batch in chunks.batches(READ_BATCH):
-        for chunk in batch:
-            value = text_hash(chunk.text)
+    for batch in with_hashes(chunks, hashes):
+        for chunk, value in batch:
             if value in to_embed and value not in seen:
                 seen.add(value)
                 pending[value] = chunk.text
@@ -480,7 +492,12 @@ def embed_into_journal(
 
 
 def source_row_batches(
-    chunks: ChunkSource, existing: Mapping[str, str], stores: Sequence[Table], spec: EmbedderSpec, run_id: str
+    chunks: ChunkSource,
+    hashes: Sequence[str],
+    existing: Mapping[str, str],
+    stores: Sequence[Table],
+    spec: EmbedderSpec,
+    run_id: str,
 ) -> Iterator[pa.RecordBatch]:
     """The source's rows for ``publish_source``, a batch at a time.
 
@@ -489,23 +506,24 @@ def source_row_batches(
     by text hash in ``stores``. What the merge buffers is then the source's keys plus the
     changed rows, not every text and vector of the source.
     """
-    for batch in chunks.batches(READ_BATCH):
-        unchanged = [chunk for chunk in batch if existing.get(chunk.chunk_id) == chunk.doc_content_hash]
-        changed = [chunk for chunk in batch if existing.get(chunk.chunk_id) != chunk.doc_content_hash]
+    for batch in with_hashes(chunks, hashes):
+        unchanged = [chunk for chunk, _ in batch if existing.get(chunk.chunk_id) == chunk.doc_content_hash]
+        changed = [(chunk, value) for chunk, value in batch if existing.get(chunk.chunk_id) != chunk.doc_content_hash]
         if unchanged:
             yield matched_key_rows(unchanged, spec)
         if not changed:
             continue
-        hashes = [text_hash(chunk.text) for chunk in changed]
+        changed_hashes = [value for _, value in changed]
         vectors: dict[str, np.ndarray] = {}
         for store in stores:
-            wanted = set(hashes) - vectors.keys()
+            wanted = set(changed_hashes) - vectors.keys()
             if wanted:
                 vectors.update(cached_vectors(store, wanted))
-        lost = set(hashes) - vectors.keys()
+        lost = set(changed_hashes) - vectors.keys()
         if lost:
             raise RuntimeError(f"{len(lost)} vectors vanished from the journal before publishing; run again")
-        yield from chunk_rows(changed, np.stack([vectors[value] for value in hashes]), spec, run_id).to_batches()
+        stacked = np.stack([vectors[value] for value in changed_hashes])
+        yield from chunk_rows([chunk for chunk, _ in changed], stacked, spec, run_id).to_batches()
 
 
 # What the source-scoped merge reads of a row it matches and does not update.
@@ -564,11 +582,6 @@ def index_journal(journal: Table) -> None:
     """A text-hash index on a large journal, so publishing looks vectors up instead of scanning."""
     if journal.count_rows() >= JOURNAL_INDEX_MIN_ROWS:
         journal.create_index("text_hash", config=BTree(), name="text_hash_idx", replace=True)
-
-
-def forget_journaled(journal: Table, source: str) -> None:
-    """Drop the source's journal entries: their vectors are in the published table now."""
-    journal.delete(f"source = {sql_literal(source)}")
 
 
 def _in_list_conditions(column: str, values: Iterable[str]) -> list[str]:
