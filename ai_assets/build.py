@@ -1,7 +1,9 @@
-"""`ai-assets build`: materialize every asset through Dagster against the persistent instance.
+"""`ai-assets build`: materialize what is missing or stale through Dagster, against the persistent instance.
 
 Runs go through the instance (``DAGSTER_HOME``) so they, their metadata and their lineage
-show in the Dagster UI afterwards, exactly as if launched from there.
+show in the Dagster UI afterwards, exactly as if launched from there. Like `make`, a build
+skips the runs whose assets are up to date (Dagster's own stale status: data and code
+versions), so rebuilding an unchanged corpus launches no run at all; `force` runs everything.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from ai_assets.automation import source_observation
-from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB, LEADERBOARD_JOB
+from ai_assets.automation import CONTENT_FINGERPRINT, source_observation
+from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION
 from ai_assets.resources import SourceFiles
+from ai_assets.up_to_date import BuildStep, UpToDate
 
 Echo = Callable[[str], None]
 # The terminal shows progress and problems; every event is still stored for the UI.
@@ -27,6 +30,7 @@ class BuildReport:
     added_sources: list[str] = field(default_factory=list)
     removed_sources: list[str] = field(default_factory=list)
     runs: list[tuple[str, str, bool, float]] = field(default_factory=list)  # job, partition, ok, seconds
+    up_to_date: list[tuple[str, str]] = field(default_factory=list)  # job, partition: skipped, nothing changed
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -55,8 +59,10 @@ def run_build(
     embedders: Sequence[str],
     sources: Sequence[str] | None = None,
     echo: Echo = print,
+    force: bool = False,
 ) -> BuildReport:
-    """Ingest and embed every source, then index and evaluate every embedder."""
+    """Ingest and embed every source, then index and evaluate every embedder: each run only when
+    its assets are missing or stale, or an upstream run of this build changed something (all with ``force``)."""
     source_files: SourceFiles = defs.resources["source_files"]  # type: ignore[assignment]
     report = BuildReport()
     report.added_sources, report.removed_sources = sync_source_partitions(instance, source_files)
@@ -72,28 +78,38 @@ def run_build(
         raise ValueError(f"unknown source(s) {unknown}; sources are the folders under {source_files.sources_dir}")
     if not all_sources:
         echo(f"no sources under {source_files.sources_dir}: nothing to index")
-    for source in selected:
-        # What source_sensor would record: the files' data version, so the UI can tell when they move on.
-        instance.report_runless_asset_event(source_observation(source, source_files.content_fingerprint(source)))
+    fingerprints = {source: source_files.content_fingerprint(source) for source in selected}
+    up_to_date = UpToDate(defs, instance, fingerprints, removed_sources=report.removed_sources)
+    for source, fingerprint in fingerprints.items():
+        documents = up_to_date.latest("source_documents", source)
+        if documents is None or documents.metadata.get(CONTENT_FINGERPRINT) != fingerprint:
+            # What source_sensor would record: the files' data version, so the UI marks what they make stale.
+            instance.report_runless_asset_event(source_observation(source, fingerprint))
 
-    steps: list[tuple[str, str | dg.MultiPartitionKey | None]] = []
+    steps: list[BuildStep] = []
     for source in selected:
-        steps.append((INGEST_JOB, source))
+        steps.append(BuildStep(INGEST_JOB, source))
         steps.extend(
-            (EMBED_JOB, dg.MultiPartitionKey({SOURCE_DIMENSION: source, EMBEDDER_DIMENSION: embedder}))
+            BuildStep(EMBED_JOB, dg.MultiPartitionKey({SOURCE_DIMENSION: source, EMBEDDER_DIMENSION: embedder}))
             for embedder in embedders
         )
-    steps.extend((INDEX_JOB, embedder) for embedder in embedders)
-    steps.append((LEADERBOARD_JOB, None))
+    steps.extend(BuildStep(INDEX_JOB, embedder) for embedder in embedders)
 
+    ran: list[BuildStep] = []
     failed_sources: set[str] = set()
-    for number, (job_name, partition) in enumerate(steps, start=1):
-        source = _source_of(job_name, partition)
-        if source in failed_sources:
-            echo(f"[{number}/{len(steps)}] {job_name} {partition}: skipped, ingestion of {source} failed")
-            continue
+    for number, step in enumerate(steps, start=1):
+        job_name, partition, source = step.job, step.partition, step.source
         label = f"{job_name} {partition}" if partition is not None else job_name
-        echo(f"[{number}/{len(steps)}] {label} ...")
+        if source in failed_sources:
+            echo(f"[{number}/{len(steps)}] {label}: skipped, ingestion of {source} failed")
+            continue
+        reason = "forced" if force else up_to_date.reason_to_run(step, ran)
+        if reason is None:
+            report.up_to_date.append((job_name, str(partition or "")))
+            echo(f"[{number}/{len(steps)}] {label}: up to date")
+            continue
+        ran.append(step)
+        echo(f"[{number}/{len(steps)}] {label} ({reason}) ...")
         started = time.perf_counter()
         result = defs.resolve_job_def(job_name).execute_in_process(
             instance=instance,
@@ -121,14 +137,6 @@ def run_build(
         if job_name == INGEST_JOB and source:
             failed_sources.add(source)
     return report
-
-
-def _source_of(job_name: str, partition: str | dg.MultiPartitionKey | None) -> str | None:
-    if job_name == INGEST_JOB:
-        return str(partition)
-    if isinstance(partition, dg.MultiPartitionKey):
-        return partition.keys_by_dimension[SOURCE_DIMENSION]
-    return None
 
 
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:

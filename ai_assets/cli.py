@@ -56,8 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ai-assets", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    build = commands.add_parser("build", help="materialize every asset for every source and embedder")
+    build = commands.add_parser(
+        "build", help="materialize what is missing or stale, for every source and embedder"
+    )
     build.add_argument("--source", action="append", help="only this source (repeatable)")
+    build.add_argument(
+        "--force", action="store_true", help="run every step, even those whose assets are up to date"
+    )
     build.set_defaults(handler=_build)
 
     search = commands.add_parser("search", help="search the index")
@@ -122,13 +127,13 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     instance = dagster_instance(settings, create=True)
     print(f"data: {settings.data_dir.resolve()}  lancedb: {settings.resolved_lancedb_uri}")
     print(f"dagster instance: {os.environ['DAGSTER_HOME']}  embedders: {', '.join(settings.embedders)}")
-    report = run_build(build_definitions(settings), instance, settings.embedders, args.source)
+    report = run_build(build_definitions(settings), instance, settings.embedders, args.source, force=args.force)
     if not report.ok:
         print(f"build failed: {len(report.failures)} of {len(report.runs)} runs failed:", file=sys.stderr)
         for failure in report.failures:
             print(f"  - {failure}", file=sys.stderr)
         return 1
-    print(f"build complete: {len(report.runs)} runs succeeded")
+    print(f"build complete: {len(report.runs)} runs succeeded, {len(report.up_to_date)} steps up to date")
     _print_leaderboard(evaluation_leaderboard(instance, settings.embedders))
     return 0
 

@@ -18,6 +18,7 @@ from ai_assets.resources import (
     ChatModelResource,
     ChunkFilesIOManager,
     Chunker,
+    ChunkStore,
     QualityGate,
     SourceFiles,
     embedders_from_settings,
@@ -29,7 +30,6 @@ from ai_assets.settings import Settings, load_settings
 INGEST_JOB = "ingest_source_job"
 EMBED_JOB = "embed_source_job"
 INDEX_JOB = "index_and_evaluate_job"
-LEADERBOARD_JOB = "leaderboard_job"
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -62,10 +62,15 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         selection=["source_documents", "document_chunks"],
         description="Read and chunk one source.",
     )
+    # The leaderboard (unpartitioned) rides along with each embedder's index run: one run fewer
+    # per change, and it always reflects the evaluation just made.
     index_job = dg.define_asset_job(
         INDEX_JOB,
-        selection=["search_index", "retrieval_evaluation", "answer_evaluation"],
-        description="Build an embedder's indexes, then evaluate retrieval and answers on every eval set.",
+        selection=["search_index", "retrieval_evaluation", "answer_evaluation", "model_leaderboard"],
+        description=(
+            "Build an embedder's indexes, evaluate retrieval and answers on every eval set, "
+            "then rebuild the model leaderboard."
+        ),
     )
     jobs = [
         ingest_job,
@@ -73,15 +78,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             EMBED_JOB, selection=["chunk_embeddings"], description="Embed and publish one source for one embedder."
         ),
         index_job,
-        dg.define_asset_job(
-            LEADERBOARD_JOB, selection=["model_leaderboard"], description="Rebuild the model leaderboard."
-        ),
     ]
+    chunk_store = ChunkStore(base_dir=str(settings.data_dir.resolve() / "chunks"))
     resources = {
         "source_files": SourceFiles(
             data_dir=str(settings.data_dir.resolve()), max_document_bytes=settings.max_document_bytes
         ),
-        "chunk_files": ChunkFilesIOManager(base_dir=str(settings.data_dir.resolve() / "chunks")),
+        "chunk_store": chunk_store,
+        "chunk_files": ChunkFilesIOManager(store=chunk_store),
         "chunker": Chunker(max_tokens=settings.chunk_max_tokens, overlap_tokens=settings.chunk_overlap_tokens),
         "embedders": embedders_from_settings(settings),
         "lancedb": lancedb_from_settings(settings),

@@ -12,13 +12,14 @@ from lancedb.db import DBConnection
 from lancedb.table import Table
 
 from ai_assets.core.beir import list_eval_sets
-from ai_assets.core.chunk_files import ChunkFile, write_chunk_file
-from ai_assets.core.chunking import Chunk, ChunkerConfig, chunk_document
+from ai_assets.core.chunk_files import ROWS_PER_GROUP, ChunkFile, ChunkSource, write_chunk_file
+from ai_assets.core.chunking import Chunk, ChunkerConfig, ChunkingResult, chunk_documents
 from ai_assets.core.fingerprints import SourceFingerprint, content_fingerprint, fingerprint_sources
 from ai_assets.core.documents import Document, SourceLoad, list_source_names, load_source
 from ai_assets.core.llm import ChatModel, OpenAIChatModel
 from ai_assets.core.embedders import Embedder, EmbedderSpec, create_embedder, embedder_spec, minilm_tokenizer
 from ai_assets.core.openai_embedder import OpenAISettings
+from ai_assets.core.hashing import sha256_hex
 from ai_assets.core.store import open_journal, open_table
 from ai_assets.settings import Settings
 
@@ -52,26 +53,41 @@ class SourceFiles(dg.ConfigurableResource):
     def eval_set_dirs(self) -> list[Path]:
         return list_eval_sets(self.eval_dir)
 
+    def eval_sets_fingerprint(self) -> str:
+        """Hash of every eval set's name and files, recorded by the evaluations they were scored on."""
+        return sha256_hex(*(f"{path.name}:{content_fingerprint(path)}" for path in self.eval_set_dirs()))
 
-class ChunkFilesIOManager(dg.ConfigurableIOManager):
-    """Stores ``document_chunks`` as one Parquet file per source and hands it downstream as a
-    ``ChunkFile`` that is read in batches, so embedding a large source never loads it whole
-    (Dagster's default IO manager would unpickle the whole list)."""
+
+class ChunkStore(dg.ConfigurableResource):
+    """Where ``document_chunks`` keeps each source's chunks: one Parquet file per source."""
 
     base_dir: str
 
-    def _path(self, source: str) -> Path:
+    def path(self, source: str) -> Path:
         return Path(self.base_dir) / "document_chunks" / f"{source}.parquet"
 
+    def existing(self, source: str) -> ChunkFile | None:
+        path = self.path(source)
+        return ChunkFile(path) if path.is_file() else None
+
+
+class ChunkFilesIOManager(dg.ConfigurableIOManager):
+    """Stores ``document_chunks`` in the ``ChunkStore`` and hands it downstream as a ``ChunkFile``
+    that is read in batches, so embedding a large source never loads it whole (Dagster's default
+    IO manager would unpickle the whole list)."""
+
+    store: ChunkStore
+
     def handle_output(self, context: dg.OutputContext, obj: list[Chunk]) -> None:
-        chunk_file = write_chunk_file(self._path(context.asset_partition_key), obj)
+        chunk_file = write_chunk_file(self.store.path(context.asset_partition_key), obj)
         context.add_output_metadata({"path": dg.MetadataValue.path(str(chunk_file.path))})
 
     def load_input(self, context: dg.InputContext) -> ChunkFile:
-        path = self._path(context.asset_partition_key)
-        if not path.is_file():
+        chunk_file = self.store.existing(context.asset_partition_key)
+        if chunk_file is None:
+            path = self.store.path(context.asset_partition_key)
             raise dg.Failure(f"no chunks at {path}: materialize document_chunks for this source first")
-        return ChunkFile(path)
+        return chunk_file
 
 
 class Chunker(dg.ConfigurableResource):
@@ -85,9 +101,10 @@ class Chunker(dg.ConfigurableResource):
             tokenizer=minilm_tokenizer().name, max_tokens=self.max_tokens, overlap_tokens=self.overlap_tokens
         )
 
-    def chunk(self, documents: Sequence[Document]) -> list[Chunk]:
-        tokenizer, config = minilm_tokenizer(), self.config()
-        return [chunk for document in documents for chunk in chunk_document(document, tokenizer, config)]
+    def chunk(self, documents: Sequence[Document], previous: ChunkSource | None = None) -> ChunkingResult:
+        """Chunks of the documents; those of unchanged documents are taken from ``previous``."""
+        reusable = (chunk for batch in previous.batches(ROWS_PER_GROUP) for chunk in batch) if previous else ()
+        return chunk_documents(documents, minilm_tokenizer(), self.config(), reusable)
 
 
 class OpenAIEmbedding(dg.Config):

@@ -11,7 +11,7 @@ import lancedb
 import pytest
 
 from ai_assets import history
-from ai_assets.build import run_build
+from ai_assets.build import BuildReport, run_build
 from ai_assets.core.embedders import MINILM
 from ai_assets.core.store import open_table, scan, source_row_counts
 from ai_assets.definitions import build_definitions
@@ -24,9 +24,14 @@ def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str | N
     return metadata
 
 
-def build(settings: Settings, instance: dg.DagsterInstance) -> None:
-    report = run_build(build_definitions(settings), instance, settings.embedders, echo=lambda _: None)
+def build(settings: Settings, instance: dg.DagsterInstance, force: bool = False) -> BuildReport:
+    report = run_build(build_definitions(settings), instance, settings.embedders, echo=lambda _: None, force=force)
     assert report.ok, report.failures
+    return report
+
+
+def ran(report: BuildReport) -> list[tuple[str, str]]:
+    return [(job, partition) for job, partition, _, _ in report.runs]
 
 
 def table_for(settings: Settings):
@@ -72,15 +77,41 @@ def test_full_build_then_unchanged_rebuild_embeds_nothing(
     leaderboard = latest_metadata(instance, "model_leaderboard", None)
     assert leaderboard["rows"] == 3 and "| tiny_qa | minilm |" in leaderboard["leaderboard"]
 
-    build(settings, instance)
+    version_indexed = table_for(settings).version
+    # Nothing changed: every step is up to date and no run is launched.
+    unchanged = build(settings, instance)
+    assert unchanged.runs == [] and len(unchanged.up_to_date) == 5
+    assert table_for(settings).version == version_indexed
+
+    # Forced, every asset runs again and still embeds and writes nothing.
+    forced = build(settings, instance, force=True)
+    assert len(forced.runs) == 5 and not forced.up_to_date
     for source in ("alpha", "beta"):
         again = latest_metadata(instance, "chunk_embeddings", f"minilm|{source}")
         assert again["embedded"] == 0
         assert again["cache_hits"] == first[source]["chunks"]
         assert again["table_written"] is False
-    # Index maintenance only: no chunk write happened in the second build.
+        assert latest_metadata(instance, "document_chunks", source)["documents_rechunked"] == 0
+    # Index maintenance only: no chunk write happened in the forced build.
     assert latest_metadata(instance, "search_index", "minilm")["rows"] == index["rows"]
     assert table_for(settings).version >= version_after_first
+
+
+def test_build_reruns_what_changed_outside_dagster(settings: Settings, instance: dg.DagsterInstance) -> None:
+    build(settings, instance)
+    # The LanceDB directory is deleted: the table is missing, so every source is embedded again.
+    shutil.rmtree(settings.resolved_lancedb_uri)
+    rebuilt = build(settings, instance)
+    assert ran(rebuilt) == [
+        ("embed_source_job", "minilm|alpha"), ("embed_source_job", "minilm|beta"), ("index_and_evaluate_job", "minilm"),
+    ]
+    assert set(source_row_counts(table_for(settings))) == {"alpha", "beta"}
+
+    # A chunker setting changed: every source is chunked again (new chunk ids), and re-embedded.
+    smaller = settings.model_copy(update={"chunk_max_tokens": 20, "chunk_overlap_tokens": 4})
+    rechunked = build(smaller, instance)
+    assert [job for job, _ in ran(rechunked)].count("ingest_source_job") == 2
+    assert latest_metadata(instance, "document_chunks", "alpha")["documents_reused"] == 0
 
 
 def test_edit_one_document_reembeds_only_its_changed_chunks(
@@ -91,12 +122,17 @@ def test_edit_one_document_reembeds_only_its_changed_chunks(
     edited = data_dir / "sources" / "alpha" / "schedules.md"
     edited.write_text(edited.read_text() + "\n\nSchedules can also run on a timezone.", encoding="utf-8")
 
-    build(settings, instance)
+    report = build(settings, instance)
+    # Only the edited source is read, chunked and embedded again; then the index follows.
+    assert ran(report) == [
+        ("ingest_source_job", "alpha"), ("embed_source_job", "minilm|alpha"), ("index_and_evaluate_job", "minilm"),
+    ]
     after = rows_by_chunk(settings)
+    chunked = latest_metadata(instance, "document_chunks", "alpha")
+    assert (chunked["documents_rechunked"], chunked["documents_reused"]) == (1, 2)
     alpha = latest_metadata(instance, "chunk_embeddings", "minilm|alpha")
     assert alpha["embedded"] == 1  # the single chunk of the edited document
     assert alpha["rows_inserted"] == 1 and alpha["rows_deleted"] == 1
-    assert latest_metadata(instance, "chunk_embeddings", "minilm|beta")["embedded"] == 0
     # Untouched chunks keep their id, their row and the run that wrote them.
     unchanged = {key: row for key, row in before.items() if row["doc_key"] != "alpha/schedules.md"}
     assert all(after[key]["run_id"] == row["run_id"] for key, row in unchanged.items())

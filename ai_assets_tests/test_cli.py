@@ -57,7 +57,7 @@ def test_import_build_search_report(tmp_path: Path, cli_env: dict[str, str]) -> 
 
     built = ai_assets("build", env=cli_env)
     assert "build complete" in built.stdout
-    assert "[1/4] ingest_source_job science" in built.stdout
+    assert "[1/3] ingest_source_job science" in built.stdout
 
     hits = json.loads(ai_assets("search", "moon gravity and the ocean", "--json", "--k", "3", env=cli_env).stdout)
     assert len(hits) == 3

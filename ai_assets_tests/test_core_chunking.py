@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_assets.core.chunking import ChunkerConfig, chunk_document
+from ai_assets.core.chunking import ChunkerConfig, chunk_document, chunk_documents
 from ai_assets.core.documents import Document, content_hash, load_source
 from ai_assets.core.embedders import MINILM, minilm_tokenizer
 
@@ -85,3 +85,33 @@ def test_chunk_ids_are_stable_and_change_only_where_the_text_changed() -> None:
 def test_bad_sizes_are_refused(max_tokens: int, overlap: int) -> None:
     with pytest.raises(ValueError, match="chunk"):
         config(max_tokens, overlap)
+
+
+class CountingTokenizer:
+    """The real tokenizer, counting the documents it is asked to tokenize."""
+
+    def __init__(self) -> None:
+        self._tokenizer = minilm_tokenizer()
+        self.name = self._tokenizer.name
+        self.texts: list[str] = []
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        self.texts.append(text)
+        return self._tokenizer.token_offsets(text)
+
+
+def test_unchanged_documents_reuse_their_chunks_and_only_edits_are_tokenized() -> None:
+    cfg = config(40, 8)
+    docs = [document(" ".join(f"{key} word{i}." for i in range(120)), key=f"s/{key}.md") for key in "abc"]
+    previous = chunk_documents(docs, minilm_tokenizer(), cfg).chunks
+
+    edited = document(docs[1].text + " One more sentence.", key="s/b.md")
+    tokenizer = CountingTokenizer()
+    result = chunk_documents([docs[0], edited, docs[2]], tokenizer, cfg, previous)
+
+    assert (result.rechunked_documents, result.reused_documents) == (1, 2)
+    assert tokenizer.texts and all("b word" in text for text in tokenizer.texts)  # only the edited document
+    # Exactly what chunking everything again gives, in the same order.
+    assert result.chunks == chunk_documents([docs[0], edited, docs[2]], minilm_tokenizer(), cfg).chunks
+    # Another chunker config reuses nothing.
+    assert chunk_documents(docs, minilm_tokenizer(), config(48, 8), previous).reused_documents == 0

@@ -104,7 +104,8 @@ def test_full_build_through_a_faulty_openai_server_is_exact_paid_once_and_keeps_
 
     # A second build sends no chunk to the server: every text is a cache hit.
     paid_before = len(server.embedded_texts())
-    report = run_build(build_definitions(settings), instance, settings.embedders, echo=lambda _: None)
+    # Forced, so every embedding step runs again (an unforced build would skip them all as up to date).
+    report = run_build(build_definitions(settings), instance, settings.embedders, echo=lambda _: None, force=True)
     assert report.ok, report.failures
     assert not chunk_texts & set(server.embedded_texts()[paid_before:])
     again = [chunk_embedding_metadata(instance, source, OPENAI_SMALL.name) for source in ("alpha", "beta")]

@@ -5,7 +5,7 @@ import dagster as dg
 from ai_assets.core.documents import SourceLoad
 from ai_assets.core.quality import chunk_quality
 from ai_assets.partitions import source_partitions
-from ai_assets.resources import Chunker
+from ai_assets.resources import Chunker, ChunkStore
 
 
 @dg.asset(
@@ -38,10 +38,12 @@ from ai_assets.resources import Chunker
     ),
 )
 def document_chunks(
-    context: dg.AssetExecutionContext, source_documents: SourceLoad, chunker: Chunker
+    context: dg.AssetExecutionContext, source_documents: SourceLoad, chunker: Chunker, chunk_store: ChunkStore
 ):
     started = time.perf_counter()
-    chunks = chunker.chunk(source_documents.documents)
+    # The source's previous chunks: unchanged documents keep them without being tokenized again.
+    result = chunker.chunk(source_documents.documents, previous=chunk_store.existing(context.partition_key))
+    chunks = result.chunks
     seconds = time.perf_counter() - started
     token_counts = [chunk.token_count for chunk in chunks]
     config = chunker.config()
@@ -50,6 +52,8 @@ def document_chunks(
         chunks,
         metadata={
             "documents": len(source_documents.documents),
+            "documents_rechunked": result.rechunked_documents,
+            "documents_reused": result.reused_documents,
             "chunks": len(chunks),
             "tokens": sum(token_counts),
             "max_chunk_tokens": max(token_counts, default=0),

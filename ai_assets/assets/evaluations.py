@@ -14,6 +14,8 @@ from ai_assets.resources import ChatModelResource, Embedders, LanceDBResource, Q
 from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fail_once
 
 GATED_METRIC = "ndcg@10"
+# Metadata key: the eval sets' files an evaluation scored, so `ai-assets build` re-evaluates when they change.
+EVAL_SETS_FINGERPRINT = "eval_sets_fingerprint"
 
 
 def evaluation_asset_arguments(
@@ -66,6 +68,7 @@ def build_retrieval_evaluation(partitions: EmbedderPartitions, freshness: dg.Fre
             embedder = embedders.get(context.partition_key)
             table = lancedb.table(embedder.spec)
         indexed_sources = set(source_row_counts(table))
+        eval_sets_fingerprint = source_files.eval_sets_fingerprint()
         searcher = Searcher(table, embedder)
         scores: list[RetrievalScore] = []
         skipped: list[str] = []
@@ -83,6 +86,7 @@ def build_retrieval_evaluation(partitions: EmbedderPartitions, freshness: dg.Fre
             "eval_sets": len({score.eval_set for score in scores}),
             "skipped_eval_sets": ", ".join(skipped) or "none",
             "table_version": table.version,
+            EVAL_SETS_FINGERPRINT: eval_sets_fingerprint,
             "scores": dg.MetadataValue.md(scores_markdown(scores)),
             "results": dg.MetadataValue.json([score.model_dump(by_alias=True) for score in scores]),
             **embedder.take_usage_metadata(),  # query embeddings of a paid embedder
@@ -145,6 +149,7 @@ def build_answer_evaluation(
         with permanent_errors_fail_once():
             embedder = embedders.get(context.partition_key)
             searcher = Searcher(lancedb.table(embedder.spec), embedder)
+        eval_sets_fingerprint = source_files.eval_sets_fingerprint()
         results: list[AnswerResult] = []
         for path in source_files.eval_set_dirs():
             answers_path = path / "answers.jsonl"
@@ -162,6 +167,7 @@ def build_answer_evaluation(
             "questions": len(results),
             "chat_model": chat_model.model if chat_model.enabled else "none (offline: extractive answers only)",
             "invalid_llm_replies": sum(1 for result in results if result.llm_error),
+            EVAL_SETS_FINGERPRINT: eval_sets_fingerprint,
             "per_question": dg.MetadataValue.md(answers_markdown(results)),
             "results": dg.MetadataValue.json(answer_aggregates(results)),
             **embedder.take_usage_metadata(),

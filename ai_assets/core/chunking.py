@@ -8,7 +8,8 @@ sentence, then word) and overlap by ``overlap_tokens``. A chunk's id is a stable
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -108,6 +109,48 @@ def chunk_document(document: Document, tokenizer: Tokenizer, config: ChunkerConf
             )
         )
     return chunks
+
+
+@dataclass(frozen=True)
+class ChunkingResult:
+    chunks: list[Chunk]
+    rechunked_documents: int  # documents tokenized and cut in this call
+    reused_documents: int  # documents whose chunks were carried over unchanged
+
+
+def chunk_documents(
+    documents: Sequence[Document],
+    tokenizer: Tokenizer,
+    config: ChunkerConfig,
+    previous: Iterable[Chunk] = (),
+) -> ChunkingResult:
+    """Chunks of every document, reusing the previous chunks of each document version seen before.
+
+    Chunking is deterministic in (document version, config), so a document whose key, path,
+    title and content hash are unchanged gets exactly the chunks it had: only new and edited
+    documents pay for tokenizing, which dominates ingestion of a large, mostly unchanged source.
+    """
+    config_key = config.config_hash
+    wanted = {_version(document): document for document in documents}
+    carried: dict[tuple[str, str, str, str], list[Chunk]] = {}
+    for chunk in previous:
+        version = (chunk.doc_key, chunk.doc_path, chunk.doc_title, chunk.doc_content_hash)
+        if chunk.chunker_config == config_key and version in wanted:
+            carried.setdefault(version, []).append(chunk)
+    chunks: list[Chunk] = []
+    reused_documents = 0
+    for document in documents:
+        reused = carried.get(_version(document))
+        if reused is None:
+            chunks.extend(chunk_document(document, tokenizer, config))
+        else:
+            reused_documents += 1
+            chunks.extend(sorted(reused, key=lambda chunk: chunk.chunk_index))
+    return ChunkingResult(chunks, len(documents) - reused_documents, reused_documents)
+
+
+def _version(document: Document) -> tuple[str, str, str, str]:
+    return (document.doc_key, document.path, document.title, document.content_hash)
 
 
 def token_windows(

@@ -1,0 +1,206 @@
+"""Which runs of `ai-assets build` can be skipped because their assets are up to date.
+
+The rules are Dagster's notion of stale (an asset partition is stale when it is missing, its
+code version changed, or an upstream partition was materialized after it), read straight from
+each partition's latest materialization record: Dagster's general stale-status resolver asks
+the instance about three times as many questions, which cost an unchanged rebuild more than
+the rest of it. On top, the build re-runs what Dagster cannot see: the files of a source that
+changed since they were ingested, a changed chunker setting, eval sets that changed on disk, a
+table whose rows or version no longer match what was recorded (deleted, restored, written
+elsewhere), and a step whose error check failed last time. A step downstream of a run of this
+build always runs: each asset is cheap when its input did not really change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import dagster as dg
+from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.definitions.data_version import CODE_VERSION_TAG
+
+from ai_assets.assets.evaluations import EVAL_SETS_FINGERPRINT
+from ai_assets.automation import CONTENT_FINGERPRINT
+from ai_assets.core.store import sql_literal
+from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB
+from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION
+from ai_assets.resources import Chunker, Embedders, LanceDBResource, SourceFiles
+
+# Metadata keys that the assets record and the build compares against the present.
+CHUNKER_CONFIG = "chunker_config"
+TABLE_VERSION = "table_version"
+
+
+@dataclass(frozen=True)
+class Materialized:
+    """What the build needs of an asset partition's latest materialization."""
+
+    storage_id: int
+    code_version: str | None
+    metadata: dict
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    job: str
+    partition: dg.MultiPartitionKey | str | None
+
+    @property
+    def source(self) -> str | None:
+        if self.job == INGEST_JOB:
+            return str(self.partition)
+        if isinstance(self.partition, dg.MultiPartitionKey):
+            return self.partition.keys_by_dimension[SOURCE_DIMENSION]
+        return None
+
+    @property
+    def embedder(self) -> str | None:
+        if self.job == INDEX_JOB:
+            return str(self.partition)
+        if isinstance(self.partition, dg.MultiPartitionKey):
+            return self.partition.keys_by_dimension[EMBEDDER_DIMENSION]
+        return None
+
+    def feeds(self, downstream: BuildStep) -> bool:
+        """Whether this step's assets are upstream of ``downstream``'s."""
+        if self.job == INGEST_JOB:
+            return downstream.job == EMBED_JOB and downstream.source == self.source
+        return self.job == EMBED_JOB and downstream.job == INDEX_JOB and downstream.embedder == self.embedder
+
+
+class UpToDate:
+    """Tells, step by step, why a build step must run (None: its assets are up to date)."""
+
+    def __init__(
+        self,
+        defs: dg.Definitions,
+        instance: dg.DagsterInstance,
+        fingerprints: Mapping[str, str],
+        removed_sources: Sequence[str],
+    ) -> None:
+        self._instance = instance
+        self._graph = defs.resolve_asset_graph()
+        self._fingerprints = dict(fingerprints)  # content fingerprint of each selected source, now
+        self._removed_sources = list(removed_sources)
+        self._source_files: SourceFiles = defs.resources["source_files"]  # type: ignore[assignment]
+        self._chunker: Chunker = defs.resources["chunker"]  # type: ignore[assignment]
+        self._embedders: Embedders = defs.resources["embedders"]  # type: ignore[assignment]
+        self._lancedb: LanceDBResource = defs.resources["lancedb"]  # type: ignore[assignment]
+        self._latest: dict[tuple[str, str | None], Materialized | None] = {}
+
+    def latest(self, asset: str, partition: str | None = None) -> Materialized | None:
+        key = (asset, partition)
+        if key not in self._latest:
+            records = self._instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None),
+                limit=1,
+            ).records
+            materialization = records[0].asset_materialization if records else None
+            self._latest[key] = (
+                None
+                if materialization is None
+                else Materialized(
+                    storage_id=records[0].storage_id,
+                    code_version=materialization.tags.get(CODE_VERSION_TAG) if materialization.tags else None,
+                    metadata={name: value.value for name, value in materialization.metadata.items()},
+                )
+            )
+        return self._latest[key]
+
+    def reason_to_run(self, step: BuildStep, ran: Sequence[BuildStep]) -> str | None:
+        upstream = next((earlier for earlier in ran if earlier.feeds(step)), None)
+        if upstream is not None:
+            return f"after {upstream.job} {upstream.partition}"
+        if step.job == INGEST_JOB:
+            return self._ingest_reason(str(step.partition))
+        if step.job == EMBED_JOB:
+            return self._embed_reason(step.source or "", step.embedder or "")
+        return self._index_reason(step.embedder or "")
+
+    def _stale(self, asset: str, partition: str | None, *upstream: Materialized | None) -> str | None:
+        """Dagster's rule for one partition: missing, a new code version, or older than an upstream one."""
+        current = self.latest(asset, partition)
+        if current is None:
+            return f"{asset} missing"
+        if current.code_version != self._graph.get(dg.AssetKey(asset)).code_version:
+            return f"{asset} has a new code version"
+        if any(parent is not None and parent.storage_id > current.storage_id for parent in upstream):
+            return f"{asset} is older than its inputs"
+        failed = self._failed_error_check(asset, partition)
+        return f"check {failed} failed last time" if failed else None
+
+    def _failed_error_check(self, asset: str, partition: str | None) -> str | None:
+        check_keys = list(self._graph.get(dg.AssetKey(asset)).check_keys)
+        if not check_keys:
+            return None
+        latest = self._instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            check_keys, partition_filter=PartitionKeyFilter(key=partition) if partition else None
+        )
+        for key, record in latest.items():
+            if record.status != AssetCheckExecutionRecordStatus.FAILED or record.event is None:
+                continue
+            evaluation = record.event.dagster_event.event_specific_data  # type: ignore[union-attr]
+            if getattr(evaluation, "severity", dg.AssetCheckSeverity.ERROR) == dg.AssetCheckSeverity.ERROR:
+                return key.name
+        return None
+
+    def _ingest_reason(self, source: str) -> str | None:
+        reason = self._stale("source_documents", source) or self._stale(
+            "document_chunks", source, self.latest("source_documents", source)
+        )
+        if reason:
+            return reason
+        documents = self.latest("source_documents", source)
+        if documents is not None and documents.metadata.get(CONTENT_FINGERPRINT) != self._fingerprints.get(source):
+            return "its files changed"
+        chunks = self.latest("document_chunks", source)
+        if chunks is not None and chunks.metadata.get(CHUNKER_CONFIG) != self._chunker.config().config_hash:
+            return "chunker settings changed"
+        return None
+
+    def _embed_reason(self, source: str, embedder: str) -> str | None:
+        partition = str(dg.MultiPartitionKey({SOURCE_DIMENSION: source, EMBEDDER_DIMENSION: embedder}))
+        reason = self._stale("chunk_embeddings", partition, self.latest("document_chunks", source))
+        if reason:
+            return reason
+        chunks = (self.latest("document_chunks", source) or Materialized(0, None, {})).metadata.get("chunks")
+        try:
+            table = self._lancedb.table(self._embedders.spec(embedder), create=False)
+        except Exception:  # noqa: BLE001 - any reason the table cannot be opened means: rebuild it
+            return "its table is missing"
+        rows = table.count_rows(f"source = {sql_literal(source)}")
+        # An emptied source keeps its rows on purpose (see chunk_embeddings); anything else is drift.
+        if chunks is not None and int(chunks) not in (rows, 0):
+            return f"table holds {rows} rows of {source}, its chunks are {int(chunks)}"
+        return None
+
+    def _index_reason(self, embedder: str) -> str | None:
+        if self._removed_sources:
+            return f"removed source(s) {', '.join(self._removed_sources)}"
+        vectors = [
+            self.latest("chunk_embeddings", str(dg.MultiPartitionKey({SOURCE_DIMENSION: source, EMBEDDER_DIMENSION: embedder})))
+            for source in self._instance.get_dynamic_partitions(SOURCE_DIMENSION)
+        ]
+        index = self.latest("search_index", embedder)
+        evaluations = [self.latest(asset, embedder) for asset in ("retrieval_evaluation", "answer_evaluation")]
+        reason = (
+            self._stale("search_index", embedder, *vectors)
+            or self._stale("retrieval_evaluation", embedder, index)
+            or self._stale("answer_evaluation", embedder, index)
+            or self._stale("model_leaderboard", None, *evaluations)
+        )
+        if reason:
+            return reason
+        try:
+            version = self._lancedb.table(self._embedders.spec(embedder), create=False).version
+        except Exception:  # noqa: BLE001
+            return "its table is missing"
+        indexed = index.metadata.get(TABLE_VERSION) if index else None
+        if indexed != version:
+            return f"table version {version} is not the indexed one ({indexed})"
+        fingerprint = self._source_files.eval_sets_fingerprint()
+        if any(evaluation and evaluation.metadata.get(EVAL_SETS_FINGERPRINT) != fingerprint for evaluation in evaluations):
+            return "eval sets changed"
+        return None
