@@ -253,7 +253,7 @@ def test_cpu_bf16_detection_reads_the_flags(tmp_path: Path) -> None:
 
 def test_ann_index_above_the_threshold_keeps_recall(tmp_path: Path) -> None:
     from ai_assets.core.retrieval import ann_recall_at_10, dense_search
-    from ai_assets.core.store import VECTOR_INDEX, build_indexes, chunk_rows
+    from ai_assets.core.store import EXACT_VECTOR_INDEX, VECTOR_INDEX, build_indexes, chunk_rows
 
     table = open_table(lancedb.connect(str(tmp_path)), MINILM)
     base = chunks_of(documents("alpha", 3))
@@ -268,12 +268,21 @@ def test_ann_index_above_the_threshold_keeps_recall(tmp_path: Path) -> None:
 
     below = build_indexes(table, ann_min_rows=rows + 1)
     assert VECTOR_INDEX not in below.indexes and ann_recall_at_10(table) is None
+    assert EXACT_VECTOR_INDEX in below.indexes  # exact search, from memory
     above = build_indexes(table, ann_min_rows=rows)
     assert VECTOR_INDEX in above.indexes and above.changed
+    assert EXACT_VECTOR_INDEX not in above.indexes  # replaced by the ANN index
     recall = ann_recall_at_10(table)
     assert recall is not None and recall >= 0.9, recall
     exact = dense_search(table, vectors[7], 1, exact=True)
     assert exact[0].chunk_id == "c7" and exact[0].score == pytest.approx(1.0, abs=1e-5)
+    # Hybrid through the ANN index: its own dense candidate list, fused as the full lists would be.
+    from ai_assets.core.retrieval import DEFAULT_FUSION, HYBRID_REFINE_FACTOR, fts_search, hybrid_search
+
+    hits = hybrid_search(table, vectors[11], "how retries back off", 10)
+    dense = dense_search(table, vectors[11], 100, refine_factor=HYBRID_REFINE_FACTOR)
+    fused = DEFAULT_FUSION.fuse(dense, fts_search(table, "how retries back off", 100))[:10]
+    assert [(hit.chunk_id, hit.score) for hit in hits] == fused and hits[0].chunk_id == "c11"
     assert not build_indexes(table, ann_min_rows=rows).changed  # nothing new: nothing written
 
 

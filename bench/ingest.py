@@ -1,18 +1,25 @@
 """Ingestion and query benchmark: ratios measured in one run on the same texts.
 
-    python bench/ingest.py [--corpus ../shared/benchmarks/msmarco] [--edit-fraction 0.01]
-                           [--latency-rows 10000 100000] [--queries 50]
+    python bench/ingest.py [--corpus DIR ...] [--edit-fraction 0.01] [--latency-rows 10000 100000]
+                           [--queries 50] [--no-peer]
 
-Prints, for the corpus given (a BEIR folder), measured on this machine in this run:
-- pipeline ingestion rate (chunks/s of the embedding runs of `ai-assets build`) against a bare
-  `embed()` of the same chunk texts with the same backend;
-- a warm re-run of the unchanged corpus against the cold build (and the texts it embedded);
+Each corpus is a BEIR folder (``corpus.jsonl``; default: the two sets of ``../shared/benchmarks``)
+or a folder of source folders (``data/sources``, the demo corpus). For each, measured on this
+machine in this run, through `ai-assets build` (`run_build`) on a fresh data dir and instance:
+
+- ingestion rate: chunks per second of the whole cold build (read, chunk, embed, write, index)
+  and of its embedding runs alone, against a bare ``embed()`` of the same chunk texts with the
+  same backend and batch size (the model is loaded before either is timed);
+- a warm re-run of the unchanged corpus against the cold build, as `ai-assets build` does it
+  (up-to-date steps skipped) and forced (every asset runs, and finds nothing to do);
 - a re-run after editing a fraction of the documents against the cold build, and whether it
-  re-embedded exactly the changed chunks;
-- search latency p50/p95 (query encoding included) for dense, fts and hybrid on synthetic
-  tables of the given sizes (the corpus's rows repeated, their vectors jittered);
-- peak RSS of this process.
-Machines here are shared and noisy: read the ratios, not the absolute seconds.
+  embedded exactly the chunks whose text changed;
+- with the ``bench`` extra installed, the same corpus through LlamaIndex's IngestionPipeline
+  (same encoder, same chunk size, its docstore and cache): cold, warm and edit side by side.
+
+Then search latency p50/p95 (query encoding included) for dense, fts and hybrid on tables of
+the given sizes (bench/latency.py), and the process's peak RSS. Evaluation sets are left out:
+this measures ingestion. Machines here are shared and noisy: read the ratios, not the seconds.
 """
 
 from __future__ import annotations
@@ -22,151 +29,219 @@ import json
 import random
 import resource
 import shutil
+import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import lancedb
-import numpy as np
+import pyarrow.parquet as pq
 
 from ai_assets.build import run_build
 from ai_assets.core.beir import import_beir
-from ai_assets.core.chunking import ChunkerConfig, chunk_document
-from ai_assets.core.documents import load_source
-from ai_assets.core.embedders import MINILM, create_embedder, minilm_tokenizer
-from ai_assets.core.metrics import percentile
-from ai_assets.core.retrieval import SEARCH_MODES, Searcher, ann_recall_at_10
-from ai_assets.core.store import build_indexes, chunk_rows, fixed_list_to_numpy, open_table, scan
-from ai_assets.definitions import build_definitions
+from ai_assets.core.documents import source_files
+from ai_assets.core.embedders import create_embedder
+from ai_assets.definitions import EMBED_JOB, build_definitions
 from ai_assets.history import latest_metadata
 from ai_assets.settings import Settings
 
-SOURCE = "bench"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from latency import embed_corpus, latency_report, print_report  # noqa: E402  (a sibling script)
+
+SHARED_BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+EDIT_SUFFIX = " (edited for the benchmark)"
 
 
-def timed_build(settings: Settings, instance: dg.DagsterInstance) -> tuple[float, float, int]:
-    """(whole build seconds, seconds of the embedding runs, texts embedded)."""
+@dataclass(frozen=True)
+class BuildTiming:
+    seconds: float
+    runs: int
+    embed_seconds: float  # wall time of the embedding runs
+    embedded: int  # texts sent to the model by this build
+
+
+@dataclass(frozen=True)
+class CorpusResult:
+    name: str
+    chunks: int
+    bare_rate: float
+    cold: BuildTiming
+    warm: BuildTiming
+    forced: BuildTiming
+    edit: BuildTiming
+    edited_documents: int
+    changed_chunks: int
+    peer: dict | None
+    peer_note: str
+
+
+def timed_build(settings: Settings, instance: dg.DagsterInstance, force: bool = False) -> BuildTiming:
     started = time.perf_counter()
-    report = run_build(build_definitions(settings), instance, settings.embedders, echo=lambda _: None)
-    total = time.perf_counter() - started
+    report = run_build(build_definitions(settings), instance, settings.embedders, echo=lambda _: None, force=force)
+    seconds = time.perf_counter() - started
     if not report.ok:
         raise SystemExit(f"build failed: {report.failures}")
-    embed_seconds = sum(seconds for job, _, _, seconds in report.runs if job == "embed_source_job")
-    embedded = int(latest_metadata(instance, "chunk_embeddings", f"minilm|{SOURCE}")["embedded"])  # type: ignore[index]
-    return total, embed_seconds, embedded
+    embed_runs = [(partition, run_seconds) for job, partition, _, run_seconds in report.runs if job == EMBED_JOB]
+    embedded = sum(
+        int(latest_metadata(instance, "chunk_embeddings", partition)["embedded"])  # type: ignore[index]
+        for partition, _ in embed_runs
+    )
+    return BuildTiming(seconds, len(report.runs), sum(s for _, s in embed_runs), embedded)
 
 
-def edit_documents(corpus: Path, fraction: float, seed: int = 7) -> int:
+def prepare_corpus(corpus: Path, data_dir: Path) -> Callable[[float], int]:
+    """Lay the corpus out as sources under data_dir; return a function that edits a fraction of its documents."""
+    if (corpus / "corpus.jsonl").is_file():
+        name = corpus.name
+        import_beir(corpus, data_dir, name)
+        shutil.rmtree(data_dir / "eval")
+        return lambda fraction: edit_corpus_lines(data_dir / "sources" / name / "corpus.jsonl", fraction)
+    for folder in sorted(path for path in corpus.iterdir() if path.is_dir()):
+        shutil.copytree(folder, data_dir / "sources" / folder.name)
+    return lambda fraction: edit_files(data_dir / "sources", fraction)
+
+
+def edit_corpus_lines(corpus: Path, fraction: float, seed: int = 7) -> int:
     lines = corpus.read_text(encoding="utf-8").split("\n")
     records = [index for index, line in enumerate(lines) if line.strip()]
-    chosen = random.Random(seed).sample(records, max(1, int(len(records) * fraction)))
+    chosen = random.Random(seed).sample(records, max(1, round(len(records) * fraction)))
     for index in chosen:
         record = json.loads(lines[index])
-        record["text"] = record.get("text", "") + " (edited for the benchmark)"
+        record["text"] = record.get("text", "") + EDIT_SUFFIX
         lines[index] = json.dumps(record)
     corpus.write_text("\n".join(lines), encoding="utf-8")
     return len(chosen)
 
 
-def chunk_texts(settings: Settings) -> list[str]:
-    loaded = load_source(settings.sources_dir / SOURCE, SOURCE, settings.max_document_bytes)
-    config = ChunkerConfig(
-        tokenizer=MINILM.model, max_tokens=settings.chunk_max_tokens, overlap_tokens=settings.chunk_overlap_tokens
+def edit_files(sources_dir: Path, fraction: float, seed: int = 7) -> int:
+    files = [path for folder in sorted(sources_dir.iterdir()) for path in source_files(folder)]
+    chosen = random.Random(seed).sample(files, max(1, round(len(files) * fraction)))
+    for path in chosen:
+        path.write_text(path.read_text(encoding="utf-8") + "\n\nThis page was" + EDIT_SUFFIX + ".\n", encoding="utf-8")
+    return len(chosen)
+
+
+def chunk_texts(data_dir: Path) -> list[str]:
+    """Every chunk text the last build produced, from its chunk files."""
+    texts: list[str] = []
+    for path in sorted((data_dir / "chunks" / "document_chunks").glob("*.parquet")):
+        texts.extend(pq.read_table(path, columns=["text"]).column("text").to_pylist())
+    return texts
+
+
+def bench_corpus(corpus: Path, workdir: Path, edit_fraction: float, with_peer: bool) -> CorpusResult:
+    data_dir = workdir / "data"
+    edit = prepare_corpus(corpus, data_dir)
+    settings = Settings(data_dir=data_dir)
+    embedder = create_embedder("minilm", batch_size=settings.embed_batch_size, precision=settings.local_precision)
+    embedder.embed(["load the model before anything is timed"])
+    (workdir / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(workdir / "home")) as instance:
+        cold = timed_build(settings, instance)
+        texts = chunk_texts(data_dir)
+        started = time.perf_counter()
+        embedder.embed(texts)
+        bare_rate = len(texts) / (time.perf_counter() - started)
+        warm = timed_build(settings, instance)
+        forced = timed_build(settings, instance, force=True)
+        edited_documents = edit(edit_fraction)
+        edit_timing = timed_build(settings, instance)
+        changed_chunks = len(set(chunk_texts(data_dir)) - set(texts))
+
+    peer, peer_note = None, ""
+    if not with_peer:
+        peer_note = "not run (--no-peer)"
+    elif not (corpus / "corpus.jsonl").is_file():
+        peer_note = "BEIR corpora only"
+    else:
+        try:
+            from llamaindex_peer import run_llamaindex_peer
+
+            peer = run_llamaindex_peer(
+                corpus / "corpus.jsonl",
+                workdir / "llamaindex",
+                lambda path: edit_corpus_lines(path, edit_fraction),
+                batch_size=settings.embed_batch_size,
+                precision=settings.local_precision,
+            )
+        except ImportError as error:
+            peer_note = f"skipped: {error}"
+    return CorpusResult(
+        corpus.name, len(texts), bare_rate, cold, warm, forced, edit_timing, edited_documents, changed_chunks,
+        peer, peer_note,
     )
-    tokenizer = minilm_tokenizer()
-    return [chunk.text for doc in loaded.documents for chunk in chunk_document(doc, tokenizer, config)]
 
 
-def latency_table(settings: Settings, rows: int, queries: list[str], workdir: Path) -> dict[str, tuple[float, float]]:
-    """Search latency on a table of `rows` chunks: the corpus's real rows repeated, vectors jittered."""
-    embedder = create_embedder("minilm", precision=settings.local_precision)
-    source_table = open_table(lancedb.connect(settings.resolved_lancedb_uri), MINILM, create=False)
-    template = scan(source_table, ["chunk_id", "source", "doc_key", "doc_path", "doc_title", "doc_content_hash",
-                                   "chunk_index", "char_start", "char_end", "token_count", "text", "chunker_config", "vector"])
-    from ai_assets.core.chunking import Chunk
+def print_corpus(result: CorpusResult, precision: str, edit_fraction: float) -> None:
+    cold = result.cold
+    print(f"\n### {result.name}: {result.chunks:,} chunks, minilm {precision}\n")
+    print("| measure | ai_assets | ratio | LlamaIndex IngestionPipeline | ratio |")
+    print("|---|---:|---:|---:|---:|")
+    peer = result.peer or {}
 
-    base_vectors = fixed_list_to_numpy(template.column("vector"))
-    base = [Chunk(**row) for row in template.drop(["vector"]).to_pylist()]
-    table = open_table(lancedb.connect(str(workdir / f"latency{rows}")), MINILM)
-    generator = np.random.default_rng(0)
-    for start in range(0, rows, 20_000):
-        count = min(20_000, rows - start)
-        chunks = [
-            base[(start + offset) % len(base)].model_copy(update={"chunk_id": f"c{start + offset}"})
-            for offset in range(count)
-        ]
-        # Copies of real vectors with a little noise: the neighbourhood structure of real embeddings.
-        vectors = base_vectors[(start + np.arange(count)) % len(base)]
-        vectors = vectors + 0.02 * generator.standard_normal((count, MINILM.dimensions)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        table.add(chunk_rows(chunks, vectors, MINILM, run_id="bench"))
-    build_indexes(table, ann_min_rows=settings.ann_min_rows)
-    searcher = Searcher(table, embedder)
-    searcher.search(queries[0], mode="hybrid", limit=10)  # warm caches
-    results = {"ann recall@10": (ann_recall_at_10(table) or 1.0, 0.0)}
-    for mode in SEARCH_MODES:
-        latencies = []
-        for query in queries:
-            started = time.perf_counter()
-            searcher.search(query, mode=mode, limit=10)
-            latencies.append((time.perf_counter() - started) * 1000)
-        results[mode] = (percentile(latencies, 0.5), percentile(latencies, 0.95))
-    return results
+    def peer_cells(key: str) -> str:
+        run = peer.get(key)
+        if run is None:
+            return f"{result.peer_note or '—'} | "
+        cold_peer = peer["cold"]
+        return f"{run.seconds:.2f} s, {run.texts_embedded:,} embedded | {run.seconds / cold_peer.seconds:.3f} × cold"
+
+    print(f"| bare `embed()` of the chunk texts | {result.bare_rate:.1f} chunks/s | 1.00 | | |")
+    build_rate = result.chunks / cold.seconds
+    print(f"| cold build, whole (read, chunk, embed, write, index) | {build_rate:.1f} chunks/s "
+          f"| {build_rate / result.bare_rate:.2f} × bare | "
+          + (f"{result.chunks / peer['cold'].seconds:.1f} chunks/s | "
+             f"{result.chunks / peer['cold'].seconds / result.bare_rate:.2f} × bare |" if peer else " | |"))
+    embed_rate = cold.embedded / cold.embed_seconds
+    print(f"| cold build, embedding runs only | {embed_rate:.1f} chunks/s | {embed_rate / result.bare_rate:.2f} × bare | | |")
+    print(f"| cold build | {cold.seconds:.2f} s, {cold.runs} runs, {cold.embedded:,} embedded | 1.00 | {peer_cells('cold')} |")
+    print(f"| warm re-run, unchanged (`ai-assets build`) | {result.warm.seconds:.2f} s, {result.warm.runs} runs, "
+          f"{result.warm.embedded} embedded | {result.warm.seconds / cold.seconds:.3f} × cold | {peer_cells('warm')} |")
+    print(f"| warm re-run, unchanged, `--force` (every asset runs) | {result.forced.seconds:.2f} s, "
+          f"{result.forced.runs} runs, {result.forced.embedded} embedded | {result.forced.seconds / cold.seconds:.3f} × cold | | |")
+    exact = "= the changed chunks" if result.edit.embedded == result.changed_chunks else "≠ the changed chunks"
+    print(f"| re-run after editing {result.edited_documents} documents ({edit_fraction:.0%}) | {result.edit.seconds:.2f} s, "
+          f"{result.edit.runs} runs, {result.edit.embedded} embedded {exact} ({result.changed_chunks}) "
+          f"| {result.edit.seconds / cold.seconds:.3f} × cold | {peer_cells('edit')} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parents[2] / "shared/benchmarks/msmarco")
+    parser.add_argument("--corpus", type=Path, action="append",
+                        help="BEIR folder or folder of source folders (repeatable; default: shared benchmarks)")
     parser.add_argument("--edit-fraction", type=float, default=0.01)
     parser.add_argument("--latency-rows", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--latency-corpus", type=Path, default=SHARED_BENCHMARKS / "msmarco",
+                        help="BEIR folder whose rows and queries the latency tables are made of")
     parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--no-peer", action="store_true", help="skip the LlamaIndex comparison")
     args = parser.parse_args()
+    corpora = args.corpus or [SHARED_BENCHMARKS / "msmarco", SHARED_BENCHMARKS / "dbpedia"]
 
-    workdir = Path(tempfile.mkdtemp(prefix="ai_assets_bench_"))
-    try:
-        data_dir = workdir / "data"
-        import_beir(args.corpus, data_dir, SOURCE)
-        shutil.rmtree(data_dir / "eval")  # ingestion only: evaluations are timed elsewhere
-        settings = Settings(data_dir=data_dir)
-        texts = chunk_texts(settings)
-        embedder = create_embedder("minilm", precision=settings.local_precision)
-        embedder.embed(texts[:32])  # load the model outside the timing
-        started = time.perf_counter()
-        embedder.embed(texts)
-        bare_rate = len(texts) / (time.perf_counter() - started)
+    precision = create_embedder("minilm", precision=Settings().local_precision).precision
+    for corpus in corpora:
+        workdir = Path(tempfile.mkdtemp(prefix="ai_assets_bench_"))
+        try:
+            print_corpus(bench_corpus(corpus, workdir, args.edit_fraction, not args.no_peer), precision,
+                         args.edit_fraction)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        sys.stdout.flush()
 
-        (workdir / "home").mkdir()
-        with dg.instance_for_test(temp_dir=str(workdir / "home")) as instance:
-            cold, cold_embed, cold_embedded = timed_build(settings, instance)
-            warm, _, warm_embedded = timed_build(settings, instance)
-            before = set(texts)
-            edited_docs = edit_documents(data_dir / "sources" / SOURCE / "corpus.jsonl", args.edit_fraction)
-            changed_texts = len(set(chunk_texts(settings)) - before)
-            edit, _, edit_embedded = timed_build(settings, instance)
-
-        pipeline_rate = cold_embedded / cold_embed
-        queries = [json.loads(line)["text"] for line in (args.corpus / "queries.jsonl").read_text().splitlines()[: args.queries]]
-        print(f"corpus {args.corpus} | {len(texts)} chunks | precision {getattr(embedder, 'precision', '?')}")
-        print("| measure | value | ratio |")
-        print("|---|---:|---:|")
-        print(f"| bare embed() | {bare_rate:.1f} chunks/s | 1.00 |")
-        print(f"| pipeline embedding runs (cold) | {pipeline_rate:.1f} chunks/s | {pipeline_rate / bare_rate:.2f} × bare |")
-        print(f"| cold build | {cold:.1f} s, {cold_embedded} texts embedded | 1.00 |")
-        print(f"| warm re-run, unchanged | {warm:.1f} s, {warm_embedded} texts embedded | {warm / cold:.3f} × cold |")
-        print(
-            f"| re-run after editing {edited_docs} docs ({args.edit_fraction:.0%}) | {edit:.1f} s, {edit_embedded} "
-            f"embedded, {changed_texts} changed chunks | {edit / cold:.3f} × cold |"
-        )
-        for rows in args.latency_rows:
-            for mode, (p50, p95) in latency_table(settings, rows, queries, workdir).items():
-                if mode == "ann recall@10":
-                    print(f"| ANN recall@10 vs exact at {rows:,} chunks (1.0 = exact search) | {p50:.3f} | |")
-                else:
-                    print(f"| {mode} search at {rows:,} chunks (p50 / p95) | {p50:.1f} / {p95:.1f} ms | |")
-        print(f"| peak RSS | {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB | |")
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    if args.latency_rows:
+        workdir = Path(tempfile.mkdtemp(prefix="ai_assets_latency_"))
+        try:
+            print(f"\n### search latency: tables of {args.latency_corpus.name}'s rows, its first {args.queries} queries")
+            settings = embed_corpus(args.latency_corpus, workdir / "data")
+            lines = (args.latency_corpus / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+            queries = [json.loads(line)["text"] for line in lines[: args.queries]]
+            for rows in args.latency_rows:
+                print_report(latency_report(settings, rows, queries, workdir))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(f"\npeak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -163,30 +163,61 @@ class Embedder(ABC):
         return vectors, counts
 
 
-LocalPrecision = Literal["auto", "fp32", "bf16"]
+# How the local model runs on the CPU:
+# - fp32: the weights and every operation in float32 (sentence-transformers' default);
+# - bf16: a copy of the weights converted once to bfloat16, every operation in bfloat16;
+# - bf16-autocast: float32 weights under torch.autocast, which runs matrix products in bfloat16
+#   (re-casting the weights on every forward pass) and keeps reductions in float32;
+# - auto: bf16 where the CPU computes bfloat16 natively, else fp32.
+# bench/encoders.py measures them against each other (speed, cosine to fp32, nDCG@10).
+LocalPrecision = Literal["auto", "fp32", "bf16", "bf16-autocast"]
+ResolvedPrecision = Literal["fp32", "bf16", "bf16-autocast"]
+LOCAL_PRECISIONS: tuple[str, ...] = get_args(LocalPrecision)
+
+CPUINFO = Path("/proc/cpuinfo")
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
-def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether the CPU computes bfloat16 natively (AVX-512 BF16 or AMX), where autocast pays off."""
+def cpu_has_bf16(cpuinfo: Path = CPUINFO) -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX-512 BF16 or AMX), where bf16 pays off.
+
+    Read from the kernel's CPU flags (which also say whether the kernel lets processes use AMX);
+    a CPU without them, or a system without that file, gets False and so runs fp32.
+    """
     try:
         flags = cpuinfo.read_text(encoding="utf-8", errors="replace").split()
     except OSError:
         return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
 
 
-def resolve_precision(requested: LocalPrecision) -> Literal["fp32", "bf16"]:
+def resolve_precision(requested: LocalPrecision, cpuinfo: Path = CPUINFO) -> ResolvedPrecision:
     if requested == "auto":
-        return "bf16" if cpu_has_bf16() else "fp32"
+        return "bf16" if cpu_has_bf16(cpuinfo) and torch_runs_bf16() else "fp32"
+    if requested not in LOCAL_PRECISIONS:
+        raise ValueError(f"unknown local precision {requested!r}; choose one of {', '.join(LOCAL_PRECISIONS)}")
     return requested
+
+
+@lru_cache(maxsize=1)
+def torch_runs_bf16() -> bool:
+    """Whether this torch build runs a bfloat16 matrix product on this CPU (checked once, at run time)."""
+    import torch
+
+    try:
+        product = torch.ones(2, 2, dtype=torch.bfloat16) @ torch.ones(2, 2, dtype=torch.bfloat16)
+    except RuntimeError:
+        return False
+    return bool(torch.all(product == 2))
 
 
 class SentenceTransformerEmbedder(Embedder):
     """A local sentence-transformers model loaded from a directory (no hub access).
 
-    With ``precision="bf16"`` the forward pass runs under bfloat16 autocast: on CPUs with native
-    bf16 it is about 2.6x faster than fp32 with vectors at cosine >= 0.9999 of the fp32 ones
-    (bench/README and the README's performance section have the measurements).
+    ``precision`` picks how the forward pass runs (see ``LocalPrecision``). On a CPU with native
+    bf16 (AVX-512 BF16 / AMX), ``bf16`` is the fastest path measured by bench/encoders.py, with
+    vectors at cosine >= 0.9999 of the fp32 ones and nDCG@10 within 0.002 of fp32; ``auto``
+    picks it there and fp32 elsewhere.
     """
 
     def __init__(
@@ -201,11 +232,16 @@ class SentenceTransformerEmbedder(Embedder):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self._tokenizer.count_tokens(texts)
 
+    def model(self) -> SentenceTransformer:
+        """The loaded model in this embedder's weight dtype (shared by embedders of the process)."""
+        weights = "bfloat16" if self.precision == "bf16" else "float32"
+        return load_sentence_transformer(str(self.model_path), weights)
+
     def _encode(self, texts: list[str], token_counts: Sequence[int]) -> np.ndarray:
         import torch
 
-        model = load_sentence_transformer(str(self.model_path))
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+        model = self.model()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16-autocast"):
             vectors = model.encode(
                 texts,
                 batch_size=self.batch_size,
@@ -215,24 +251,28 @@ class SentenceTransformerEmbedder(Embedder):
             )
         vectors = np.asarray(vectors, dtype=np.float32)
         if self.spec.normalized:
-            # Normalize in fp32, after the bf16 forward pass, so stored vectors have unit norm.
+            # Normalize in fp32, after a bf16 forward pass, so stored vectors have unit norm.
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
 
 
-@lru_cache(maxsize=2)
-def load_sentence_transformer(model_path: str) -> SentenceTransformer:
-    """Load once per process: a build runs many Dagster runs in the same process."""
+@lru_cache(maxsize=4)
+def load_sentence_transformer(model_path: str, weights: Literal["float32", "bfloat16"] = "float32") -> SentenceTransformer:
+    """Load once per process (and weight dtype): a build runs many Dagster runs in the same process."""
     # The weights come from a local directory; never let a library reach for a model hub.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    import torch
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
 
-    return SentenceTransformer(model_path, device="cpu")
+    model = SentenceTransformer(model_path, device="cpu")
+    if weights == "bfloat16":
+        model = model.to(torch.bfloat16)
+    return model
 
 
 def create_embedder(

@@ -1,12 +1,13 @@
-"""Dense, full-text and hybrid (reciprocal-rank fusion) search over an embedder's table."""
+"""Dense, full-text and hybrid (fused) search over an embedder's table."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
-from lancedb.query import MatchQuery
+from lancedb.query import LanceQueryBuilder, MatchQuery
 from lancedb.table import Table
 from pydantic import BaseModel
 
@@ -18,18 +19,28 @@ from ai_assets.core.store import VECTOR_INDEX, fixed_list_to_numpy, sql_literal
 SearchMode = Literal["dense", "fts", "hybrid"]
 SEARCH_MODES: tuple[SearchMode, ...] = ("dense", "fts", "hybrid")
 RRF_K = 60
-# ANN settings, used once search_index has built a vector index (large tables only): 20 of
+# ANN settings, used once search_index has built the IVF-PQ index (large tables only): 20 of
 # the IVF partitions probed and 10x candidates re-ranked by exact distance keep recall@10
-# near exact search (search_index measures it) at a fraction of the scan.
+# near exact search (search_index measures it) at a fraction of the scan. Smaller tables are
+# searched exactly, from search_index's one-partition exact index when it has built one.
 ANN_NPROBES = 20
 ANN_REFINE_FACTOR = 10
 # Each side of a hybrid search contributes at least this many candidates to the fusion.
 HYBRID_CANDIDATES = 100
+# The dense candidates of a hybrid search re-rank 5x, not 10x: 500 exact distances for 100
+# candidates, so its top 10 still come from more re-ranked candidates than a dense search's
+# (100). Every re-ranked candidate is one random read of a vector: at 100,000 rows (2 cores)
+# the candidate list took 26 ms at 10x and 18 ms at 5x, with recall@100 against exact search
+# 0.951 and 0.950 and the same hybrid top 10 on all 50 msmarco queries (bench/latency.py).
+HYBRID_REFINE_FACTOR = 5
 
 _HIT_COLUMNS = [
     "chunk_id", "source", "doc_key", "doc_path", "doc_title", "doc_content_hash",
     "chunk_index", "text", "run_id",
 ]
+
+# One candidate of a search: (chunk_id, score).
+ScoredId = tuple[str, float]
 
 
 class SearchHit(ChunkReference):
@@ -43,31 +54,99 @@ def source_filter(sources: Sequence[str] | None) -> str | None:
     return f"source IN ({', '.join(sql_literal(source) for source in sources)})"
 
 
-def dense_search(
-    table: Table, query_vector: np.ndarray, limit: int, where: str | None = None, exact: bool = False
-) -> list[SearchHit]:
-    """Cosine search, through the ANN index when the table has one (unless ``exact``); score = cosine."""
+def has_ann_index(table: Table) -> bool:
+    return VECTOR_INDEX in {index.name for index in table.list_indices()}
+
+
+def _dense_rows(
+    table: Table,
+    query_vector: np.ndarray,
+    limit: int,
+    where: str | None,
+    exact: bool = False,
+    refine_factor: int = ANN_REFINE_FACTOR,
+    ann: bool | None = None,
+) -> list[dict]:
+    """Hit columns and ``_distance`` of the nearest rows; ``ann``: whether the table has the ANN
+    index (looked up when not given)."""
     query = table.search(query_vector, vector_column_name="vector").distance_type("cosine")
-    query = query.bypass_vector_index() if exact else query.nprobes(ANN_NPROBES).refine_factor(ANN_REFINE_FACTOR)
+    if exact:
+        query = query.bypass_vector_index()
+    elif ann if ann is not None else has_ann_index(table):
+        # Only the IVF-PQ index needs re-ranking: the exact index holds the vectors themselves,
+        # and re-ranking would read every candidate's vector from the data files again.
+        query = query.nprobes(ANN_NPROBES).refine_factor(refine_factor)
     if where:
         query = query.where(where, prefilter=True)
-    rows = query.select([*_HIT_COLUMNS, "_distance"]).limit(limit).to_arrow().to_pylist()
-    return [_hit(row, 1.0 - float(row["_distance"])) for row in rows]
+    return query.select([*_HIT_COLUMNS, "_distance"]).limit(limit).to_arrow().to_pylist()
+
+
+def _fts_query(table: Table, query_text: str, where: str | None) -> LanceQueryBuilder:
+    query = table.search(MatchQuery(query_text, "text"), query_type="fts")
+    if where:
+        query = query.where(where, prefilter=True)
+    return query
+
+
+def _cosine(row: dict) -> float:
+    return 1.0 - float(row["_distance"])
+
+
+def dense_search(
+    table: Table,
+    query_vector: np.ndarray,
+    limit: int,
+    where: str | None = None,
+    exact: bool = False,
+    refine_factor: int = ANN_REFINE_FACTOR,
+) -> list[SearchHit]:
+    """Cosine search, through the ANN index when the table has one (unless ``exact``); score = cosine."""
+    return [_hit(row, _cosine(row)) for row in _dense_rows(table, query_vector, limit, where, exact, refine_factor)]
 
 
 def fts_search(table: Table, query_text: str, limit: int, where: str | None = None) -> list[SearchHit]:
     """BM25 over chunk text. The query is matched as words, never parsed as query syntax."""
     if not query_text.strip():
         return []
-    query = table.search(MatchQuery(query_text, "text"), query_type="fts")
-    if where:
-        query = query.where(where, prefilter=True)
-    rows = query.select([*_HIT_COLUMNS, "_score"]).limit(limit).to_arrow().to_pylist()
+    rows = _fts_query(table, query_text, where).select([*_HIT_COLUMNS, "_score"]).limit(limit).to_arrow().to_pylist()
     return [_hit(row, float(row["_score"])) for row in rows]
+
+
+def fts_scores(
+    table: Table, query_text: str, limit: int, where: str | None = None
+) -> tuple[list[ScoredId], dict[str, int]]:
+    """``fts_search``'s ranking as (chunk_id, BM25) pairs and each chunk's row id: no other column is read."""
+    if not query_text.strip():
+        return [], {}
+    rows = _fts_query(table, query_text, where).select(["chunk_id", "_score"]).with_row_id(True).limit(limit).to_arrow()
+    ids = rows.column("chunk_id").to_pylist()
+    scored = [(chunk_id, float(score)) for chunk_id, score in zip(ids, rows.column("_score").to_pylist(), strict=True)]
+    return scored, dict(zip(ids, rows.column("_rowid").to_pylist(), strict=True))
 
 
 def _hit(row: dict, score: float) -> SearchHit:
     return SearchHit(**{name: row[name] for name in _HIT_COLUMNS}, score=score)
+
+
+def fetch_hits(table: Table, scored: Sequence[ScoredId], row_ids: dict[str, int]) -> list[SearchHit]:
+    """The rows of ``scored`` chunks as hits, in that order, fetched by row id in one read.
+
+    A row id is only valid in the table version that returned it; a chunk whose row is not at
+    its id any more (the table moved on between the search and the fetch) is looked up by id.
+    """
+    if not scored:
+        return []
+    wanted = [chunk_id for chunk_id, _ in scored]
+    rows = table.take_row_ids([row_ids[chunk_id] for chunk_id in wanted]).select(_HIT_COLUMNS).to_arrow().to_pylist()
+    by_id = {row["chunk_id"]: row for row in rows}
+    moved = [chunk_id for chunk_id in wanted if chunk_id not in by_id]
+    if moved:
+        condition = f"chunk_id IN ({', '.join(sql_literal(chunk_id) for chunk_id in moved)})"
+        by_id.update(
+            (row["chunk_id"], row)
+            for row in table.search().where(condition).select(_HIT_COLUMNS).limit(len(moved)).to_arrow().to_pylist()
+        )
+    return [_hit(by_id[chunk_id], score) for chunk_id, score in scored if chunk_id in by_id]
 
 
 def fetch_chunk(table: Table, chunk_id: str) -> SearchHit | None:
@@ -132,14 +211,16 @@ class Fusion(BaseModel):
     rrf_k: int = RRF_K
 
     def fuse(self, dense: Sequence[SearchHit], lexical: Sequence[SearchHit]) -> list[tuple[str, float]]:
+        return self.fuse_scores(
+            [(hit.chunk_id, hit.score) for hit in dense], [(hit.chunk_id, hit.score) for hit in lexical]
+        )
+
+    def fuse_scores(self, dense: Sequence[ScoredId], lexical: Sequence[ScoredId]) -> list[tuple[str, float]]:
+        """Fused (chunk_id, score) of two ranked candidate lists, best first."""
         if self.method == "convex":
-            return convex_fusion(
-                [(hit.chunk_id, hit.score) for hit in dense],
-                [(hit.chunk_id, hit.score) for hit in lexical],
-                self.dense_weight,
-            )
+            return convex_fusion(dense, lexical, self.dense_weight)
         return reciprocal_rank_fusion(
-            [[hit.chunk_id for hit in dense], [hit.chunk_id for hit in lexical]],
+            [[chunk_id for chunk_id, _ in dense], [chunk_id for chunk_id, _ in lexical]],
             k=self.rrf_k,
             weights=[self.dense_weight * 2, (1.0 - self.dense_weight) * 2],
         )
@@ -160,11 +241,40 @@ def hybrid_search(
     where: str | None = None,
     fusion: Fusion = DEFAULT_FUSION,
 ) -> list[SearchHit]:
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        return _hybrid(table, lambda: query_vector, query_text, limit, where, fusion, executor, has_ann_index(table))
+
+
+def _hybrid(
+    table: Table,
+    query_vector: Callable[[], np.ndarray],
+    query_text: str,
+    limit: int,
+    where: str | None,
+    fusion: Fusion,
+    executor: Executor,
+    ann: bool,
+) -> list[SearchHit]:
+    """Fusion of the dense and full-text candidate lists.
+
+    The full-text search runs on ``executor`` while the query is encoded and searched densely
+    (LanceDB releases the GIL). Its list carries ids and scores only: the rows of the few of its
+    candidates that win without being dense candidates too (rare when the fusion favours dense
+    scores) are read afterwards, in one read. The dense list carries whole rows: one query that
+    reads its candidates' columns costs less than a second query for the winners' rows.
+    """
     candidates = max(limit, HYBRID_CANDIDATES)
-    dense = dense_search(table, query_vector, candidates, where)
-    lexical = fts_search(table, query_text, candidates, where)
-    by_id = {hit.chunk_id: hit for hit in [*lexical, *dense]}
-    return [by_id[chunk_id].model_copy(update={"score": score}) for chunk_id, score in fusion.fuse(dense, lexical)[:limit]]
+    lexical_future: Future = executor.submit(fts_scores, table, query_text, candidates, where)
+    dense_rows = _dense_rows(table, query_vector(), candidates, where, refine_factor=HYBRID_REFINE_FACTOR, ann=ann)
+    lexical, lexical_row_ids = lexical_future.result()
+    rows = {row["chunk_id"]: row for row in dense_rows}
+    fused = fusion.fuse_scores([(row["chunk_id"], _cosine(row)) for row in dense_rows], lexical)[:limit]
+    text_only = {hit.chunk_id: hit for hit in fetch_hits(table, [pair for pair in fused if pair[0] not in rows], lexical_row_ids)}
+    return [
+        _hit(rows[chunk_id], score) if chunk_id in rows else text_only[chunk_id]
+        for chunk_id, score in fused
+        if chunk_id in rows or chunk_id in text_only
+    ]
 
 
 class Searcher:
@@ -174,6 +284,8 @@ class Searcher:
         self.table = table
         self.embedder = embedder
         self.fusion = fusion
+        self._executor: ThreadPoolExecutor | None = None
+        self._ann_index: tuple[int, bool] | None = None  # (table version, whether it has the ANN index)
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         # Queries are short; a query longer than the window is cut to its first words
@@ -188,16 +300,31 @@ class Searcher:
         mode: SearchMode = "hybrid",
         limit: int = 10,
         sources: Sequence[str] | None = None,
+        query_vector: np.ndarray | None = None,
     ) -> list[SearchHit]:
+        """``query_vector``: the query already encoded (by ``encode_queries``), so it is not encoded again."""
+        if mode not in SEARCH_MODES:
+            raise ValueError(f"unknown search mode {mode!r}; choose one of {', '.join(SEARCH_MODES)}")
         where = source_filter(sources)
         if mode == "fts":
             return fts_search(self.table, query, limit, where)
-        vector = self.encode_queries([query])[0]
+
+        def vector() -> np.ndarray:
+            return self.encode_queries([query])[0] if query_vector is None else query_vector
+
         if mode == "dense":
-            return dense_search(self.table, vector, limit, where)
-        if mode == "hybrid":
-            return hybrid_search(self.table, vector, query, limit, where, self.fusion)
-        raise ValueError(f"unknown search mode {mode!r}; choose one of {', '.join(SEARCH_MODES)}")
+            return [_hit(row, _cosine(row)) for row in _dense_rows(self.table, vector(), limit, where, ann=self._has_ann_index())]
+        if self._executor is None:
+            # One worker: the full-text half of a hybrid search, so it runs while the query is encoded.
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fts")
+        return _hybrid(self.table, vector, query, limit, where, self.fusion, self._executor, self._has_ann_index())
+
+    def _has_ann_index(self) -> bool:
+        # Indexes change only with the table version, which costs less to read than the index list.
+        version = self.table.version
+        if self._ann_index is None or self._ann_index[0] != version:
+            self._ann_index = (version, has_ann_index(self.table))
+        return self._ann_index[1]
 
 
 def _clip_words(text: str, max_tokens: int, embedder: Embedder) -> str:
@@ -216,17 +343,23 @@ def document_ranking(hits: Sequence[SearchHit]) -> list[tuple[str, float]]:
     return rank_by_score(best)
 
 
-def ann_recall_at_10(table: Table, sample: int = 50, seed: int = 0) -> float | None:
-    """Recall@10 of the ANN index against exact search, on perturbed copies of stored vectors.
+def ann_recall_at_10(
+    table: Table, sample: int = 50, seed: int = 0, queries: np.ndarray | None = None
+) -> float | None:
+    """Recall@10 of dense search through the ANN index against exact search.
 
-    None when the table has no vector index (every search is exact).
+    Measured on ``queries`` (query vectors) when given, else on perturbed copies of stored
+    vectors. Those sit far nearer their neighbours than real queries do, so they flatter the
+    index (bench/latency.py prints both). None when the table has no ANN index (every search is
+    exact).
     """
-    if VECTOR_INDEX not in {index.name for index in table.list_indices()}:
+    if not has_ann_index(table):
         return None
-    vectors = fixed_list_to_numpy(table.search().select(["vector"]).limit(sample).to_arrow().column("vector"))
-    # A small perturbation (norm ~0.2 for 384 dimensions), so queries are near, not on, stored vectors.
-    noise = np.random.default_rng(seed).standard_normal(vectors.shape).astype(np.float32) * 0.01
-    queries = vectors + noise
+    if queries is None:
+        vectors = fixed_list_to_numpy(table.search().select(["vector"]).limit(sample).to_arrow().column("vector"))
+        # A small perturbation (norm ~0.2 for 384 dimensions), so queries are near, not on, stored vectors.
+        noise = np.random.default_rng(seed).standard_normal(vectors.shape).astype(np.float32) * 0.01
+        queries = vectors + noise
     overlaps = []
     for query in queries:
         exact = {hit.chunk_id for hit in dense_search(table, query, 10, exact=True)}

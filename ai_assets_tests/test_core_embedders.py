@@ -1,0 +1,94 @@
+"""The local encoder's backends: agreement with fp32, run-time CPU detection, the window check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ai_assets.core.embedders import (
+    LOCAL_PRECISIONS,
+    InputTooLong,
+    create_embedder,
+    cpu_has_bf16,
+    resolve_precision,
+    torch_runs_bf16,
+)
+
+TEXTS = [
+    "what is a dagster sensor",
+    "A sensor is a definition that lets you trigger runs based on an external state change.",
+    "Software-defined assets declare the data they produce and the upstream assets they read.",
+    "LanceDB stores vectors next to their rows and builds IVF-PQ indexes for approximate search.",
+    "x",
+]
+
+
+@pytest.fixture(scope="module")
+def fp32_vectors() -> np.ndarray:
+    return create_embedder("minilm", precision="fp32").embed(TEXTS)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "bf16-autocast"])
+def test_bf16_backends_match_fp32(precision: str, fp32_vectors: np.ndarray) -> None:
+    embedder = create_embedder("minilm", precision=precision)  # type: ignore[arg-type]
+    assert embedder.precision == precision
+    vectors = embedder.embed(TEXTS)
+    assert vectors.dtype == np.float32 and vectors.shape == (len(TEXTS), 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert float(np.min(np.sum(vectors * fp32_vectors, axis=1))) >= 0.999
+
+
+def test_fp32_vectors_have_unit_norm_and_do_not_depend_on_the_batch(fp32_vectors: np.ndarray) -> None:
+    assert np.allclose(np.linalg.norm(fp32_vectors, axis=1), 1.0, atol=1e-5)
+    alone = create_embedder("minilm", precision="fp32").embed(TEXTS[:1])
+    assert float(np.sum(alone[0] * fp32_vectors[0])) >= 0.99999
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_single_query_matches_the_batched_vector(precision: str, fp32_vectors: np.ndarray) -> None:
+    embedder = create_embedder("minilm", precision=precision)  # type: ignore[arg-type]
+    one = embedder.embed([TEXTS[0]])
+    batched = embedder.embed(TEXTS)
+    assert float(np.sum(one[0] * batched[0])) >= 0.9999
+    assert float(np.sum(one[0] * fp32_vectors[0])) >= 0.999
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ("fpu sse avx2 avx512f avx512_bf16", "bf16"),
+        ("fpu sse avx2 avx512f amx_tile amx_bf16 amx_int8", "bf16"),
+        ("fpu sse avx2 avx512f avx512_vnni", "fp32"),
+    ],
+)
+def test_auto_follows_the_cpu_flags(tmp_path: Path, flags: str, expected: str) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+    if expected == "bf16" and not torch_runs_bf16():
+        expected = "fp32"
+    assert resolve_precision("auto", cpuinfo) == expected
+
+
+def test_auto_falls_back_to_fp32_without_cpu_information(tmp_path: Path) -> None:
+    assert not cpu_has_bf16(tmp_path / "missing")
+    assert resolve_precision("auto", tmp_path / "missing") == "fp32"
+
+
+def test_explicit_precisions_are_kept_and_unknown_ones_refused() -> None:
+    for precision in LOCAL_PRECISIONS:
+        if precision != "auto":
+            assert resolve_precision(precision) == precision  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown local precision 'int4'"):
+        resolve_precision("int4")  # type: ignore[arg-type]
+
+
+def test_a_text_longer_than_the_window_is_refused() -> None:
+    embedder = create_embedder("minilm", precision="auto")
+    long_text = "word " * 300
+    assert embedder.count_tokens([long_text]) == [300]
+    with pytest.raises(InputTooLong, match="text #1 has 300 tokens"):
+        embedder.embed(["short", long_text])
+    vectors, counts = embedder.embed_counted(["short", "word " * 254])
+    assert vectors.shape == (2, 384) and counts == [1, 254]
