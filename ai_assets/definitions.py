@@ -85,7 +85,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             data_dir=str(settings.data_dir.resolve()), max_document_bytes=settings.max_document_bytes
         ),
         "chunk_store": chunk_store,
-        "chunk_files": ChunkFilesIOManager(store=chunk_store),
+        "chunk_files": ChunkFilesIOManager(base_dir=chunk_store.base_dir),
         "chunker": Chunker(max_tokens=settings.chunk_max_tokens, overlap_tokens=settings.chunk_overlap_tokens),
         "embedders": embedders_from_settings(settings),
         "lancedb": lancedb_from_settings(settings),

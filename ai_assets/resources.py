@@ -76,7 +76,11 @@ class ChunkFilesIOManager(dg.ConfigurableIOManager):
     that is read in batches, so embedding a large source never loads it whole (Dagster's default
     IO manager would unpickle the whole list)."""
 
-    store: ChunkStore
+    base_dir: str  # the ChunkStore's: a plain field, since a nested resource turns this into a generator resource
+
+    @property
+    def store(self) -> ChunkStore:
+        return ChunkStore(base_dir=self.base_dir)
 
     def handle_output(self, context: dg.OutputContext, obj: list[Chunk]) -> None:
         chunk_file = write_chunk_file(self.store.path(context.asset_partition_key), obj)

@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     max_document_bytes: int = Field(default=5_000_000, gt=0, description="Larger files are quarantined.")
     embed_batch_size: int = Field(default=64, gt=0, description="Texts per model call.")
     local_precision: LocalPrecision = Field(
-        default="auto", description="Local model precision: auto (bf16 where the CPU has it), fp32 or bf16."
+        default="auto",
+        description="Local model precision: auto (bf16 where the CPU has it), fp32, bf16 or bf16-autocast.",
     )
     quality_min_ndcg_at_10: float = Field(
         default=0.1, ge=0.0, le=1.0, description="Quality gate: lowest acceptable nDCG@10 of any eval set and mode."

@@ -22,16 +22,17 @@ RRF_K = 60
 # ANN settings, used once search_index has built the IVF-PQ index (large tables only): 20 of
 # the IVF partitions probed and 10x candidates re-ranked by exact distance keep recall@10
 # near exact search (search_index measures it) at a fraction of the scan. Smaller tables are
-# searched exactly, from search_index's one-partition exact index when it has built one.
+# searched exactly, from the one-partition exact index when search_index has built it.
 ANN_NPROBES = 20
 ANN_REFINE_FACTOR = 10
 # Each side of a hybrid search contributes at least this many candidates to the fusion.
 HYBRID_CANDIDATES = 100
-# The dense candidates of a hybrid search re-rank 5x, not 10x: 500 exact distances for 100
-# candidates, so its top 10 still come from more re-ranked candidates than a dense search's
-# (100). Every re-ranked candidate is one random read of a vector: at 100,000 rows (2 cores)
-# the candidate list took 26 ms at 10x and 18 ms at 5x, with recall@100 against exact search
-# 0.951 and 0.950 and the same hybrid top 10 on all 50 msmarco queries (bench/latency.py).
+# The dense candidates of a hybrid search are re-ranked from 5x, not 10x, PQ candidates: 500
+# exact distances for 100 candidates, so their top 10 still come from more re-ranked candidates
+# than a dense search's top 10 (100). Each re-ranked candidate is one random read of a vector:
+# at 100,000 rows on 2 shared cores the candidate list took 22-26 ms at 10x and 11-18 ms at 5x,
+# with recall@100 against exact search 0.951 and 0.950, and the same hybrid top 10 (and nDCG)
+# on the 50 msmarco queries; 3x already changed 3 of those top 10s.
 HYBRID_REFINE_FACTOR = 5
 
 _HIT_COLUMNS = [
@@ -313,7 +314,8 @@ class Searcher:
             return self.encode_queries([query])[0] if query_vector is None else query_vector
 
         if mode == "dense":
-            return [_hit(row, _cosine(row)) for row in _dense_rows(self.table, vector(), limit, where, ann=self._has_ann_index())]
+            rows = _dense_rows(self.table, vector(), limit, where, ann=self._has_ann_index())
+            return [_hit(row, _cosine(row)) for row in rows]
         if self._executor is None:
             # One worker: the full-text half of a hybrid search, so it runs while the query is encoded.
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fts")
