@@ -2,8 +2,9 @@
 
 Runs go through the instance (``DAGSTER_HOME``) so they, their metadata and their lineage
 show in the Dagster UI afterwards, exactly as if launched from there. Like `make`, a build
-skips the runs whose assets are up to date (Dagster's own stale status: data and code
-versions), so rebuilding an unchanged corpus launches no run at all; `force` runs everything.
+skips the runs whose assets are up to date (``up_to_date.UpToDate``: Dagster's staleness rules
+read from each partition's latest materialization, plus what Dagster cannot see), so
+rebuilding an unchanged corpus launches no run at all; ``force`` runs everything.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import dagster as dg
 
 from ai_assets.automation import CONTENT_FINGERPRINT, source_observation
 from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB
-from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION
+from ai_assets.partitions import SOURCE_DIMENSION, source_embedder_key
 from ai_assets.resources import SourceFiles
 from ai_assets.up_to_date import BuildStep, UpToDate
 
@@ -90,8 +91,7 @@ def run_build(
     for source in selected:
         steps.append(BuildStep(INGEST_JOB, source))
         steps.extend(
-            BuildStep(EMBED_JOB, dg.MultiPartitionKey({SOURCE_DIMENSION: source, EMBEDDER_DIMENSION: embedder}))
-            for embedder in embedders
+            BuildStep(EMBED_JOB, source_embedder_key(source, embedder)) for embedder in embedders
         )
     steps.extend(BuildStep(INDEX_JOB, embedder) for embedder in embedders)
 

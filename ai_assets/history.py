@@ -9,16 +9,25 @@ import dagster as dg
 from ai_assets.core.leaderboard import LeaderboardRow, leaderboard_rows
 
 
-def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str | None = None) -> dict[str, Any] | None:
-    """Metadata values of the asset's latest materialization (of that partition), or None."""
+def latest_materialization(
+    instance: dg.DagsterInstance, asset: str, partition: str | None = None
+) -> dg.EventLogRecord | None:
+    """The asset's latest materialization record (of that partition), or None."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None),
         limit=1,
     ).records
-    materialization = records[0].asset_materialization if records else None
-    if materialization is None:
-        return None
-    return {key: value.value for key, value in materialization.metadata.items()} | {"run_id": records[0].run_id}
+    return records[0] if records and records[0].asset_materialization is not None else None
+
+
+def metadata_values(record: dg.EventLogRecord) -> dict[str, Any]:
+    return {key: value.value for key, value in record.asset_materialization.metadata.items()}  # type: ignore[union-attr]
+
+
+def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str | None = None) -> dict[str, Any] | None:
+    """Metadata values of the asset's latest materialization (of that partition), or None."""
+    record = latest_materialization(instance, asset, partition)
+    return None if record is None else metadata_values(record) | {"run_id": record.run_id}
 
 
 def evaluation_leaderboard(instance: dg.DagsterInstance, embedders: list[str]) -> list[LeaderboardRow]:

@@ -17,6 +17,11 @@ EMBEDDER_DIMENSION = "embedder"
 source_partitions = dg.DynamicPartitionsDefinition(name=SOURCE_DIMENSION)
 
 
+def source_embedder_key(source: str, embedder: str) -> dg.MultiPartitionKey:
+    """The chunk_embeddings partition of one source and one embedder."""
+    return dg.MultiPartitionKey({SOURCE_DIMENSION: source, EMBEDDER_DIMENSION: embedder})
+
+
 # The kind (an icon in the UI's graph) of each model provider.
 PROVIDER_KINDS = {"sentence-transformers": "pytorch", "openai": "openai"}
 

@@ -25,7 +25,8 @@ from ai_assets.assets.evaluations import EVAL_SETS_FINGERPRINT
 from ai_assets.automation import CONTENT_FINGERPRINT
 from ai_assets.core.store import sql_literal
 from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB
-from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION
+from ai_assets.history import latest_materialization, metadata_values
+from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, source_embedder_key
 from ai_assets.resources import Chunker, Embedders, LanceDBResource, SourceFiles
 
 # Metadata keys that the assets record and the build compares against the present.
@@ -93,18 +94,14 @@ class UpToDate:
     def latest(self, asset: str, partition: str | None = None) -> Materialized | None:
         key = (asset, partition)
         if key not in self._latest:
-            records = self._instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None),
-                limit=1,
-            ).records
-            materialization = records[0].asset_materialization if records else None
+            record = latest_materialization(self._instance, asset, partition)
             self._latest[key] = (
                 None
-                if materialization is None
+                if record is None
                 else Materialized(
-                    storage_id=records[0].storage_id,
-                    code_version=materialization.tags.get(CODE_VERSION_TAG) if materialization.tags else None,
-                    metadata={name: value.value for name, value in materialization.metadata.items()},
+                    storage_id=record.storage_id,
+                    code_version=(record.asset_materialization.tags or {}).get(CODE_VERSION_TAG),  # type: ignore[union-attr]
+                    metadata=metadata_values(record),
                 )
             )
         return self._latest[key]
@@ -161,8 +158,7 @@ class UpToDate:
         return None
 
     def _embed_reason(self, source: str, embedder: str) -> str | None:
-        partition = str(dg.MultiPartitionKey({SOURCE_DIMENSION: source, EMBEDDER_DIMENSION: embedder}))
-        reason = self._stale("chunk_embeddings", partition, self.latest("document_chunks", source))
+        reason = self._stale("chunk_embeddings", str(source_embedder_key(source, embedder)), self.latest("document_chunks", source))
         if reason:
             return reason
         chunks = (self.latest("document_chunks", source) or Materialized(0, None, {})).metadata.get("chunks")
@@ -180,7 +176,7 @@ class UpToDate:
         if self._removed_sources:
             return f"removed source(s) {', '.join(self._removed_sources)}"
         vectors = [
-            self.latest("chunk_embeddings", str(dg.MultiPartitionKey({SOURCE_DIMENSION: source, EMBEDDER_DIMENSION: embedder})))
+            self.latest("chunk_embeddings", str(source_embedder_key(source, embedder)))
             for source in self._instance.get_dynamic_partitions(SOURCE_DIMENSION)
         ]
         index = self.latest("search_index", embedder)
