@@ -8,15 +8,18 @@ model, dimensions and normalization; opening it with another spec is an error.
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from filelock import FileLock
 from lancedb.db import DBConnection
-from lancedb.index import FTS, BTree, IvfFlat, IvfPq
+from lancedb.index import FTS, BTree, HnswSq, IvfFlat
 from lancedb.table import Table
 
 from ai_assets.core.chunk_files import ChunkSource, as_chunk_source
@@ -125,7 +128,28 @@ def _open_verified(db: DBConnection, name: str, spec: EmbedderSpec, schema: pa.S
         raise FileNotFoundError(
             f"no table {name} in {db.uri}: run `ai-assets build` for embedder {spec.name!r} first"
         )
-    return db.create_table(name, schema=schema, exist_ok=True)
+    with FileLock(creation_lock_path(db.uri, name)):
+        # Checked again under the lock: another writer may have created it meanwhile.
+        if name in db.table_names(limit=None):
+            table = db.open_table(name)
+            verify_table(table, spec)
+            return table
+        return db.create_table(name, schema=schema)
+
+
+def creation_lock_path(uri: str, name: str) -> str:
+    """The lock that makes creating table ``name`` of database ``uri`` happen once.
+
+    Two writers that both find the table missing would each commit a create, and LanceDB
+    resolves the later one as an overwrite: it fails the other writer's next append ("Append
+    transaction is incompatible with concurrent transaction Overwrite") or, landing after that
+    append, wipes its rows. A local database keeps the lock beside its tables; an object-store
+    one in the temp directory, which serializes the writers of this machine only.
+    """
+    local = "://" not in uri or uri.startswith("file://")
+    directory = Path(uri.removeprefix("file://")) if local else Path(tempfile.gettempdir()) / "ai_assets-locks" / sha256_hex(uri, length=16)
+    directory.mkdir(parents=True, exist_ok=True)
+    return str(directory / f"{name}.create.lock")
 
 
 def vector_field(spec: EmbedderSpec) -> pa.Field:
@@ -313,7 +337,7 @@ SEARCH_INDEXES: dict[str, tuple[str, Callable[[], Any]]] = {
     # Publishing streams each batch's vectors back by text hash; the index keeps that a lookup.
     "text_hash_idx": ("text_hash", BTree),
 }
-VECTOR_INDEX = "vector_idx"  # the ANN (IVF-PQ) index, from ann_min_rows rows
+VECTOR_INDEX = "vector_idx"  # the ANN (HNSW-SQ) index, from ann_min_rows rows
 # Below that, every vector in one IVF_FLAT partition: a search of it compares the query with
 # every row, so it is exact (the same hits and cosines as a scan), but it reads the vectors from
 # LanceDB's in-memory index cache instead of decoding the vector column of the data files on
@@ -324,13 +348,19 @@ EXACT_VECTOR_INDEX = "vector_exact_idx"
 EXACT_INDEX_MAX_BYTES = 256 * 2**20
 
 
-def vector_index_config(rows: int, dimensions: int) -> IvfPq:
-    """IVF-PQ sized for the table: about sqrt(rows) partitions, 8 dimensions per sub-vector."""
-    return IvfPq(
-        distance_type="cosine",
-        num_partitions=max(1, int(math.sqrt(rows))),
-        num_sub_vectors=max(1, dimensions // 8),
-    )
+# One HNSW graph per million rows: LanceDB's guidance for HNSW is few IVF partitions, and one
+# partition needs no probing choice. HNSW over 8-bit scalar-quantized vectors replaced IVF-PQ
+# (sqrt(rows) partitions, 48 sub-vectors): on the 100,000-row bench table it builds in 47 s
+# instead of 141 s, and its 100 dense candidates of a hybrid search take ~9 ms at recall@100
+# 0.983 against exact search, where IVF-PQ took ~18 ms (5x re-ranked) for 0.938.
+ROWS_PER_HNSW_PARTITION = 1_000_000
+# An ANN index of another type (an IVF-PQ index from before) is replaced by the next build.
+ANN_INDEX_TYPE = "IvfHnswSq"
+
+
+def vector_index_config(rows: int) -> HnswSq:
+    """The ANN index: HNSW over scalar-quantized vectors, one graph per million rows."""
+    return HnswSq(distance_type="cosine", num_partitions=max(1, math.ceil(rows / ROWS_PER_HNSW_PARTITION)))
 
 
 def exact_index_config() -> IvfFlat:
@@ -353,7 +383,8 @@ def build_indexes(table: Table, ann_min_rows: int | None = None) -> IndexReport:
     fragments_before = table.stats()["fragment_stats"]["num_fragments"]
     rows = table.count_rows()
     dimensions = table.schema.field("vector").type.list_size
-    wants_ann = ann_min_rows is not None and rows >= ann_min_rows and VECTOR_INDEX not in existing
+    outdated_ann = VECTOR_INDEX in existing and existing[VECTOR_INDEX].index_type != ANN_INDEX_TYPE
+    wants_ann = ann_min_rows is not None and rows >= ann_min_rows and (VECTOR_INDEX not in existing or outdated_ann)
     ann_after = VECTOR_INDEX in existing or wants_ann
     exact_fits = rows * dimensions * 4 <= EXACT_INDEX_MAX_BYTES
     keeps_exact = not ann_after and exact_fits
@@ -371,7 +402,7 @@ def build_indexes(table: Table, ann_min_rows: int | None = None) -> IndexReport:
             column, config = SEARCH_INDEXES[name]
             table.create_index(column, config=config(), name=name, replace=True)
         if wants_ann:
-            table.create_index("vector", config=vector_index_config(rows, dimensions), name=VECTOR_INDEX)
+            table.create_index("vector", config=vector_index_config(rows), name=VECTOR_INDEX, replace=True)
         if keeps_exact:
             table.create_index("vector", config=exact_index_config(), name=EXACT_VECTOR_INDEX, replace=True)
         elif EXACT_VECTOR_INDEX in existing:
