@@ -284,6 +284,14 @@ def test_ann_index_above_the_threshold_keeps_recall(tmp_path: Path) -> None:
     fused = DEFAULT_FUSION.fuse(dense, fts_search(table, "how retries back off", 100))[:10]
     assert [(hit.chunk_id, hit.score) for hit in hits] == fused and hits[0].chunk_id == "c11"
     assert not build_indexes(table, ann_min_rows=rows).changed  # nothing new: nothing written
+    # An ANN index of an older kind (IVF-PQ, which this project built before HNSW-SQ) is replaced.
+    from lancedb.index import IvfPq
+
+    from ai_assets.core.store import ANN_INDEX_TYPE
+
+    table.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=8, num_sub_vectors=48), name=VECTOR_INDEX, replace=True)
+    assert build_indexes(table, ann_min_rows=rows).changed
+    assert {index.name: index.index_type for index in table.list_indices()}[VECTOR_INDEX] == ANN_INDEX_TYPE
 
 
 def test_text_over_the_window_is_refused_not_truncated(embedder: Embedder) -> None:

@@ -6,7 +6,7 @@
 Embeds a BEIR corpus (default `../shared/benchmarks/msmarco`) into a LanceDB table the way
 `chunk_embeddings` does (`sync_source_embeddings`), then builds synthetic tables of the sizes
 given from it (the corpus's rows repeated, their real vectors jittered), indexes them with
-`build_indexes` (IVF-PQ from AI_ASSETS_ANN_MIN_ROWS rows) and times every search mode through
+`build_indexes` (HNSW-SQ from AI_ASSETS_ANN_MIN_ROWS rows) and times every search mode through
 `Searcher.search`, as `ai-assets search` runs it. For each mode it prints p50/p95 of the whole
 query, of the query encoding alone and of the search alone (given the encoded vector). Each
 query is run `--repeats` times (the machine is shared and noisy); percentiles pool every run.
@@ -42,7 +42,8 @@ from ai_assets.core.documents import load_source
 from ai_assets.core.embedders import MINILM, Embedder, create_embedder, minilm_tokenizer
 from ai_assets.core.metrics import percentile
 from ai_assets.core.retrieval import (
-    HYBRID_CANDIDATES, HYBRID_REFINE_FACTOR, SEARCH_MODES, Searcher, ann_recall_at_10, dense_search, has_ann_index,
+    DEFAULT_FUSION, HYBRID_CANDIDATES, HYBRID_REFINE_FACTOR, SEARCH_MODES, Searcher, ann_recall_at_10, dense_search,
+    fts_search, has_ann_index, hybrid_search,
 )
 from ai_assets.core.store import (
     build_indexes, chunk_rows, fixed_list_to_numpy, open_journal, open_table, scan, sync_source_embeddings,
@@ -86,6 +87,7 @@ class LatencyReport:
     ann_recall_at_10: float | None  # as the ann_recall check measures it; None: no ANN index, exact search
     ann_recall_at_10_on_queries: float | None = None  # the same, on the benchmark queries
     hybrid_candidates_recall_at_100: float | None = None  # hybrid's dense candidates vs exact top 100
+    hybrid_top10_overlap: float | None = None  # hybrid's top 10 vs the top 10 fused from exact candidates
     modes: dict[str, ModeLatency] = field(default_factory=dict)
 
     def as_table(self) -> dict[str, tuple[float, float]]:
@@ -144,6 +146,17 @@ def candidates_recall(table: Table, vectors: np.ndarray) -> float:
     return float(np.mean(recalls))
 
 
+def hybrid_overlap(table: Table, queries: Sequence[str], vectors: np.ndarray, limit: int = 10) -> float:
+    """Mean share of hybrid search's top ``limit`` that a fusion of exact dense candidates also ranks there."""
+    overlaps = []
+    for query, vector in zip(queries, vectors, strict=True):
+        exact_dense = dense_search(table, vector, HYBRID_CANDIDATES, exact=True)
+        exact = {chunk_id for chunk_id, _ in DEFAULT_FUSION.fuse(exact_dense, fts_search(table, query, HYBRID_CANDIDATES))[:limit]}
+        found = {hit.chunk_id for hit in hybrid_search(table, vector, query, limit)}
+        overlaps.append(len(exact & found) / max(1, len(exact)))
+    return float(np.mean(overlaps))
+
+
 def measure_latency(
     table: Table, embedder: Embedder, queries: Sequence[str], repeats: int = 3, limit: int = 10, gap_ms: float = 50.0
 ) -> LatencyReport:
@@ -176,6 +189,7 @@ def measure_latency(
         ann_recall_at_10=ann_recall_at_10(table),
         ann_recall_at_10_on_queries=ann_recall_at_10(table, queries=encoded) if ann else None,
         hybrid_candidates_recall_at_100=candidates_recall(table, encoded) if ann else None,
+        hybrid_top10_overlap=hybrid_overlap(table, queries, encoded, limit) if ann else None,
         modes={
             mode: ModeLatency(
                 total=Percentiles.of(timings["total"]),
@@ -228,9 +242,10 @@ def print_report(report: LatencyReport) -> None:
         index = "exact search"
     else:
         index = (
-            f"IVF-PQ; ANN recall@10 {report.ann_recall_at_10:.3f} on perturbed stored vectors (the ann_recall check), "
+            f"HNSW-SQ; ANN recall@10 {report.ann_recall_at_10:.3f} on perturbed stored vectors (the ann_recall check), "
             f"{report.ann_recall_at_10_on_queries:.3f} on these queries; hybrid's dense candidates recall@100 "
-            f"{report.hybrid_candidates_recall_at_100:.3f}"
+            f"{report.hybrid_candidates_recall_at_100:.3f}, its top 10 overlap with a fusion of exact candidates "
+            f"{report.hybrid_top10_overlap:.3f}"
         )
     print(f"\n{report.rows:,} chunks ({index}); {report.queries} queries x {report.repeats} runs")
     print("| mode | whole query p50 / p95 ms | query encode p50 / p95 ms | search p50 / p95 ms |")
