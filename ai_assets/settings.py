@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         default="0 3 * * *", description="Cron of the daily_refresh schedule (UTC) and of paid answer evaluations."
     )
     ann_min_rows: int = Field(
-        default=50_000, ge=1, description="search_index builds an IVF-PQ vector index from this many rows."
+        default=50_000, ge=1, description="search_index builds an HNSW-SQ vector index from this many rows."
     )
     ann_min_recall: float = Field(
         default=0.9, ge=0.0, le=1.0, description="Check: lowest acceptable ANN recall@10 against exact search."

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from typing import Literal
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import Future
+from typing import Any, Literal, TypeVar
 
 import numpy as np
-from lancedb.query import LanceQueryBuilder, MatchQuery
-from lancedb.table import Table
+import pyarrow as pa
+from lancedb.background_loop import LOOP
+from lancedb.query import AsyncFTSQuery, MatchQuery
+from lancedb.table import AsyncTable, Table
 from pydantic import BaseModel
 
 from ai_assets.core.chunking import ChunkReference
@@ -28,11 +31,11 @@ ANN_NPROBES = 20
 ANN_REFINE_FACTOR: int | None = 5
 # Each side of a hybrid search contributes at least this many candidates to the fusion.
 HYBRID_CANDIDATES = 100
-# Hybrid's 100 dense candidates are not re-ranked: a fusion of 100 candidates is much less
-# sensitive to a near tie than a top 10, their recall@100 is already 0.983 from the index, and
-# re-ranking 2x would cost ~5 ms (a quarter of a whole hybrid query) for 0.997. Their cosines
-# are then the quantized ones (off by ~1e-3), which only the fusion sees.
-HYBRID_REFINE_FACTOR: int | None = None
+# Hybrid's 100 dense candidates are re-ranked 1x: the index's own candidates (recall@100 0.983),
+# given their exact cosines. The fusion weighs those scores, and with the quantized ones only 6 of
+# the 50 msmarco queries kept the top 10 that exact candidates give (mean overlap 0.874); exact
+# scores took that to 46 (0.974) for ~2-3 ms, and 2x to 49 (0.980) for ~5 ms.
+HYBRID_REFINE_FACTOR: int | None = 1
 
 _HIT_COLUMNS = [
     "chunk_id", "source", "doc_key", "doc_path", "doc_title", "doc_content_hash",
@@ -58,35 +61,60 @@ def has_ann_index(table: Table) -> bool:
     return VECTOR_INDEX in {index.name for index in table.list_indices()}
 
 
-def _dense_rows(
+T = TypeVar("T")
+
+
+def _async_table(table: Table) -> AsyncTable:
+    """The AsyncTable under a sync LanceDB table.
+
+    Searches are built on it: a query of the sync API makes ~6 trips to LanceDB's event-loop
+    thread (three schema reads among them), ~1 ms each on these 2 cores, where the same query
+    built on the AsyncTable makes one (bench/latency.py: a dense query on a 100-row table took
+    7.6 ms through the sync API and 3.6 ms through the async one). ``_table`` is not public API:
+    lancedb is pinned to 0.40.x and every search test goes through it.
+    """
+    return table._table  # noqa: SLF001
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a LanceDB coroutine on LanceDB's own event loop (the one its sync API uses) and wait."""
+    return LOOP.run(coroutine)
+
+
+def _start(coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+    """Start a LanceDB coroutine on LanceDB's event loop without waiting for it."""
+    return asyncio.run_coroutine_threadsafe(coroutine, LOOP.loop)
+
+
+async def _dense_rows(
     table: Table,
     query_vector: np.ndarray,
     limit: int,
     where: str | None,
-    exact: bool = False,
-    refine_factor: int | None = ANN_REFINE_FACTOR,
-    ann: bool | None = None,
-) -> list[dict]:
+    exact: bool,
+    refine_factor: int | None,
+    ann: bool,
+) -> pa.Table:
     """Hit columns and ``_distance`` of the nearest rows; ``ann``: whether the table has the ANN
-    index (looked up when not given)."""
-    query = table.search(query_vector, vector_column_name="vector").distance_type("cosine")
+    index (looked up by the caller: the sync API cannot be called from inside the event loop)."""
+    query = _async_table(table).query().nearest_to(query_vector).column("vector").distance_type("cosine")
     if exact:
         query = query.bypass_vector_index()
-    elif ann if ann is not None else has_ann_index(table):
+    elif ann:
         # Only the ANN index needs re-ranking: the exact index holds the vectors themselves,
         # and re-ranking would read every candidate's vector from the data files again.
         query = query.nprobes(ANN_NPROBES)
         if refine_factor:
             query = query.refine_factor(refine_factor)
     if where:
-        query = query.where(where, prefilter=True)
-    return query.select([*_HIT_COLUMNS, "_distance"]).limit(limit).to_arrow().to_pylist()
+        query = query.where(where)  # a vector query filters before the search unless told postfilter()
+    return await query.select([*_HIT_COLUMNS, "_distance"]).limit(limit).to_arrow()
 
 
-def _fts_query(table: Table, query_text: str, where: str | None) -> LanceQueryBuilder:
-    query = table.search(MatchQuery(query_text, "text"), query_type="fts")
+def _fts_query(table: Table, query_text: str, where: str | None) -> AsyncFTSQuery:
+    query = _async_table(table).query().nearest_to_text(MatchQuery(query_text, "text"))
     if where:
-        query = query.where(where, prefilter=True)
+        query = query.where(where)
     return query
 
 
@@ -101,26 +129,39 @@ def dense_search(
     where: str | None = None,
     exact: bool = False,
     refine_factor: int | None = ANN_REFINE_FACTOR,
+    ann: bool | None = None,
 ) -> list[SearchHit]:
-    """Cosine search, through the ANN index when the table has one (unless ``exact``); score = cosine."""
-    return [_hit(row, _cosine(row)) for row in _dense_rows(table, query_vector, limit, where, exact, refine_factor)]
+    """Cosine search, through the ANN index when the table has one (unless ``exact``); score = cosine.
+    ``ann``: whether the table has the ANN index, when the caller knows."""
+    ann = not exact and (has_ann_index(table) if ann is None else ann)
+    rows = _run(_dense_rows(table, query_vector, limit, where, exact, refine_factor, ann)).to_pylist()
+    return [_hit(row, _cosine(row)) for row in rows]
 
 
 def fts_search(table: Table, query_text: str, limit: int, where: str | None = None) -> list[SearchHit]:
     """BM25 over chunk text. The query is matched as words, never parsed as query syntax."""
     if not query_text.strip():
         return []
-    rows = _fts_query(table, query_text, where).select([*_HIT_COLUMNS, "_score"]).limit(limit).to_arrow().to_pylist()
-    return [_hit(row, float(row["_score"])) for row in rows]
+    rows = _run(_fts_query(table, query_text, where).select([*_HIT_COLUMNS, "_score"]).limit(limit).to_arrow())
+    return [_hit(row, float(row["_score"])) for row in rows.to_pylist()]
 
 
 def fts_scores(
     table: Table, query_text: str, limit: int, where: str | None = None
 ) -> tuple[list[ScoredId], dict[str, int]]:
     """``fts_search``'s ranking as (chunk_id, BM25) pairs and each chunk's row id: no other column is read."""
+    return _scored_ids(_run(_fts_scores(table, query_text, limit, where)))
+
+
+async def _fts_scores(table: Table, query_text: str, limit: int, where: str | None) -> pa.Table | None:
     if not query_text.strip():
+        return None
+    return await _fts_query(table, query_text, where).select(["chunk_id", "_score"]).with_row_id().limit(limit).to_arrow()
+
+
+def _scored_ids(rows: pa.Table | None) -> tuple[list[ScoredId], dict[str, int]]:
+    if rows is None:
         return [], {}
-    rows = _fts_query(table, query_text, where).select(["chunk_id", "_score"]).with_row_id(True).limit(limit).to_arrow()
     ids = rows.column("chunk_id").to_pylist()
     scored = [(chunk_id, float(score)) for chunk_id, score in zip(ids, rows.column("_score").to_pylist(), strict=True)]
     return scored, dict(zip(ids, rows.column("_rowid").to_pylist(), strict=True))
@@ -243,8 +284,7 @@ def hybrid_search(
     where: str | None = None,
     fusion: Fusion = DEFAULT_FUSION,
 ) -> list[SearchHit]:
-    with ThreadPoolExecutor(max_workers=1) as executor:
-        return _hybrid(table, lambda: query_vector, query_text, limit, where, fusion, executor, has_ann_index(table))
+    return _hybrid(table, lambda: query_vector, query_text, limit, where, fusion, has_ann_index(table))
 
 
 def _hybrid(
@@ -254,21 +294,23 @@ def _hybrid(
     limit: int,
     where: str | None,
     fusion: Fusion,
-    executor: Executor,
     ann: bool,
 ) -> list[SearchHit]:
     """Fusion of the dense and full-text candidate lists.
 
-    The full-text search runs on ``executor`` while the query is encoded and searched densely
-    (LanceDB releases the GIL). Its list carries ids and scores only: the rows of the few of its
-    candidates that win without being dense candidates too (rare when the fusion favours dense
-    scores) are read afterwards, in one read. The dense list carries whole rows: one query that
-    reads its candidates' columns costs less than a second query for the winners' rows.
+    The full-text search starts on LanceDB's event loop before the query is encoded, so it runs
+    meanwhile. Its list carries ids and scores only: the rows of the few of its candidates that
+    win without being dense candidates too (rare when the fusion favours dense scores) are read
+    afterwards, in one read. The dense list carries whole rows: one query that reads its
+    candidates' columns costs less than a second query for the winners' rows.
     """
     candidates = max(limit, HYBRID_CANDIDATES)
-    lexical_future: Future = executor.submit(fts_scores, table, query_text, candidates, where)
-    dense_rows = _dense_rows(table, query_vector(), candidates, where, refine_factor=HYBRID_REFINE_FACTOR, ann=ann)
-    lexical, lexical_row_ids = lexical_future.result()
+    lexical_future = _start(_fts_scores(table, query_text, candidates, where))
+    vector = query_vector()
+    dense_rows = _run(
+        _dense_rows(table, vector, candidates, where, exact=False, refine_factor=HYBRID_REFINE_FACTOR, ann=ann)
+    ).to_pylist()
+    lexical, lexical_row_ids = _scored_ids(lexical_future.result())
     rows = {row["chunk_id"]: row for row in dense_rows}
     fused = fusion.fuse_scores([(row["chunk_id"], _cosine(row)) for row in dense_rows], lexical)[:limit]
     text_only = {hit.chunk_id: hit for hit in fetch_hits(table, [pair for pair in fused if pair[0] not in rows], lexical_row_ids)}
@@ -286,7 +328,6 @@ class Searcher:
         self.table = table
         self.embedder = embedder
         self.fusion = fusion
-        self._executor: ThreadPoolExecutor | None = None
         self._ann_index: tuple[int, bool] | None = None  # (table version, whether it has the ANN index)
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
@@ -315,12 +356,8 @@ class Searcher:
             return self.encode_queries([query])[0] if query_vector is None else query_vector
 
         if mode == "dense":
-            rows = _dense_rows(self.table, vector(), limit, where, ann=self._has_ann_index())
-            return [_hit(row, _cosine(row)) for row in rows]
-        if self._executor is None:
-            # One worker: the full-text half of a hybrid search, so it runs while the query is encoded.
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fts")
-        return _hybrid(self.table, vector, query, limit, where, self.fusion, self._executor, self._has_ann_index())
+            return dense_search(self.table, vector(), limit, where, ann=self._has_ann_index())
+        return _hybrid(self.table, vector, query, limit, where, self.fusion, self._has_ann_index())
 
     def _has_ann_index(self) -> bool:
         # Indexes change only with the table version, which costs less to read than the index list.
