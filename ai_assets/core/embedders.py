@@ -288,8 +288,9 @@ def traced_transformer(model_path: str, weights: Literal["float32", "bfloat16"])
 
     import torch
 
-    module = load_sentence_transformer(model_path, weights)[0].auto_model
-    example = load_sentence_transformer(model_path, weights).preprocess(["a short query of a few words"])
+    model = load_sentence_transformer(model_path, weights)
+    module = model[0].auto_model
+    example = model.preprocess(["a short query of a few words"])
     inputs = (example["input_ids"], example["attention_mask"], example["token_type_ids"])
     try:
         with torch.inference_mode(), warnings.catch_warnings():

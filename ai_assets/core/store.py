@@ -120,21 +120,18 @@ def open_table(db: DBConnection, spec: EmbedderSpec, create: bool = True) -> Tab
 
 def _open_verified(db: DBConnection, name: str, spec: EmbedderSpec, schema: pa.Schema | None) -> Table:
     """Open a table written for ``spec`` (refusing another model's), or create it from ``schema``."""
-    if name in db.table_names(limit=None):
-        table = db.open_table(name)
-        verify_table(table, spec)
-        return table
-    if schema is None:
-        raise FileNotFoundError(
-            f"no table {name} in {db.uri}: run `ai-assets build` for embedder {spec.name!r} first"
-        )
-    with FileLock(creation_lock_path(db.uri, name)):
-        # Checked again under the lock: another writer may have created it meanwhile.
-        if name in db.table_names(limit=None):
-            table = db.open_table(name)
-            verify_table(table, spec)
-            return table
-        return db.create_table(name, schema=schema)
+    if name not in db.table_names(limit=None):
+        if schema is None:
+            raise FileNotFoundError(
+                f"no table {name} in {db.uri}: run `ai-assets build` for embedder {spec.name!r} first"
+            )
+        with FileLock(creation_lock_path(db.uri, name)):
+            # Checked again under the lock: another writer may have created it meanwhile.
+            if name not in db.table_names(limit=None):
+                return db.create_table(name, schema=schema)
+    table = db.open_table(name)
+    verify_table(table, spec)
+    return table
 
 
 def creation_lock_path(uri: str, name: str) -> str:
