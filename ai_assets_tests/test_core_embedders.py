@@ -7,15 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ai_assets.core import embedders
 from ai_assets.core.embedders import (
     LOCAL_PRECISIONS,
     InputTooLong,
     create_embedder,
     cpu_has_bf16,
+    export_onnx_transformer,
     minilm_model_path,
+    onnx_query_session,
     resolve_precision,
     torch_runs_bf16,
-    traced_transformer,
 )
 
 TEXTS = [
@@ -48,19 +50,45 @@ def test_fp32_vectors_have_unit_norm_and_do_not_depend_on_the_batch(fp32_vectors
     assert float(np.sum(alone[0] * fp32_vectors[0])) >= 0.99999
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_a_single_query_matches_the_batched_vector(precision: str, fp32_vectors: np.ndarray) -> None:
-    """One text goes through the traced transformer, a batch through sentence-transformers:
-    texts of every length here (1 to ~20 tokens) get the same vector either way."""
-    import torch
-
+@pytest.mark.parametrize("precision", LOCAL_PRECISIONS)
+def test_a_query_encoded_alone_matches_the_batched_vector(precision: str, fp32_vectors: np.ndarray) -> None:
+    """A query goes through ONNX Runtime in fp32, texts (even one) through sentence-transformers:
+    for texts of every length here (1 to ~20 tokens) a query's vector is the fp32 one."""
+    assert onnx_query_session(str(minilm_model_path())) is not None  # not the PyTorch fallback
     embedder = create_embedder("minilm", precision=precision)  # type: ignore[arg-type]
-    alone = np.vstack([embedder.embed([text]) for text in TEXTS])
-    batched = embedder.embed(TEXTS)
-    assert float(np.min(np.sum(alone * batched, axis=1))) >= 0.9999
-    assert float(np.min(np.sum(alone * fp32_vectors, axis=1))) >= 0.999
-    weights = "bfloat16" if precision == "bf16" else "float32"
-    assert isinstance(traced_transformer(str(minilm_model_path()), weights), torch.jit.ScriptModule)  # not the eager fallback
+    queries = np.vstack([embedder.embed_query(text) for text in TEXTS])
+    assert queries.dtype == np.float32 and np.allclose(np.linalg.norm(queries, axis=1), 1.0, atol=1e-5)
+    assert float(np.min(np.sum(queries * fp32_vectors, axis=1))) >= 0.99999
+    # A bf16 backend's own batched vectors are within 0.999 of fp32 (test_bf16_backends_match_fp32).
+    assert float(np.min(np.sum(queries * embedder.embed(TEXTS), axis=1))) >= (0.99999 if embedder.precision == "fp32" else 0.999)
+    with pytest.raises(InputTooLong):
+        embedder.embed_query("word " * 300)
+
+
+def test_a_failed_onnx_export_falls_back_to_pytorch(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture, fp32_vectors: np.ndarray
+) -> None:
+    def refuse(model_path: str) -> Path:
+        raise RuntimeError("exporter refused")
+
+    monkeypatch.setattr(embedders, "export_onnx_transformer", refuse)
+    embedders.onnx_query_session.cache_clear()
+    try:
+        assert embedders.onnx_query_session(str(minilm_model_path())) is None
+        assert "exporting" in caplog.text and "exporter refused" in caplog.text
+        vector = create_embedder("minilm", precision="fp32").embed_query(TEXTS[0])
+        assert float(np.dot(vector, fp32_vectors[0])) >= 0.99999
+    finally:
+        embedders.onnx_query_session.cache_clear()
+
+
+def test_the_onnx_export_is_kept_between_processes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    exported = export_onnx_transformer(str(minilm_model_path()))
+    assert exported.parent == tmp_path / "ai_assets" and exported.is_file()
+    assert [path.name for path in exported.parent.iterdir()] == [exported.name]  # no partial file left behind
+    written = exported.stat().st_mtime_ns
+    assert export_onnx_transformer(str(minilm_model_path())) == exported and exported.stat().st_mtime_ns == written
 
 
 @pytest.mark.parametrize(

@@ -156,7 +156,7 @@ def test_hybrid_equals_fusing_the_full_candidate_lists(
     where = source_filter(sources)
     for query in QUERIES:
         # Encoded alone, as search() encodes it (test_core_embedders: within cosine 1e-4 of batched).
-        vector = searcher.encode_queries([query])[0]
+        vector = searcher.encode_query(query)
         expected = fused_from_full_lists(table, vector, query, limit, where, fusion)
         assert expected
         assert_same_hits(searcher.search(query, mode="hybrid", limit=limit, sources=sources), expected, 1e-6)
@@ -180,7 +180,7 @@ def test_given_query_vector_is_not_encoded_again(table: Table, embedder: Embedde
 
     counting = CountingEmbedder(embedder)
     searcher = Searcher(table, counting)
-    vector = searcher.encode_queries(["nightly cron job"])[0]
+    vector = searcher.encode_query("nightly cron job")
     for mode in ("dense", "hybrid"):
         assert searcher.search("nightly cron job", mode, 5, query_vector=vector) == searcher.search("nightly cron job", mode, 5)
     assert counting.calls == 3  # once up front, once for each search without the vector

@@ -180,7 +180,7 @@ def measure_latency(
                     _timed(lambda: searcher.search(query, mode=mode, limit=limit, query_vector=vectors[query]), gap)
                 )
                 if mode != "fts":
-                    timings["encode"].append(_timed(lambda: searcher.encode_queries([query]), gap))
+                    timings["encode"].append(_timed(lambda: searcher.encode_query(query), gap))
     ann = has_ann_index(table)
     return LatencyReport(
         rows=table.count_rows(),

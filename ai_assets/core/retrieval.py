@@ -331,11 +331,17 @@ class Searcher:
         self._ann_index: tuple[int, bool] | None = None  # (table version, whether it has the ANN index)
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """Vectors of many queries in batches (an evaluation's); ``encode_query`` for one."""
+        return self.embedder.embed([self._clipped(query) for query in queries])
+
+    def encode_query(self, query: str) -> np.ndarray:
+        """The vector of one query, by the embedder's path for a lone text (see ``Embedder.embed_query``)."""
+        return self.embedder.embed_query(self._clipped(query))
+
+    def _clipped(self, query: str) -> str:
         # Queries are short; a query longer than the window is cut to its first words
         # rather than refused, since it only steers the search.
-        limit = self.embedder.max_text_tokens
-        texts = [_clip_words(query, limit, self.embedder) for query in queries]
-        return self.embedder.embed(texts)
+        return _clip_words(query, self.embedder.max_text_tokens, self.embedder)
 
     def search(
         self,
@@ -345,7 +351,7 @@ class Searcher:
         sources: Sequence[str] | None = None,
         query_vector: np.ndarray | None = None,
     ) -> list[SearchHit]:
-        """``query_vector``: the query already encoded (by ``encode_queries``), so it is not encoded again."""
+        """``query_vector``: the query already encoded (by ``encode_query``), so it is not encoded again."""
         if mode not in SEARCH_MODES:
             raise ValueError(f"unknown search mode {mode!r}; choose one of {', '.join(SEARCH_MODES)}")
         where = source_filter(sources)
@@ -353,7 +359,7 @@ class Searcher:
             return fts_search(self.table, query, limit, where)
 
         def vector() -> np.ndarray:
-            return self.encode_queries([query])[0] if query_vector is None else query_vector
+            return self.encode_query(query) if query_vector is None else query_vector
 
         if mode == "dense":
             return dense_search(self.table, vector(), limit, where, ann=self._has_ann_index())
