@@ -9,7 +9,8 @@ machine in this run, through `ai-assets build` (`run_build`) on a fresh data dir
 
 - ingestion rate: chunks per second of the whole cold build (read, chunk, embed, write, index)
   and of its embedding runs alone, against a bare ``embed()`` of the same chunk texts with the
-  same backend and batch size. Before anything is timed the model is loaded and has encoded
+  same backend and batch size, timed once before the cold build and once after (their mean:
+  this machine's speed drifts within minutes). Before anything is timed the model is loaded and has encoded
   the corpus's chunk texts once: the first pass over new input shapes builds oneDNN kernels and
   ran ~9% slower here (90.8 vs 98-101 texts/s on the same 2,000 passages), which would otherwise
   fall on whichever side runs first, the cold build (then the peer ran warm);
@@ -45,7 +46,7 @@ import pyarrow.parquet as pq
 from ai_assets.build import run_build
 from ai_assets.core.beir import import_beir
 from ai_assets.core.documents import source_files
-from ai_assets.core.embedders import create_embedder
+from ai_assets.core.embedders import Embedder, create_embedder
 from ai_assets.definitions import EMBED_JOB, build_definitions
 from ai_assets.history import latest_metadata
 from ai_assets.settings import Settings
@@ -134,6 +135,12 @@ def chunk_texts(data_dir: Path) -> list[str]:
     return texts
 
 
+def timed_embed(embedder: Embedder, texts: list[str]) -> float:
+    started = time.perf_counter()
+    embedder.embed(texts)
+    return time.perf_counter() - started
+
+
 def pipeline_chunk_texts(settings: Settings) -> list[str]:
     """The chunk texts the build will embed, cut by the build's own resources (nothing written)."""
     resources = build_definitions(settings).resources
@@ -150,14 +157,19 @@ def bench_corpus(corpus: Path, workdir: Path, edit_fraction: float, with_peer: b
     edit = prepare_corpus(corpus, data_dir)
     settings = Settings(data_dir=data_dir)
     embedder = create_embedder("minilm", batch_size=settings.embed_batch_size, precision=settings.local_precision)
-    embedder.embed(pipeline_chunk_texts(settings))  # warm-up, untimed (see the module docstring)
+    planned_texts = pipeline_chunk_texts(settings)
+    embedder.embed(planned_texts)  # warm-up, untimed (see the module docstring)
     (workdir / "home").mkdir()
     with dg.instance_for_test(temp_dir=str(workdir / "home")) as instance:
+        bare_before = timed_embed(embedder, planned_texts)
         cold = timed_build(settings, instance)
         texts = chunk_texts(data_dir)
-        started = time.perf_counter()
-        embedder.embed(texts)
-        bare_rate = len(texts) / (time.perf_counter() - started)
+        if sorted(texts) != sorted(planned_texts):
+            raise SystemExit("the build made other chunks than its resources cut: the bare rate would not compare")
+        bare_after = timed_embed(embedder, texts)
+        # Timed on both sides of the cold build: this machine's speed drifts by 20% and more
+        # within minutes, and one bare pass made the ratio swing from 0.56 to 0.90 between runs.
+        bare_rate = 2 * len(texts) / (bare_before + bare_after)
         warm = timed_build(settings, instance)
         forced = timed_build(settings, instance, force=True)
         edited_documents = edit(edit_fraction)
@@ -202,7 +214,8 @@ def print_corpus(result: CorpusResult, precision: str, edit_fraction: float) -> 
         cold_peer = peer["cold"]
         return f"{run.seconds:.2f} s, {run.texts_embedded:,} embedded | {run.seconds / cold_peer.seconds:.3f} × cold"
 
-    print(f"| bare `embed()` of the chunk texts | {result.bare_rate:.1f} chunks/s | 1.00 | | |")
+    print(f"| bare `embed()` of the chunk texts (mean of a pass before and one after the cold build) "
+          f"| {result.bare_rate:.1f} chunks/s | 1.00 | | |")
     build_rate = result.chunks / cold.seconds
     print(f"| cold build, whole (read, chunk, embed, write, index) | {build_rate:.1f} chunks/s "
           f"| {build_rate / result.bare_rate:.2f} × bare | "
@@ -233,6 +246,10 @@ def main() -> None:
     parser.add_argument("--no-peer", action="store_true", help="skip the LlamaIndex comparison")
     args = parser.parse_args()
     corpora = args.corpus or [SHARED_BENCHMARKS / "msmarco", SHARED_BENCHMARKS / "dbpedia"]
+    for corpus in [*corpora, *([args.latency_corpus] if args.latency_rows else [])]:
+        if not corpus.is_dir():
+            parser.error(f"no corpus at {corpus}: the defaults are the shared BEIR sets in ../shared/benchmarks "
+                         "beside this checkout; pass --corpus DIR (and --latency-corpus DIR, or --latency-rows with no sizes)")
 
     precision = create_embedder("minilm", precision=Settings().local_precision).precision
     for corpus in corpora:
