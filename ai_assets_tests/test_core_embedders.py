@@ -128,3 +128,13 @@ def test_a_text_longer_than_the_window_is_refused() -> None:
         embedder.embed(["short", long_text])
     vectors, counts = embedder.embed_counted(["short", "word " * 254])
     assert vectors.shape == (2, 384) and counts == [1, 254]
+
+
+def test_glibc_is_told_to_keep_freed_memory_for_the_next_batch() -> None:
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    create_embedder("minilm").embed(TEXTS[:1])  # loading the model applies it
+    assert embedders.keep_freed_memory_for_reuse.cache_info().currsize == 1
+    assert embedders.keep_freed_memory_for_reuse()

@@ -385,6 +385,35 @@ def export_onnx_transformer(model_path: str) -> Path:
     return target
 
 
+# glibc's mallopt options (malloc.h).
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -2, -3, -4
+
+
+@lru_cache(maxsize=1)
+def keep_freed_memory_for_reuse() -> bool:
+    """Have glibc's malloc keep freed memory for the next batch instead of returning it to the OS.
+
+    Each batch's activations are tens of MB: by default glibc serves blocks that large with
+    mmap and unmaps them on free, so every batch faults its memory in again, zeroed by the
+    kernel. Encoding the demo corpus's 1,008 chunks here took 2.3-2.8 million page faults and
+    ~7 s of system time; with every block from the heap (trimmed only past 1 GB of free space)
+    ~30,000 faults, 0.1 s, and 21.0 / 30.4 s of wall time instead of 26.1 / 38.7 s (two A/B
+    pairs), for ~50-140 MB more peak RSS. False where the C library has no mallopt (not glibc).
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    settings = ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 1 << 30), (M_TOP_PAD, 64 << 20))
+    return all(mallopt(option, value) == 1 for option, value in settings)
+
+
 @lru_cache(maxsize=4)
 def load_sentence_transformer(model_path: str, weights: Literal["float32", "bfloat16"] = "float32") -> SentenceTransformer:
     """Load once per process (and weight dtype): a build runs many Dagster runs in the same process."""
@@ -397,6 +426,7 @@ def load_sentence_transformer(model_path: str, weights: Literal["float32", "bflo
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
+    keep_freed_memory_for_reuse()
 
     model = SentenceTransformer(model_path, device="cpu")
     if weights == "bfloat16":
