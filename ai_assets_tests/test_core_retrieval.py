@@ -19,6 +19,7 @@ from ai_assets.core.retrieval import (
     Fusion,
     Searcher,
     SearchHit,
+    _clip_words,
     ann_recall_at_10,
     dense_search,
     fetch_hits,
@@ -205,3 +206,13 @@ def test_fetch_finds_rows_whose_row_id_went_stale(table: Table) -> None:
     stale = {chunk_id: others[index] if index % 2 else 2**40 + index for index, (chunk_id, _) in enumerate(scored[:4])}
     assert fetch_hits(table, scored, {**row_ids, **stale}) == hits
     assert fetch_hits(table, [], {}) == []
+
+
+def test_a_query_longer_than_the_window_is_clipped_not_refused(table: Table, embedder: Embedder) -> None:
+    searcher = Searcher(table, embedder)
+    long_query = "  nightly   cron job\n" + " schedule" * 400
+    clipped = _clip_words(long_query, embedder.max_text_tokens, embedder)
+    assert 0 < embedder.count_tokens([clipped])[0] <= embedder.max_text_tokens
+    assert np.allclose(searcher.encode_query(long_query), embedder.embed_query(clipped), atol=1e-6)
+    assert np.allclose(searcher.encode_query("  nightly   cron job\n"), embedder.embed_query("nightly cron job"), atol=1e-6)
+    assert searcher.search(long_query, "hybrid", 3)

@@ -15,7 +15,7 @@ from lancedb.table import AsyncTable, Table
 from pydantic import BaseModel
 
 from ai_assets.core.chunking import ChunkReference
-from ai_assets.core.embedders import Embedder
+from ai_assets.core.embedders import Embedder, InputTooLong
 from ai_assets.core.metrics import rank_by_score
 from ai_assets.core.store import VECTOR_INDEX, fixed_list_to_numpy, sql_literal
 
@@ -335,8 +335,16 @@ class Searcher:
         return self.embedder.embed([self._clipped(query) for query in queries])
 
     def encode_query(self, query: str) -> np.ndarray:
-        """The vector of one query, by the embedder's path for a lone text (see ``Embedder.embed_query``)."""
-        return self.embedder.embed_query(self._clipped(query))
+        """The vector of one query, by the embedder's path for a lone text (see ``Embedder.embed_query``).
+
+        Its window check counts the tokens; only a query it refuses is clipped (counted again per
+        cut), so a short query, the usual one, is counted once on the search's hot path.
+        """
+        text = " ".join(query.split())  # what clipping yields for a short query: whitespace-normalized
+        try:
+            return self.embedder.embed_query(text)
+        except InputTooLong:
+            return self.embedder.embed_query(self._clipped(text))
 
     def _clipped(self, query: str) -> str:
         # Queries are short; a query longer than the window is cut to its first words
