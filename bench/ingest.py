@@ -10,8 +10,8 @@ machine in this run, through `ai-assets build` (`run_build`) on a fresh data dir
 - ingestion rate: chunks per second of the whole cold build (read, chunk, embed, write, index)
   and of its embedding runs alone, against a bare ``embed()`` of the same chunk texts with the
   same backend and batch size, timed once before the cold build and once after (their mean:
-  this machine's speed drifts within minutes). Before anything is timed the model is loaded and has encoded
-  the corpus's chunk texts once: the first pass over new input shapes builds oneDNN kernels and
+  this machine's speed drifts within minutes). Before anything is timed the model is loaded
+  and has encoded the corpus's chunk texts once: the first pass over new input shapes builds oneDNN kernels and
   ran ~9% slower here (90.8 vs 98-101 texts/s on the same 2,000 passages), which would otherwise
   fall on whichever side runs first, the cold build (then the peer ran warm);
 - a warm re-run of the unchanged corpus against the cold build, as `ai-assets build` does it
