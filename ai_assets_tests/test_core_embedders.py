@@ -11,10 +11,11 @@ from ai_assets.core import embedders
 from ai_assets.core.embedders import (
     LOCAL_PRECISIONS,
     InputTooLong,
-    create_embedder,
     cpu_has_bf16,
-    export_onnx_transformer,
+    create_embedder,
+    export_onnx_model,
     minilm_model_path,
+    minilm_tokenizer,
     onnx_query_session,
     resolve_precision,
     torch_runs_bf16,
@@ -61,8 +62,19 @@ def test_a_query_encoded_alone_matches_the_batched_vector(precision: str, fp32_v
     assert float(np.min(np.sum(queries * fp32_vectors, axis=1))) >= 0.99999
     # A bf16 backend's own batched vectors are within 0.999 of fp32 (test_bf16_backends_match_fp32).
     assert float(np.min(np.sum(queries * embedder.embed(TEXTS), axis=1))) >= (0.99999 if embedder.precision == "fp32" else 0.999)
-    with pytest.raises(InputTooLong):
-        embedder.embed_query("word " * 300)
+    assert embedder.embed_query("word " * 254).shape == (384,)  # the window exactly: accepted
+    with pytest.raises(InputTooLong, match="has 255 tokens"):
+        embedder.embed_query("word " * 255)
+
+
+def test_a_query_is_tokenized_once_for_the_model_and_the_window_check() -> None:
+    tokenizer = minilm_tokenizer()
+    for text in [*TEXTS, "word " * 300, ""]:
+        inputs, token_count = tokenizer.model_inputs(text)
+        assert token_count == tokenizer.count_tokens([text])[0]
+        assert {name: array.shape for name, array in inputs.items()} == {
+            name: (1, token_count + 2) for name in ("input_ids", "attention_mask", "token_type_ids")
+        }  # [CLS] and [SEP] added, nothing padded
 
 
 def test_a_failed_onnx_export_falls_back_to_pytorch(
@@ -71,7 +83,7 @@ def test_a_failed_onnx_export_falls_back_to_pytorch(
     def refuse(model_path: str) -> Path:
         raise RuntimeError("exporter refused")
 
-    monkeypatch.setattr(embedders, "export_onnx_transformer", refuse)
+    monkeypatch.setattr(embedders, "export_onnx_model", refuse)
     embedders.onnx_query_session.cache_clear()
     try:
         assert embedders.onnx_query_session(str(minilm_model_path())) is None
@@ -84,11 +96,11 @@ def test_a_failed_onnx_export_falls_back_to_pytorch(
 
 def test_the_onnx_export_is_kept_between_processes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    exported = export_onnx_transformer(str(minilm_model_path()))
+    exported = export_onnx_model(str(minilm_model_path()))
     assert exported.parent == tmp_path / "ai_assets" and exported.is_file()
     assert [path.name for path in exported.parent.iterdir()] == [exported.name]  # no partial file left behind
     written = exported.stat().st_mtime_ns
-    assert export_onnx_transformer(str(minilm_model_path())) == exported and exported.stat().st_mtime_ns == written
+    assert export_onnx_model(str(minilm_model_path())) == exported and exported.stat().st_mtime_ns == written
 
 
 @pytest.mark.parametrize(
