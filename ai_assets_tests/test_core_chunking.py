@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from ai_assets.core.chunking import ChunkerConfig, chunk_document, chunk_documents
+from ai_assets.core.chunking import TOKENIZE_BATCH, ChunkerConfig, chunk_document, chunk_documents
 from ai_assets.core.documents import Document, content_hash, load_source
 from ai_assets.core.embedders import MINILM, minilm_tokenizer
 
@@ -99,6 +100,10 @@ class CountingTokenizer:
         self.texts.append(text)
         return self._tokenizer.token_offsets(text)
 
+    def token_offsets_batch(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        self.texts.extend(texts)
+        return self._tokenizer.token_offsets_batch(texts)
+
 
 def test_unchanged_documents_reuse_their_chunks_and_only_edits_are_tokenized() -> None:
     cfg = config(40, 8)
@@ -115,3 +120,18 @@ def test_unchanged_documents_reuse_their_chunks_and_only_edits_are_tokenized() -
     assert result.chunks == chunk_documents([docs[0], edited, docs[2]], minilm_tokenizer(), cfg).chunks
     # Another chunker config reuses nothing.
     assert chunk_documents(docs, minilm_tokenizer(), config(48, 8), previous).reused_documents == 0
+
+
+def test_a_source_tokenized_in_batches_is_cut_as_each_document_alone() -> None:
+    """Past one tokenizer batch, with edited documents among reused ones, in the documents' order."""
+    cfg = config(24, 4)
+    count = TOKENIZE_BATCH + 44
+    docs = [document(f"Page {i}. " + " ".join(f"w{i}x{j}" for j in range(i % 40 + 1)), key=f"s/{i}.md") for i in range(count)]
+    previous = chunk_documents(docs, minilm_tokenizer(), cfg).chunks
+    assert previous == [chunk for doc in docs for chunk in chunk_document(doc, minilm_tokenizer(), cfg)]
+
+    edited = [document(doc.text + " Edited.", key=doc.doc_key) if i % 7 == 0 else doc for i, doc in enumerate(docs)]
+    tokenizer = CountingTokenizer()
+    result = chunk_documents(edited, tokenizer, cfg, previous)
+    assert result.rechunked_documents == len(tokenizer.texts) == len(range(0, count, 7))
+    assert result.chunks == [chunk for doc in edited for chunk in chunk_document(doc, minilm_tokenizer(), cfg)]

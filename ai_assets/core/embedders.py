@@ -99,6 +99,9 @@ class WordPieceTokenizer:
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         return list(self._tokenizer.encode(text, add_special_tokens=False).offsets)
 
+    def token_offsets_batch(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        return [list(encoding.offsets) for encoding in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
         return [len(encoding.ids) for encoding in encodings]
