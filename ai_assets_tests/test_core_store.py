@@ -269,8 +269,14 @@ def test_ann_index_above_the_threshold_keeps_recall(tmp_path: Path) -> None:
     below = build_indexes(table, ann_min_rows=rows + 1)
     assert VECTOR_INDEX not in below.indexes and ann_recall_at_10(table) is None
     assert EXACT_VECTOR_INDEX in below.indexes  # exact search, from memory
+    searcher = Searcher(table, create_embedder("minilm"))  # one that outlives the index change
+    searcher.search("how retries back off", "dense", 3, query_vector=vectors[11])
+    assert searcher._ann_index == (table.version, False)
     above = build_indexes(table, ann_min_rows=rows)
     assert VECTOR_INDEX in above.indexes and above.changed
+    # The searcher reads the new table version and finds the ANN index (its lookup is cached per version).
+    assert searcher.search("how retries back off", "hybrid", 10, query_vector=vectors[11])[0].chunk_id == "c11"
+    assert searcher._ann_index == (table.version, True)
     assert EXACT_VECTOR_INDEX not in above.indexes  # replaced by the ANN index
     recall = ann_recall_at_10(table)
     assert recall is not None and recall >= 0.9, recall

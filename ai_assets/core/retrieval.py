@@ -86,6 +86,12 @@ def _start(coroutine: Coroutine[Any, Any, T]) -> Future[T]:
     return asyncio.run_coroutine_threadsafe(coroutine, LOOP.loop)
 
 
+def _resolved(value: T) -> Future[T]:
+    future: Future[T] = Future()
+    future.set_result(value)
+    return future
+
+
 async def _dense_rows(
     table: Table,
     query_vector: np.ndarray,
@@ -284,7 +290,7 @@ def hybrid_search(
     where: str | None = None,
     fusion: Fusion = DEFAULT_FUSION,
 ) -> list[SearchHit]:
-    return _hybrid(table, lambda: query_vector, query_text, limit, where, fusion, has_ann_index(table))
+    return _hybrid(table, lambda: query_vector, query_text, limit, where, fusion, _resolved(has_ann_index(table)))
 
 
 def _hybrid(
@@ -294,9 +300,9 @@ def _hybrid(
     limit: int,
     where: str | None,
     fusion: Fusion,
-    ann: bool,
+    ann: Future[bool],
 ) -> list[SearchHit]:
-    """Fusion of the dense and full-text candidate lists.
+    """Fusion of the dense and full-text candidate lists; ``ann``: whether the table has the ANN index.
 
     The full-text search starts on LanceDB's event loop before the query is encoded, so it runs
     meanwhile. Its list carries ids and scores only: the rows of the few of its candidates that
@@ -308,7 +314,9 @@ def _hybrid(
     lexical_future = _start(_fts_scores(table, query_text, candidates, where))
     vector = query_vector()
     dense_rows = _run(
-        _dense_rows(table, vector, candidates, where, exact=False, refine_factor=HYBRID_REFINE_FACTOR, ann=ann)
+        _dense_rows(
+            table, vector, candidates, where, exact=False, refine_factor=HYBRID_REFINE_FACTOR, ann=ann.result()
+        )
     ).to_pylist()
     lexical, lexical_row_ids = _scored_ids(lexical_future.result())
     rows = {row["chunk_id"]: row for row in dense_rows}
@@ -369,15 +377,19 @@ class Searcher:
         def vector() -> np.ndarray:
             return self.encode_query(query) if query_vector is None else query_vector
 
+        # Looked up on LanceDB's loop while the query is encoded: through the sync API, reading
+        # the table version alone took 0.9 ms p50 (3.8 ms p95) here, before anything else started.
+        ann = _start(self._has_ann_index())
         if mode == "dense":
-            return dense_search(self.table, vector(), limit, where, ann=self._has_ann_index())
-        return _hybrid(self.table, vector, query, limit, where, self.fusion, self._has_ann_index())
+            return dense_search(self.table, vector(), limit, where, ann=ann.result())
+        return _hybrid(self.table, vector, query, limit, where, self.fusion, ann)
 
-    def _has_ann_index(self) -> bool:
+    async def _has_ann_index(self) -> bool:
         # Indexes change only with the table version, which costs less to read than the index list.
-        version = self.table.version
+        table = _async_table(self.table)
+        version = await table.version()
         if self._ann_index is None or self._ann_index[0] != version:
-            self._ann_index = (version, has_ann_index(self.table))
+            self._ann_index = (version, VECTOR_INDEX in {index.name for index in await table.list_indices()})
         return self._ann_index[1]
 
 
