@@ -58,7 +58,11 @@ def source_filter(sources: Sequence[str] | None) -> str | None:
 
 
 def has_ann_index(table: Table) -> bool:
-    return VECTOR_INDEX in {index.name for index in table.list_indices()}
+    return _run(_lists_ann_index(_async_table(table)))
+
+
+async def _lists_ann_index(table: AsyncTable) -> bool:
+    return VECTOR_INDEX in {index.name for index in await table.list_indices()}
 
 
 T = TypeVar("T")
@@ -84,12 +88,6 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
 def _start(coroutine: Coroutine[Any, Any, T]) -> Future[T]:
     """Start a LanceDB coroutine on LanceDB's event loop without waiting for it."""
     return asyncio.run_coroutine_threadsafe(coroutine, LOOP.loop)
-
-
-def _resolved(value: T) -> Future[T]:
-    future: Future[T] = Future()
-    future.set_result(value)
-    return future
 
 
 async def _dense_rows(
@@ -290,7 +288,8 @@ def hybrid_search(
     where: str | None = None,
     fusion: Fusion = DEFAULT_FUSION,
 ) -> list[SearchHit]:
-    return _hybrid(table, lambda: query_vector, query_text, limit, where, fusion, _resolved(has_ann_index(table)))
+    ann = _start(_lists_ann_index(_async_table(table)))  # looked up on LanceDB's loop, meanwhile
+    return _hybrid(table, lambda: query_vector, query_text, limit, where, fusion, ann)
 
 
 def _hybrid(
@@ -389,7 +388,7 @@ class Searcher:
         table = _async_table(self.table)
         version = await table.version()
         if self._ann_index is None or self._ann_index[0] != version:
-            self._ann_index = (version, VECTOR_INDEX in {index.name for index in await table.list_indices()})
+            self._ann_index = (version, await _lists_ann_index(table))
         return self._ann_index[1]
 
 
