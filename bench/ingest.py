@@ -5,8 +5,8 @@
 
 Each corpus is a BEIR folder (``corpus.jsonl``; default: the two sets of ``../shared/benchmarks``)
 or a folder of source folders (``data/sources``, the demo corpus). For each, measured on this
-machine in this run, through `ai-assets build` (`run_build`) on a fresh data dir and a fresh instance made as that command
-makes it (its dagster.yaml):
+machine in this run, through `ai-assets build` (`run_build`) on a fresh data dir and a fresh
+Dagster instance made as that command makes it (its dagster.yaml):
 
 - ingestion rate: chunks per second of the whole cold build (read, chunk, embed, write, index)
   and of its embedding runs alone, against a bare ``embed()`` of the same chunk texts with the

@@ -294,9 +294,9 @@ class SentenceTransformerEmbedder(Embedder):
         search LanceDB runs meanwhile: hybrid search at 100,000 chunks, p50 of an interleaved A/B
         here, 36.3 ms with a TorchScript trace of the bf16 model, 30.3 ms with ONNX Runtime behind
         sentence-transformers' tokenizing and pooling modules; the one fused graph then took the
-        encode from 8.4 to 6.2 ms and hybrid from 33.4 to 30.7 ms (another A/B, a noisier hour). The pass is float32 whatever ``precision`` says:
-        the vector is the fp32 one (cosine >= 0.99999, tested), as near a bf16 backend's vectors as
-        they are to fp32's. Queries only: a build's texts, even a lone edited chunk, go through
+        encode from 8.4 to 6.2 ms and hybrid from 33.4 to 30.7 ms (another A/B, a noisier hour).
+        The pass is float32 whatever ``precision`` says: the vector is the fp32 one (cosine >=
+        0.99999, tested), as near a bf16 backend's vectors as they are to fp32's. Queries only: a build's texts, even a lone edited chunk, go through
         ``embed``. Without the ONNX model (export failed), the query is encoded like any text."""
         session = onnx_query_session(str(self.model_path))
         if session is None:
