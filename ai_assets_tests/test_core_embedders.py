@@ -67,6 +67,20 @@ def test_a_query_encoded_alone_matches_the_batched_vector(precision: str, fp32_v
         embedder.embed_query("word " * 255)
 
 
+@pytest.mark.parametrize(("precision", "min_cosine"), [("fp32", 0.99999), ("bf16", 0.9999)])
+def test_texts_tokenized_once_get_sentence_transformers_vectors(precision: str, min_cosine: float) -> None:
+    """``embed`` feeds the model the ids it counted, batched by token count: the vectors are
+    sentence-transformers' own ``encode`` of the same model, in the caller's order (bf16 sums
+    differ a little with the padding of the batch a text lands in)."""
+    embedder = create_embedder("minilm", batch_size=2, precision=precision)  # type: ignore[arg-type]
+    texts = [*TEXTS, "  surrounded by spaces\n", "word " * 254, "a longer text " * 20]
+    vectors, counts = embedder.embed_counted(texts)
+    assert counts == embedder.count_tokens(texts)
+    reference = embedder.model().encode(texts, batch_size=2, show_progress_bar=False).astype(np.float32)
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)  # in fp32, as embed normalizes
+    assert float(np.min(np.sum(vectors * reference, axis=1))) >= min_cosine
+
+
 def test_a_query_is_tokenized_once_for_the_model_and_the_window_check() -> None:
     tokenizer = minilm_tokenizer()
     for text in [*TEXTS, "word " * 300, ""]:

@@ -27,16 +27,16 @@ def embed_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
 def test_transient_model_failure_is_retried_and_succeeds(
     settings: Settings, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = SentenceTransformerEmbedder._encode
+    original = SentenceTransformerEmbedder._run_model
     calls = {"count": 0}
 
-    def flaky(self, texts, token_counts):
+    def flaky(self, token_ids):
         calls["count"] += 1
         if calls["count"] == 1:
             raise ConnectionError("injected: model server went away")
-        return original(self, texts, token_counts)
+        return original(self, token_ids)
 
-    monkeypatch.setattr(SentenceTransformerEmbedder, "_encode", flaky)
+    monkeypatch.setattr(SentenceTransformerEmbedder, "_run_model", flaky)
     report = run_build(build_definitions(settings), instance, settings.embedders, echo=lambda _: None)
     assert report.ok, report.failures
     retried = [

@@ -97,9 +97,9 @@ class VariantEmbedder(SentenceTransformerEmbedder):
             self._model = self._build_model()
         return self._model
 
-    def _encode(self, texts: list[str], token_counts) -> np.ndarray:  # type: ignore[override]
+    def _run_model(self, token_ids) -> np.ndarray:  # type: ignore[override]
         with self._context() if self._context else nullcontext():
-            return super()._encode(texts, token_counts)
+            return super()._run_model(token_ids)
 
 
 def model_path() -> str:
