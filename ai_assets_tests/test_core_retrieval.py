@@ -215,4 +215,7 @@ def test_a_query_longer_than_the_window_is_clipped_not_refused(table: Table, emb
     assert 0 < embedder.count_tokens([clipped])[0] <= embedder.max_text_tokens
     assert np.allclose(searcher.encode_query(long_query), embedder.embed_query(clipped), atol=1e-6)
     assert np.allclose(searcher.encode_query("  nightly   cron job\n"), embedder.embed_query("nightly cron job"), atol=1e-6)
+    for queries in (["  nightly   cron job\n", long_query], ["  nightly   cron job\n"]):
+        expected = embedder.embed([_clip_words(query, embedder.max_text_tokens, embedder) for query in queries])
+        assert np.allclose(searcher.encode_queries(queries), expected, atol=1e-6)
     assert searcher.search(long_query, "hybrid", 3)

@@ -11,8 +11,10 @@ For each backend of all-MiniLM-L6-v2 (the project's `SentenceTransformerEmbedder
   tokens, 32 overlap), which for these passages are the passages whole (the run prints how many
   passages exceed 254 tokens); timed through `Embedder.embed`, so token counting and the window
   check are included; median over `--rounds` rounds, backends interleaved in rotating order;
-- the speed ratio against fp32: median over rounds of (fp32 seconds / backend seconds) in the
-  same round, which is what to read on a shared, noisy machine;
+- the speed ratio against fp32 and against sentence-transformers' own fp32 ``encode()`` (always
+  run: the 2.5x bound's baseline, which tokenizes every text again and batches by characters):
+  median over rounds of (baseline seconds / backend seconds) in the same round, which is what
+  to read on a shared, noisy machine;
 - mean and minimum cosine of its vectors against the fp32 ones, on the same passages;
 - nDCG@10 of dense retrieval on msmarco and dbpedia (5,000 documents each) and its loss
   against fp32. The documents are chunked as the pipeline chunks them, each chunk and query
@@ -24,15 +26,15 @@ For each backend of all-MiniLM-L6-v2 (the project's `SentenceTransformerEmbedder
 - the time to encode one short query with `embed([query])`: p50 and p90 of 100 calls after
   10 warm-up calls, backends interleaved;
 - the decision: what `auto` resolves to on this CPU, and whether it is >= 2.5x faster than
-  fp32 at a loss of <= 0.002 nDCG@10 on both sets.
+  sentence-transformers fp32 at a loss of <= 0.002 nDCG@10 on both sets.
 
 Bench-only variants (not selectable in the project, kept here to show why): torch.compile
 (inductor, weights frozen; its compile time is printed and counted), eager attention instead of
 SDPA (transformers' default), one torch thread instead of one per core, batch sizes 32 and 128,
 oneDNN's bf16 math for fp32 matrix products (`torch.backends.mkldnn.matmul.fp32_precision`),
 autocast over Linear weights cast to bf16 once, and dynamic int8 quantization of the Linear
-layers. sentence-transformers already sorts each `encode` call's texts by length (descending)
-before batching; the run prints the padding that leaves against unsorted batches.
+layers. The project's embedder batches texts by token count, sentence-transformers' `encode` by
+characters; the run prints the padding each leaves against unsorted batches.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from ai_assets.settings import Settings
 
 QUERY = "what is a dagster sensor"
 SPEEDUP_BOUND = 2.5
+ST_FP32 = "fp32 st encode"  # the bound's baseline: sentence-transformers fp32, as a script runs it
 LOSS_BOUND = 0.002
 DEFAULT_NDCG = ["fp32", "bf16-autocast", "bf16", "bf16 compiled", "int8 dynamic"]
 DEFAULT_LATENCY = ["fp32", "bf16-autocast", "bf16", "fp32 1 thread", "bf16 1 thread"]
@@ -100,6 +103,16 @@ class VariantEmbedder(SentenceTransformerEmbedder):
     def _run_model(self, token_ids) -> np.ndarray:  # type: ignore[override]
         with self._context() if self._context else nullcontext():
             return super()._run_model(token_ids)
+
+
+class EncodeEmbedder(VariantEmbedder):
+    """sentence-transformers' own ``encode()`` of the model, as a script would call it: every text
+    tokenized again after the window check, batches sorted by characters (the issue's baseline)."""
+
+    def embed_counted(self, texts):  # type: ignore[override]
+        counts = self._window_checked_counts(texts)
+        vectors = self.model().encode(list(texts), batch_size=self.batch_size, show_progress_bar=False)
+        return self._checked_shape(self._unit(vectors), len(texts)), counts
 
 
 def model_path() -> str:
@@ -172,6 +185,7 @@ def onednn_bf16_matmul() -> Iterator[None]:
 
 BACKENDS: dict[str, tuple[str, Callable[[], VariantEmbedder]]] = {
     "fp32": ("AI_ASSETS_LOCAL_PRECISION=fp32", lambda: VariantEmbedder("fp32")),
+    ST_FP32: ("sentence-transformers `encode()`, fp32", lambda: EncodeEmbedder("fp32")),
     "bf16-autocast": ("=bf16-autocast (the earlier bf16)", lambda: VariantEmbedder("bf16-autocast")),
     "bf16": ("=bf16: weights converted once", lambda: VariantEmbedder("bf16")),
     "bf16 bs32": ("bf16, batch 32", lambda: VariantEmbedder("bf16", batch_size=32)),
@@ -274,7 +288,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    names = ["fp32"] + [name for name in args.backends if name != "fp32"]
+    names = ["fp32", ST_FP32] + [name for name in args.backends if name not in ("fp32", ST_FP32)]
     settings = Settings()
     chunker = ChunkerConfig(
         tokenizer=MINILM.model, max_tokens=settings.chunk_max_tokens, overlap_tokens=settings.chunk_overlap_tokens
@@ -331,12 +345,15 @@ def main() -> None:
     latency = single_query_latency({name: embedders[name] for name in args.latency_backends if name in embedders})
 
     reference = vectors["fp32"]
-    ratios = {
-        name: statistics.median(fp32 / own for fp32, own in zip(seconds["fp32"], seconds[name])) for name in names
-    }
-    print(f"\n| backend | what | passages/s | × fp32 | cosine mean / min | warm-up s | "
+    def ratios_to(baseline: str) -> dict[str, float]:
+        return {
+            name: statistics.median(base / own for base, own in zip(seconds[baseline], seconds[name])) for name in names
+        }
+
+    ratios, st_ratios = ratios_to("fp32"), ratios_to(ST_FP32)
+    print(f"\n| backend | what | passages/s | × fp32 | × {ST_FP32} | cosine mean / min | warm-up s | "
           "nDCG@10 msmarco (loss) | nDCG@10 dbpedia (loss) |")
-    print("|---|---|---:|---:|---|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---|---:|---:|---:|")
     for name in names:
         cosine = np.sum(vectors[name] * reference, axis=1)
         cells = []
@@ -347,7 +364,7 @@ def main() -> None:
                 cells.append("—")
         print(
             f"| {name} | {BACKENDS[name][0]} | {len(texts) / statistics.median(seconds[name]):.1f} | "
-            f"{ratios[name]:.2f} | {cosine.mean():.6f} / {cosine.min():.6f} | {setup_seconds[name]:.1f} | "
+            f"{ratios[name]:.2f} | {st_ratios[name]:.2f} | {cosine.mean():.6f} / {cosine.min():.6f} | {setup_seconds[name]:.1f} | "
             f"{cells[0]} | {cells[1]} |"
         )
     print(f"\nrounds: {args.rounds}; passages/s = median; × fp32 = median of per-round ratios; "
@@ -362,10 +379,11 @@ def main() -> None:
         print("  no native bf16 here: auto keeps fp32")
         return
     losses = {bench.name: bench.ndcg["fp32"] - bench.ndcg[auto] for bench in sets.values() if auto in bench.ndcg}
-    fast = ratios[auto] >= SPEEDUP_BOUND
+    fast = st_ratios[auto] >= SPEEDUP_BOUND
     exact = len(losses) == len(sets) and all(loss <= LOSS_BOUND for loss in losses.values())
     print(
-        f"  {ratios[auto]:.2f}× fp32 ({'meets' if fast else 'misses'} ≥ {SPEEDUP_BOUND}×); nDCG@10 loss "
+        f"  {st_ratios[auto]:.2f}× sentence-transformers fp32 ({'meets' if fast else 'misses'} ≥ {SPEEDUP_BOUND}×), "
+        f"{ratios[auto]:.2f}× this project's fp32; nDCG@10 loss "
         + ", ".join(f"{name} {loss:+.4f}" for name, loss in losses.items())
         + f" ({'meets' if exact else 'misses' if losses else 'not measured:'} ≤ {LOSS_BOUND} on both sets)"
     )

@@ -338,8 +338,13 @@ class Searcher:
         self._ann_index: tuple[int, bool] | None = None  # (table version, whether it has the ANN index)
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
-        """Vectors of many queries in batches (an evaluation's); ``encode_query`` for one."""
-        return self.embedder.embed([self._clipped(query) for query in queries])
+        """Vectors of many queries in batches (an evaluation's); ``encode_query`` for one. As
+        there, the window check counts the tokens, and only a batch it refuses is clipped."""
+        texts = [" ".join(query.split()) for query in queries]
+        try:
+            return self.embedder.embed(texts)
+        except InputTooLong:
+            return self.embedder.embed([self._clipped(text) for text in texts])
 
     def encode_query(self, query: str) -> np.ndarray:
         """The vector of one query, by the embedder's path for a lone text (see ``Embedder.embed_query``).
