@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -66,6 +67,7 @@ from latency import embed_corpus, latency_report, print_report  # noqa: E402  (a
 
 SHARED_BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 EDIT_SUFFIX = " (edited for the benchmark)"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,22 @@ def cli_instance(settings: Settings, home: Path) -> Iterator[dg.DagsterInstance]
             os.environ["DAGSTER_HOME"] = previous
 
 
-def timed_build(settings: Settings, instance: dg.DagsterInstance, force: bool = False) -> BuildTiming:
+@dataclass(frozen=True)
+class Took:
+    seconds: float  # wall time
+    cpu_seconds: float  # CPU time of this process, all threads
+
+
+def timed(call: Callable[[], T]) -> tuple[T, Took]:
     started, cpu_started = time.perf_counter(), time.process_time()
-    report = run_build(build_definitions(settings), instance, settings.embedders, echo=lambda _: None, force=force)
-    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    result = call()
+    return result, Took(time.perf_counter() - started, time.process_time() - cpu_started)
+
+
+def timed_build(settings: Settings, instance: dg.DagsterInstance, force: bool = False) -> BuildTiming:
+    report, took = timed(
+        lambda: run_build(build_definitions(settings), instance, settings.embedders, echo=lambda _: None, force=force)
+    )
     if not report.ok:
         raise SystemExit(f"build failed: {report.failures}")
     embed_runs = [(partition, run_seconds) for job, partition, _, run_seconds in report.runs if job == EMBED_JOB]
@@ -122,7 +136,7 @@ def timed_build(settings: Settings, instance: dg.DagsterInstance, force: bool = 
         int(latest_metadata(instance, "chunk_embeddings", partition)["embedded"])  # type: ignore[index]
         for partition, _ in embed_runs
     )
-    return BuildTiming(seconds, cpu_seconds, len(report.runs), sum(s for _, s in embed_runs), embedded)
+    return BuildTiming(took.seconds, took.cpu_seconds, len(report.runs), sum(s for _, s in embed_runs), embedded)
 
 
 def prepare_corpus(corpus: Path, data_dir: Path) -> Callable[[float], int]:
@@ -173,18 +187,6 @@ def sentence_transformers_encode(embedder: SentenceTransformerEmbedder, texts: l
         embedder.model().encode(texts, batch_size=embedder.batch_size, convert_to_numpy=True, show_progress_bar=False)
 
 
-@dataclass(frozen=True)
-class Pass:
-    seconds: float
-    cpu_seconds: float
-
-
-def timed(call: Callable[[], object]) -> Pass:
-    started, cpu_started = time.perf_counter(), time.process_time()
-    call()
-    return Pass(time.perf_counter() - started, time.process_time() - cpu_started)
-
-
 def pipeline_chunk_texts(settings: Settings) -> list[str]:
     """The chunk texts the build will embed, cut by the build's own resources (nothing written)."""
     resources = build_definitions(settings).resources
@@ -207,8 +209,8 @@ def bench_corpus(corpus: Path, workdir: Path, edit_fraction: float, with_peer: b
     embedder.embed(planned_texts)
     sentence_transformers_encode(embedder, planned_texts)
     with cli_instance(settings, workdir / "home") as instance:
-        encode_before = timed(lambda: sentence_transformers_encode(embedder, planned_texts))
-        embed_before = timed(lambda: embedder.embed(planned_texts))
+        _, encode_before = timed(lambda: sentence_transformers_encode(embedder, planned_texts))
+        _, embed_before = timed(lambda: embedder.embed(planned_texts))
         cold = timed_build(settings, instance)
         texts = chunk_texts(data_dir)
         if sorted(texts) != sorted(planned_texts):
@@ -216,8 +218,8 @@ def bench_corpus(corpus: Path, workdir: Path, edit_fraction: float, with_peer: b
         # Timed on both sides of the cold build, in mirrored order: this machine's speed drifts
         # by 20% and more within minutes, and one bare pass made the ratio swing from 0.56 to
         # 0.90 between runs.
-        embed_after = timed(lambda: embedder.embed(texts))
-        encode_after = timed(lambda: sentence_transformers_encode(embedder, texts))
+        _, embed_after = timed(lambda: embedder.embed(texts))
+        _, encode_after = timed(lambda: sentence_transformers_encode(embedder, texts))
         encode_rate = 2 * len(texts) / (encode_before.seconds + encode_after.seconds)
         embed_rate = 2 * len(texts) / (embed_before.seconds + embed_after.seconds)
         embed_cpu_rate = 2 * len(texts) / (embed_before.cpu_seconds + embed_after.cpu_seconds)
@@ -246,9 +248,8 @@ def bench_corpus(corpus: Path, workdir: Path, edit_fraction: float, with_peer: b
         except ImportError as error:
             peer_note = f"skipped: {error}"
     return CorpusResult(
-        corpus.name, len(texts), encode_rate, embed_rate, embed_cpu_rate, cold, warm, forced, edit_timing, edited_documents,
-        changed_chunks,
-        peer, peer_note,
+        corpus.name, len(texts), encode_rate, embed_rate, embed_cpu_rate, cold, warm, forced, edit_timing,
+        edited_documents, changed_chunks, peer, peer_note,
     )
 
 
