@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from ai_assets.core import embedders
 from ai_assets.core.embedders import (
@@ -17,6 +18,7 @@ from ai_assets.core.embedders import (
     minilm_model_path,
     minilm_tokenizer,
     onnx_query_session,
+    read_sentence_transformer,
     resolve_precision,
     torch_runs_bf16,
 )
@@ -67,16 +69,25 @@ def test_a_query_encoded_alone_matches_the_batched_vector(precision: str, fp32_v
         embedder.embed_query("word " * 255)
 
 
-@pytest.mark.parametrize(("precision", "min_cosine"), [("fp32", 0.99999), ("bf16", 0.9999)])
+@pytest.mark.parametrize(
+    ("precision", "min_cosine"), [("fp32", 0.99999), ("bf16", 0.9999), ("bf16-autocast", 0.9999)]
+)
 def test_texts_tokenized_once_get_sentence_transformers_vectors(precision: str, min_cosine: float) -> None:
     """``embed`` feeds the model the ids it counted, batched by token count: the vectors are
-    sentence-transformers' own ``encode`` of the same model, in the caller's order (bf16 sums
-    differ a little with the padding of the batch a text lands in)."""
+    sentence-transformers' own ``encode`` of the model, in the caller's order (bf16 sums differ
+    a little with the padding of the batch a text lands in). For bf16-autocast the reference is
+    the float32 model under autocast: converting the Linear weights once at load changes nothing."""
     embedder = create_embedder("minilm", batch_size=2, precision=precision)  # type: ignore[arg-type]
     texts = [*TEXTS, "  surrounded by spaces\n", "word " * 254, "a longer text " * 20]
     vectors, counts = embedder.embed_counted(texts)
     assert counts == embedder.count_tokens(texts)
-    reference = embedder.model().encode(texts, batch_size=2, show_progress_bar=False).astype(np.float32)
+    autocast = precision == "bf16-autocast"
+    if autocast:  # converted at load, not by autocast on every pass
+        linear = [module for module in embedder.model().modules() if isinstance(module, torch.nn.Linear)]
+        assert linear and all(module.weight.dtype == torch.bfloat16 for module in linear)
+    model = read_sentence_transformer(str(minilm_model_path())) if autocast else embedder.model()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        reference = model.encode(texts, batch_size=2, show_progress_bar=False).astype(np.float32)
     reference /= np.linalg.norm(reference, axis=1, keepdims=True)  # in fp32, as embed normalizes
     assert float(np.min(np.sum(vectors * reference, axis=1))) >= min_cosine
 
@@ -120,15 +131,15 @@ def test_the_onnx_export_is_kept_between_processes(monkeypatch: pytest.MonkeyPat
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
-        ("fpu sse avx2 avx512f avx512_bf16", "bf16"),
-        ("fpu sse avx2 avx512f amx_tile amx_bf16 amx_int8", "bf16"),
+        ("fpu sse avx2 avx512f avx512_bf16", "bf16-autocast"),
+        ("fpu sse avx2 avx512f amx_tile amx_bf16 amx_int8", "bf16-autocast"),
         ("fpu sse avx2 avx512f avx512_vnni", "fp32"),
     ],
 )
 def test_auto_follows_the_cpu_flags(tmp_path: Path, flags: str, expected: str) -> None:
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
-    if expected == "bf16" and not torch_runs_bf16():
+    if expected == "bf16-autocast" and not torch_runs_bf16():
         expected = "fp32"
     assert resolve_precision("auto", cpuinfo) == expected
 

@@ -46,7 +46,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from ai_assets.core.embedders import Embedder, create_embedder, minilm_tokenizer
+from ai_assets.core.embedders import LOCAL_PRECISIONS, Embedder, create_embedder, minilm_tokenizer
 
 INSTALL_HINT = "pip install -e '.[bench]'"
 CHUNK_SIZE = 254  # the project's chunk_max_tokens: the model's 256-token window less [CLS] and [SEP]
@@ -291,7 +291,7 @@ def main() -> None:
     parser.add_argument(
         "--texts-per-call", type=int, default=None, help="LlamaIndex's embed_batch_size (default: 16 batches)"
     )
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    parser.add_argument("--precision", choices=LOCAL_PRECISIONS, default="auto")
     args = parser.parse_args()
     corpus = args.corpus / "corpus.jsonl" if args.corpus.is_dir() else args.corpus
     try:

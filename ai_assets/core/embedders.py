@@ -206,20 +206,32 @@ class Embedder(ABC):
 # How the local model runs on the CPU:
 # - fp32: the weights and every operation in float32 (sentence-transformers' default);
 # - bf16: a copy of the weights converted once to bfloat16, every operation in bfloat16;
-# - bf16-autocast: float32 weights under torch.autocast, which runs matrix products in bfloat16
-#   (re-casting the weights on every forward pass) and keeps reductions in float32;
-# - auto: bf16 where the CPU computes bfloat16 natively, else fp32.
+# - bf16-autocast: under torch.autocast, which runs matrix products in bfloat16 and keeps layer
+#   norms, softmax and the residual sums in float32; the Linear layers' weights are converted to
+#   bfloat16 once, at load, which is what autocast would cast them to on every forward pass
+#   (the same vectors, ~7% faster: bench/encoders.py, 1.89 vs 1.77 x fp32);
+# - auto: bf16-autocast where the CPU computes bfloat16 natively, else fp32. bf16 is faster
+#   still, but lost 0.0033 nDCG@10 on dbpedia against fp32, past the 0.002 the default may lose
+#   (README, "The local encoder"); bf16-autocast lost 0.0012 / 0.0002.
 # bench/encoders.py measures them against each other (speed, cosine to fp32, nDCG@10).
 LocalPrecision = Literal["auto", "fp32", "bf16", "bf16-autocast"]
 ResolvedPrecision = Literal["fp32", "bf16", "bf16-autocast"]
 LOCAL_PRECISIONS: tuple[str, ...] = get_args(LocalPrecision)
+
+# The weights each precision loads; "bfloat16-linear" (only the Linear layers) runs under autocast only.
+Weights = Literal["float32", "bfloat16", "bfloat16-linear"]
+PRECISION_WEIGHTS: dict[ResolvedPrecision, Weights] = {
+    "fp32": "float32",
+    "bf16": "bfloat16",
+    "bf16-autocast": "bfloat16-linear",
+}
 
 CPUINFO = Path("/proc/cpuinfo")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def cpu_has_bf16(cpuinfo: Path = CPUINFO) -> bool:
-    """Whether the CPU computes bfloat16 natively (AVX-512 BF16 or AMX), where bf16 pays off.
+    """Whether the CPU computes bfloat16 natively (AVX-512 BF16 or AMX), where bfloat16 pays off.
 
     Read from the kernel's CPU flags (which also say whether the kernel lets processes use AMX);
     a CPU without them, or a system without that file, gets False and so runs fp32.
@@ -233,7 +245,7 @@ def cpu_has_bf16(cpuinfo: Path = CPUINFO) -> bool:
 
 def resolve_precision(requested: LocalPrecision, cpuinfo: Path = CPUINFO) -> ResolvedPrecision:
     if requested == "auto":
-        return "bf16" if cpu_has_bf16(cpuinfo) and torch_runs_bf16() else "fp32"
+        return "bf16-autocast" if cpu_has_bf16(cpuinfo) and torch_runs_bf16() else "fp32"
     if requested not in LOCAL_PRECISIONS:
         raise ValueError(f"unknown local precision {requested!r}; choose one of {', '.join(LOCAL_PRECISIONS)}")
     return requested
@@ -255,10 +267,9 @@ class SentenceTransformerEmbedder(Embedder):
     """A local sentence-transformers model loaded from a directory (no hub access).
 
     ``precision`` picks how the forward pass runs (see ``LocalPrecision``). On a CPU with native
-    bf16 (AVX-512 BF16 / AMX), ``bf16`` is the fastest path measured by bench/encoders.py, with
-    vectors at cosine >= 0.9999 of the fp32 ones; its nDCG@10 loss against fp32 was 0.0019 at
-    most with batches sorted by characters and is 0.0033 on dbpedia with batches sorted by
-    tokens (README, "The local encoder"). ``auto`` picks it there and fp32 elsewhere.
+    bf16 (AVX-512 BF16 / AMX), ``auto`` picks ``bf16-autocast``: 2.51x sentence-transformers'
+    fp32 ``encode`` in bench/encoders.py, at a loss of 0.0012 / 0.0002 nDCG@10 (msmarco /
+    dbpedia). ``bf16`` is the fastest path (2.64x), but lost 0.0033 on dbpedia. fp32 elsewhere.
     """
 
     def __init__(
@@ -275,8 +286,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     def model(self) -> SentenceTransformer:
         """The loaded model in this embedder's weight dtype (shared by embedders of the process)."""
-        weights = "bfloat16" if self.precision == "bf16" else "float32"
-        return load_sentence_transformer(str(self.model_path), weights)
+        return load_sentence_transformer(str(self.model_path), PRECISION_WEIGHTS[self.precision])
 
     def embed_counted(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         """Vectors and token counts from one tokenization: the ids the model reads also give the
@@ -486,14 +496,14 @@ def keep_freed_memory_for_reuse() -> bool:
 
 
 @lru_cache(maxsize=4)
-def load_sentence_transformer(model_path: str, weights: Literal["float32", "bfloat16"] = "float32") -> SentenceTransformer:
+def load_sentence_transformer(model_path: str, weights: Weights = "float32") -> SentenceTransformer:
     """Load once per process (and weight dtype): a build runs many Dagster runs in the same process."""
     keep_freed_memory_for_reuse()
     return read_sentence_transformer(model_path, weights)
 
 
 def read_sentence_transformer(
-    model_path: str, weights: Literal["float32", "bfloat16"] = "float32", attention: Literal["eager"] | None = None
+    model_path: str, weights: Weights = "float32", attention: Literal["eager"] | None = None
 ) -> SentenceTransformer:
     """A new copy of the model from its directory; ``attention`` overrides the transformer's attention implementation."""
     # The weights come from a local directory; never let a library reach for a model hub.
@@ -509,6 +519,10 @@ def read_sentence_transformer(
     model = SentenceTransformer(model_path, device="cpu", model_kwargs=model_kwargs)
     if weights == "bfloat16":
         model = model.to(torch.bfloat16)
+    elif weights == "bfloat16-linear":
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.to(torch.bfloat16)
     return model
 
 
