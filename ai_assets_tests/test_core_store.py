@@ -232,25 +232,6 @@ def test_empty_source_keeps_rows_unless_allowed(tmp_path: Path, embedder: Embedd
     assert source_row_counts(table) == {"beta": counts["beta"]}
 
 
-def test_bf16_vectors_match_fp32(tmp_path: Path) -> None:
-    texts = [chunk.text for chunk in chunks_of(documents("alpha", 4))]
-    fp32 = create_embedder("minilm", precision="fp32").embed(texts)
-    bf16 = create_embedder("minilm", precision="bf16").embed(texts)
-    assert np.allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
-    assert float(np.min(np.sum(fp32 * bf16, axis=1))) > 0.999
-
-
-def test_cpu_bf16_detection_reads_the_flags(tmp_path: Path) -> None:
-    from ai_assets.core.embedders import cpu_has_bf16, resolve_precision
-
-    with_bf16, without = tmp_path / "with", tmp_path / "without"
-    with_bf16.write_text("flags\t\t: fpu sse avx2 avx512f avx512_bf16\n")
-    without.write_text("flags\t\t: fpu sse avx2\n")
-    assert cpu_has_bf16(with_bf16) and not cpu_has_bf16(without)
-    assert not cpu_has_bf16(tmp_path / "missing")
-    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
-
-
 def test_ann_index_above_the_threshold_keeps_recall(tmp_path: Path) -> None:
     from ai_assets.core.retrieval import ann_recall_at_10, dense_search
     from ai_assets.core.store import EXACT_VECTOR_INDEX, VECTOR_INDEX, build_indexes, chunk_rows
