@@ -209,7 +209,7 @@ class Embedder(ABC):
 # - bf16-autocast: under torch.autocast, which runs matrix products in bfloat16 and keeps layer
 #   norms, softmax and the residual sums in float32; the Linear layers' weights are converted to
 #   bfloat16 once, at load, which is what autocast would cast them to on every forward pass
-#   (the same vectors, ~7% faster: bench/encoders.py, 1.89 vs 1.77 x fp32);
+#   (the same vectors, 7-11% faster in bench/encoders.py's two runs: 2.31 vs 2.08 x fp32);
 # - auto: bf16-autocast where the CPU computes bfloat16 natively, else fp32. bf16 is faster
 #   still, but lost 0.0033 nDCG@10 on dbpedia against fp32, past the 0.002 the default may lose
 #   (README, "The local encoder"); bf16-autocast lost 0.0012 / 0.0002.
@@ -267,9 +267,10 @@ class SentenceTransformerEmbedder(Embedder):
     """A local sentence-transformers model loaded from a directory (no hub access).
 
     ``precision`` picks how the forward pass runs (see ``LocalPrecision``). On a CPU with native
-    bf16 (AVX-512 BF16 / AMX), ``auto`` picks ``bf16-autocast``: 2.51x sentence-transformers'
-    fp32 ``encode`` in bench/encoders.py, at a loss of 0.0012 / 0.0002 nDCG@10 (msmarco /
-    dbpedia). ``bf16`` is the fastest path (2.64x), but lost 0.0033 on dbpedia. fp32 elsewhere.
+    bf16 (AVX-512 BF16 / AMX), ``auto`` picks ``bf16-autocast``: 3.27x sentence-transformers'
+    fp32 ``encode`` in bench/encoders.py (2.51x in a busier hour), at a loss of 0.0012 / 0.0002
+    nDCG@10 (msmarco / dbpedia). ``bf16`` was at most ~5% faster (3.15x / 2.64x), but lost
+    0.0033 on dbpedia. fp32 elsewhere.
     """
 
     def __init__(
