@@ -86,7 +86,7 @@ def test_texts_tokenized_once_get_sentence_transformers_vectors(precision: str, 
         linear = [module for module in embedder.model().modules() if isinstance(module, torch.nn.Linear)]
         assert linear and all(module.weight.dtype == torch.bfloat16 for module in linear)
     model = read_sentence_transformer(str(minilm_model_path())) if autocast else embedder.model()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    with embedder.forward_context():  # autocast for bf16-autocast
         reference = model.encode(texts, batch_size=2, show_progress_bar=False).astype(np.float32)
     reference /= np.linalg.norm(reference, axis=1, keepdims=True)  # in fp32, as embed normalizes
     assert float(np.min(np.sum(vectors * reference, axis=1))) >= min_cosine

@@ -111,7 +111,8 @@ class EncodeEmbedder(VariantEmbedder):
 
     def embed_counted(self, texts):  # type: ignore[override]
         counts = self._window_checked_counts(texts)
-        vectors = self.model().encode(list(texts), batch_size=self.batch_size, show_progress_bar=False)
+        with self.forward_context():
+            vectors = self.model().encode(list(texts), batch_size=self.batch_size, show_progress_bar=False)
         return self._checked_shape(self._unit(vectors), len(texts)), counts
 
 

@@ -181,9 +181,7 @@ def chunk_texts(data_dir: Path) -> list[str]:
 
 def sentence_transformers_encode(embedder: SentenceTransformerEmbedder, texts: list[str]) -> None:
     """The bare model: sentence-transformers' encode() of the embedder's own model object."""
-    import torch
-
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=embedder.precision == "bf16-autocast"):
+    with embedder.forward_context():
         embedder.model().encode(texts, batch_size=embedder.batch_size, convert_to_numpy=True, show_progress_bar=False)
 
 

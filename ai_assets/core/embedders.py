@@ -11,6 +11,7 @@ import logging
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
@@ -286,8 +287,15 @@ class SentenceTransformerEmbedder(Embedder):
         return self._tokenizer.count_tokens(texts)
 
     def model(self) -> SentenceTransformer:
-        """The loaded model in this embedder's weight dtype (shared by embedders of the process)."""
+        """The loaded model in this embedder's weight dtype (shared by embedders of the process).
+        Run it inside ``forward_context()``: bf16-autocast's bf16 Linear weights need autocast."""
         return load_sentence_transformer(str(self.model_path), PRECISION_WEIGHTS[self.precision])
+
+    def forward_context(self) -> AbstractContextManager[object]:
+        """What every forward pass of ``model()`` runs in: autocast for bf16-autocast, else nothing."""
+        import torch
+
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16-autocast")
 
     def embed_counted(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         """Vectors and token counts from one tokenization: the ids the model reads also give the
@@ -320,10 +328,7 @@ class SentenceTransformerEmbedder(Embedder):
         pad_id = model[0].tokenizer.pad_token_id or 0
         order = sorted(range(len(token_ids)), key=lambda index: -len(token_ids[index]))
         vectors = np.empty((len(token_ids), self.spec.dimensions), dtype=np.float32)
-        with (
-            torch.inference_mode(),
-            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16-autocast"),
-        ):
+        with torch.inference_mode(), self.forward_context():
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
                 input_ids = np.full((len(batch), len(token_ids[batch[0]])), pad_id, dtype=np.int64)

@@ -340,7 +340,7 @@ class Searcher:
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Vectors of many queries in batches (an evaluation's); ``encode_query`` for one. As
         there, the window check counts the tokens, and only a batch it refuses is clipped."""
-        texts = [" ".join(query.split()) for query in queries]
+        texts = [_whitespace_normalized(query) for query in queries]
         try:
             return self.embedder.embed(texts)
         except InputTooLong:
@@ -352,7 +352,7 @@ class Searcher:
         Its window check counts the tokens; only a query it refuses is clipped (counted again per
         cut), so a short query, the usual one, is counted once on the search's hot path.
         """
-        text = " ".join(query.split())  # what clipping yields for a short query: whitespace-normalized
+        text = _whitespace_normalized(query)
         try:
             return self.embedder.embed_query(text)
         except InputTooLong:
@@ -395,6 +395,11 @@ class Searcher:
         if self._ann_index is None or self._ann_index[0] != version:
             self._ann_index = (version, await _lists_ann_index(table))
         return self._ann_index[1]
+
+
+def _whitespace_normalized(query: str) -> str:
+    # What clipping yields for a short query, so a clipped and an unclipped query read alike.
+    return " ".join(query.split())
 
 
 def _clip_words(text: str, max_tokens: int, embedder: Embedder) -> str:
