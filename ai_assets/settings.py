@@ -43,7 +43,10 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(default=64, gt=0, description="Texts per model call.")
     local_precision: LocalPrecision = Field(
         default="auto",
-        description="Local model precision: auto (bf16-autocast where the CPU has bf16, else fp32), fp32, bf16 or bf16-autocast.",
+        description=(
+            "How the local model runs: auto (bf16-autocast where the CPU has bf16, else fp32-onnx), "
+            "fp32, fp32-onnx (float32 in ONNX Runtime), bf16 or bf16-autocast."
+        ),
     )
     quality_min_ndcg_at_10: float = Field(
         default=0.1, ge=0.0, le=1.0, description="Quality gate: lowest acceptable nDCG@10 of any eval set and mode."

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from functools import lru_cache
 from pathlib import Path
@@ -114,6 +114,10 @@ class WordPieceTokenizer:
         encodings = self._tokenizer.encode_batch(list(texts))
         return [encoding.ids for encoding in encodings], [_counted_tokens(encoding) for encoding in encodings]
 
+    @property
+    def pad_id(self) -> int:
+        return self._tokenizer.token_to_id("[PAD]") or 0
+
     def model_inputs(self, text: str) -> tuple[dict[str, np.ndarray], int]:
         """One text's model inputs (a batch of one: special tokens added, no padding) and its token
         count without the special tokens, which ``count_tokens`` gives, from the same tokenization."""
@@ -205,27 +209,65 @@ class Embedder(ABC):
 
 
 # How the local model runs on the CPU:
-# - fp32: the weights and every operation in float32 (sentence-transformers' default);
+# - fp32: the weights and every operation in float32, in PyTorch (sentence-transformers' default);
+# - fp32-onnx: the same float32 model exported once to ONNX (attention and layer norms fused by
+#   ONNX Runtime's BERT optimizer) and run by ONNX Runtime, in batches of at most
+#   ONNX_BATCH_TOKENS padded tokens. On an AVX2 CPU without bf16 (AMD EPYC, Zen 2) it was
+#   1.18-1.32x PyTorch fp32 in bench/encoders.py, with the same vectors (cosine >= 0.99999);
+#   where the export fails, the embedder falls back to fp32 with a warning;
 # - bf16: a copy of the weights converted once to bfloat16, every operation in bfloat16;
 # - bf16-autocast: under torch.autocast, which runs matrix products in bfloat16 and keeps layer
 #   norms, softmax and the residual sums in float32; the Linear layers' weights are converted to
 #   bfloat16 once, at load, which is what autocast would cast them to on every forward pass
 #   (the same vectors, 7-11% faster in bench/encoders.py's two runs: 2.31 vs 2.08 x fp32);
-# - auto: bf16-autocast where the CPU computes bfloat16 natively, else fp32. bf16 is faster
+# - auto: bf16-autocast where the CPU computes bfloat16 natively, else fp32-onnx. bf16 is faster
 #   still, but lost 0.0033 nDCG@10 on dbpedia against fp32, past the 0.002 the default may lose
-#   (README, "The local encoder"); bf16-autocast lost 0.0012 / 0.0002.
+#   (README, "The local encoder"); bf16-autocast lost 0.0012 / 0.0002. Without native bf16,
+#   bfloat16 is emulated (bf16-autocast ran at 0.12x fp32 on that AVX2 CPU).
 # bench/encoders.py measures them against each other (speed, cosine to fp32, nDCG@10).
-LocalPrecision = Literal["auto", "fp32", "bf16", "bf16-autocast"]
-ResolvedPrecision = Literal["fp32", "bf16", "bf16-autocast"]
+LocalPrecision = Literal["auto", "fp32", "fp32-onnx", "bf16", "bf16-autocast"]
+ResolvedPrecision = Literal["fp32", "fp32-onnx", "bf16", "bf16-autocast"]
 LOCAL_PRECISIONS: tuple[str, ...] = get_args(LocalPrecision)
 
-# The weights each precision loads; "bfloat16-linear" (only the Linear layers) runs under autocast only.
+# The PyTorch weights each precision loads (fp32-onnx: those it falls back to); "bfloat16-linear"
+# (only the Linear layers) runs under autocast only.
 Weights = Literal["float32", "bfloat16", "bfloat16-linear"]
 PRECISION_WEIGHTS: dict[ResolvedPrecision, Weights] = {
     "fp32": "float32",
+    "fp32-onnx": "float32",
     "bf16": "bfloat16",
     "bf16-autocast": "bfloat16-linear",
 }
+
+# Padded tokens per ONNX Runtime call: smaller batches stay in the CPU's caches. On the AVX2 CPU,
+# against PyTorch fp32 in batches of 64 texts (two runs, 3 rounds interleaved each): msmarco
+# passages (~80 tokens) 1.13x in batches of 4,096 tokens, 1.25x of 2,048, 1.30x / 1.18x of 1,024,
+# 1.21x of 512; full 254-token windows 1.07x, 1.15x, 1.18x / 1.18x, 1.19x. PyTorch itself was
+# no faster in small batches (0.94x / 0.97x in batches of 4 texts).
+ONNX_BATCH_TOKENS = 1024
+
+
+def padded_batches(
+    token_ids: Sequence[Sequence[int]], max_texts: int, pad_id: int, max_tokens: int | None = None
+) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+    """Tokenized texts in batches, most tokens first, each padded to its longest text: (the
+    texts' indices, token ids, attention mask). A batch holds at most ``max_texts`` texts and,
+    when given, at most ``max_tokens`` tokens with its padding (a longer text still gets a batch
+    of its own). Sorting by token count leaves the least padding: 7.5% of 1,000 msmarco passages'
+    tokens in batches of 64, against 29.8% when sorted by characters and 53.6% unsorted."""
+    order = sorted(range(len(token_ids)), key=lambda index: -len(token_ids[index]))
+    start = 0
+    while start < len(order):
+        longest = len(token_ids[order[start]])
+        size = max_texts if max_tokens is None else max(1, min(max_texts, max_tokens // longest))
+        batch = order[start : start + size]
+        input_ids = np.full((len(batch), longest), pad_id, dtype=np.int64)
+        attention_mask = np.zeros_like(input_ids)
+        for row, index in enumerate(batch):
+            input_ids[row, : len(token_ids[index])] = token_ids[index]
+            attention_mask[row, : len(token_ids[index])] = 1
+        yield batch, input_ids, attention_mask
+        start += size
 
 CPUINFO = Path("/proc/cpuinfo")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -246,7 +288,7 @@ def cpu_has_bf16(cpuinfo: Path = CPUINFO) -> bool:
 
 def resolve_precision(requested: LocalPrecision, cpuinfo: Path = CPUINFO) -> ResolvedPrecision:
     if requested == "auto":
-        return "bf16-autocast" if cpu_has_bf16(cpuinfo) and torch_runs_bf16() else "fp32"
+        return "bf16-autocast" if cpu_has_bf16(cpuinfo) and torch_runs_bf16() else "fp32-onnx"
     if requested not in LOCAL_PRECISIONS:
         raise ValueError(f"unknown local precision {requested!r}; choose one of {', '.join(LOCAL_PRECISIONS)}")
     return requested
@@ -271,8 +313,11 @@ class SentenceTransformerEmbedder(Embedder):
     bf16 (AVX-512 BF16 / AMX), ``auto`` picks ``bf16-autocast``: 3.27x sentence-transformers'
     fp32 ``encode`` in bench/encoders.py (2.51x in a busier hour), at a loss of 0.0012 / 0.0002
     nDCG@10 (msmarco / dbpedia). ``bf16`` was at most ~5% faster (3.15x / 2.64x), but lost
-    0.0033 on dbpedia. fp32 elsewhere.
+    0.0033 on dbpedia. Elsewhere ``fp32-onnx``: the float32 model in ONNX Runtime, 1.18-1.32x
+    PyTorch fp32 on an AVX2 CPU (AMD EPYC), with PyTorch fp32 as its fallback.
     """
+
+    onnx_batch_tokens: int | None = ONNX_BATCH_TOKENS  # None: batches of batch_size texts, whatever their tokens
 
     def __init__(
         self, spec: EmbedderSpec, model_path: Path, batch_size: int = 64, precision: LocalPrecision = "auto"
@@ -319,23 +364,24 @@ class SentenceTransformerEmbedder(Embedder):
         return self._tokenizer.model_token_ids([text.strip() for text in texts])
 
     def _run_model(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
-        """The model's unit vectors for tokenized texts, in their order: most tokens first, in
-        batches of ``batch_size``, each padded to its longest text (sentence-transformers'
-        ``encode`` batches the same way, but by characters)."""
+        """The model's unit vectors for tokenized texts, in their order."""
+        if self.precision == "fp32-onnx":
+            session = onnx_session(str(self.model_path))
+            if session is not None:
+                return self._unit(self._run_onnx(session, token_ids))
+            # onnx_session warned why: PyTorch runs the same float32 model, and the metadata says so.
+            self.precision = "fp32"
+        return self._unit(self._run_torch(token_ids))
+
+    def _run_torch(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """PyTorch, in batches of ``batch_size`` texts (sentence-transformers' ``encode`` batches
+        the same way, but sorted by characters)."""
         import torch
 
         model = self.model()
-        pad_id = model[0].tokenizer.pad_token_id or 0
-        order = sorted(range(len(token_ids)), key=lambda index: -len(token_ids[index]))
         vectors = np.empty((len(token_ids), self.spec.dimensions), dtype=np.float32)
         with torch.inference_mode(), self.forward_context():
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                input_ids = np.full((len(batch), len(token_ids[batch[0]])), pad_id, dtype=np.int64)
-                attention_mask = np.zeros_like(input_ids)
-                for row, index in enumerate(batch):
-                    input_ids[row, : len(token_ids[index])] = token_ids[index]
-                    attention_mask[row, : len(token_ids[index])] = 1
+            for batch, input_ids, attention_mask in padded_batches(token_ids, self.batch_size, self._tokenizer.pad_id):
                 input_tensor = torch.from_numpy(input_ids)
                 features = {
                     "input_ids": input_tensor,
@@ -343,7 +389,18 @@ class SentenceTransformerEmbedder(Embedder):
                     "token_type_ids": torch.zeros_like(input_tensor),  # one segment per text
                 }
                 vectors[batch] = model(features)["sentence_embedding"].float().numpy()
-        return self._unit(vectors)
+        return vectors
+
+    def _run_onnx(self, session: InferenceSession, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """ONNX Runtime, in batches of at most ``batch_size`` texts and ``onnx_batch_tokens`` padded tokens."""
+        vectors = np.empty((len(token_ids), self.spec.dimensions), dtype=np.float32)
+        names = _session_inputs(session)
+        for batch, input_ids, attention_mask in padded_batches(
+            token_ids, self.batch_size, self._tokenizer.pad_id, max_tokens=self.onnx_batch_tokens
+        ):
+            inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": np.zeros_like(input_ids)}
+            vectors[batch] = session.run(None, {name: inputs[name] for name in names})[0]
+        return vectors
 
     def _unit(self, vectors: np.ndarray) -> np.ndarray:
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -362,9 +419,10 @@ class SentenceTransformerEmbedder(Embedder):
         sentence-transformers' tokenizing and pooling modules; the one fused graph then took the
         encode from 8.4 to 6.2 ms and hybrid from 33.4 to 30.7 ms (another A/B, a noisier hour).
         The pass is float32 whatever ``precision`` says: the vector is the fp32 one (cosine >=
-        0.99999, tested), as near a bf16 backend's vectors as they are to fp32's. Queries only: a build's texts, even a lone edited chunk, go through
-        ``embed``. Without the ONNX model (export failed), the query is encoded like any text."""
-        session = onnx_query_session(str(self.model_path))
+        0.99999, tested), as near a bf16 backend's vectors as they are to fp32's. A build's texts,
+        even a lone edited chunk, go through ``embed`` (in this same session for ``fp32-onnx``).
+        Without the ONNX model (export failed), the query is encoded like any text."""
+        session = onnx_session(str(self.model_path))
         if session is None:
             return super().embed_query(text)
         inputs, token_count = self._tokenizer.model_inputs(text.strip())  # stripped, as sentence-transformers does
@@ -383,24 +441,24 @@ def onnx_cache_dir() -> Path:
 
 
 @lru_cache(maxsize=2)
-def onnx_query_session(model_path: str) -> InferenceSession | None:
-    """An ONNX Runtime session over the whole model (float32), exported on first use.
+def onnx_session(model_path: str) -> InferenceSession | None:
+    """An ONNX Runtime session over the whole model (float32), exported on first use: every
+    search query, and a build's texts with ``fp32-onnx``.
 
     The export takes ~6 s and is kept in ``onnx_cache_dir()``, keyed by the model's files and
-    the torch version; a later process only loads it (~0.3 s). None, with a warning, when the
-    model cannot be exported: queries are then encoded by PyTorch.
+    the torch version; a later process only loads it (~0.3 s), without importing PyTorch. None,
+    with a warning, when the model cannot be exported: the model then runs in PyTorch.
     """
     import onnxruntime
-    import torch
 
     try:
         path = export_onnx_model(model_path)
     except Exception as error:  # noqa: BLE001 (the exporter raises many kinds; any of them only costs speed)
-        logger.warning("queries will be encoded by PyTorch: exporting %s to ONNX failed: %s", model_path, error)
+        logger.warning("the model will run in PyTorch: exporting %s to ONNX failed: %s", model_path, error)
         return None
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    # Idle threads would otherwise spin after each query, on the cores LanceDB's search needs.
+    options = onnxruntime.SessionOptions()  # one thread per physical core, ONNX Runtime's default
+    # Idle threads would otherwise spin after each query, on the cores LanceDB's search needs
+    # (batches of a build ran no faster with spinning: 69.7 vs 69.5 passages/s).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
@@ -415,20 +473,22 @@ def export_onnx_model(model_path: str) -> Path:
     and types of any shape; output: the sentence embedding. Exported once per model files and
     torch version."""
     import hashlib
+    import importlib.metadata
     import tempfile
     import warnings
 
+    files = sorted(path for path in Path(model_path).iterdir() if path.is_file())
+    torch_version = importlib.metadata.version("torch")  # without importing it: a cached export needs no PyTorch
+    key = hashlib.sha256(
+        repr([(path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files]).encode()
+        + f"{Path(model_path).resolve()}|torch {torch_version}|opset {ONNX_OPSET}|fused".encode()
+    ).hexdigest()[:16]
+    target = onnx_cache_dir() / f"model-{key}.onnx"
+    if target.is_file():
+        return target
     import torch
     from onnxruntime.transformers.optimizer import optimize_model
 
-    files = sorted(path for path in Path(model_path).iterdir() if path.is_file())
-    key = hashlib.sha256(
-        repr([(path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files]).encode()
-        + f"{Path(model_path).resolve()}|torch {torch.__version__}|opset {ONNX_OPSET}|fused".encode()
-    ).hexdigest()[:16]
-    target = onnx_cache_dir() / f"query-model-{key}.onnx"
-    if target.is_file():
-        return target
     # Eager attention, whose pattern (unlike SDPA's) the optimizer fuses into one Attention
     # operator: a query took 4.7 ms instead of 5.6 unfused, for ~3 s more of export, once.
     model = read_sentence_transformer(model_path, attention="eager")
