@@ -57,7 +57,7 @@ def test_fp32_vectors_have_unit_norm_and_do_not_depend_on_the_batch(fp32_vectors
 
 @pytest.mark.parametrize("precision", LOCAL_PRECISIONS)
 def test_a_query_encoded_alone_matches_the_batched_vector(precision: str, fp32_vectors: np.ndarray) -> None:
-    """A query goes through ONNX Runtime in fp32, texts (even one) through sentence-transformers:
+    """A query goes through ONNX Runtime in fp32, texts (even one) through ``embed`` in the precision's backend:
     for texts of every length here (1 to ~20 tokens) a query's vector is the fp32 one."""
     assert onnx_session(str(minilm_model_path())) is not None  # not the PyTorch fallback
     embedder = create_embedder("minilm", precision=precision)  # type: ignore[arg-type]

@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -64,6 +65,7 @@ from ai_assets.core.embedders import (
     SentenceTransformerEmbedder,
     cpu_has_bf16,
     export_onnx_model,
+    load_onnx_session,
     load_sentence_transformer,
     minilm_model_path,
     minilm_tokenizer,
@@ -71,6 +73,9 @@ from ai_assets.core.embedders import (
 )
 from ai_assets.core.metrics import evaluated_queries, mean_metrics, percentile, rank_by_score
 from ai_assets.settings import Settings
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 
 QUERY = "what is a dagster sensor"
 SPEEDUP_BOUND = 2.5
@@ -118,14 +123,14 @@ class OnnxEmbedder(VariantEmbedder):
         super().__init__("fp32-onnx")
         self.onnx_batch_tokens = batch_tokens
         self._model_file = model_file
-        self._session: object | None = None
+        self._session: InferenceSession | None = None
 
     def _run_model(self, token_ids) -> np.ndarray:  # type: ignore[override]
         if self._model_file is None:
             return super()._run_model(token_ids)
         if self._session is None:
-            self._session = onnxruntime_session(self._model_file())
-        return self._unit(self._run_onnx(self._session, token_ids))  # type: ignore[arg-type]
+            self._session = load_onnx_session(self._model_file())
+        return self._unit(self._run_onnx(self._session, token_ids))
 
 
 class EncodeEmbedder(VariantEmbedder):
@@ -171,14 +176,6 @@ def int8_dynamic():
     return torch.ao.quantization.quantize_dynamic(
         copy.deepcopy(load_sentence_transformer(model_path())), {torch.nn.Linear}, dtype=torch.qint8
     )
-
-
-def onnxruntime_session(model_file: Path):
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as embedders.onnx_session
-    return onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
 
 
 def int8_onnx_dynamic() -> Path:

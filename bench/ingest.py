@@ -55,7 +55,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import dagster as dg
-import numpy as np
 import pyarrow.parquet as pq
 
 from ai_assets.build import run_build
@@ -68,6 +67,7 @@ from ai_assets.core.embedders import (
     minilm_tokenizer,
     onnx_session,
     padded_batches,
+    run_onnx_batch,
 )
 from ai_assets.definitions import EMBED_JOB, build_definitions
 from ai_assets.history import latest_metadata
@@ -222,13 +222,11 @@ def bare_model_encode(embedder: SentenceTransformerEmbedder, texts: list[str]) -
     if session is None:
         raise SystemExit("fp32-onnx without its ONNX model: the export failed (see the warning above)")
     tokenizer = minilm_tokenizer()
-    names = [model_input.name for model_input in session.get_inputs()]
     by_characters = sorted(range(len(texts)), key=lambda index: -len(texts[index]))
     for start in range(0, len(texts), embedder.batch_size):
         token_ids, _ = tokenizer.model_token_ids([texts[index].strip() for index in by_characters[start : start + embedder.batch_size]])
         for _, input_ids, attention_mask in padded_batches(token_ids, len(token_ids), tokenizer.pad_id):
-            inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": np.zeros_like(input_ids)}
-            session.run(None, {name: inputs[name] for name in names})
+            run_onnx_batch(session, input_ids, attention_mask)
 
 
 def bare_model_name(precision: str) -> str:

@@ -394,12 +394,10 @@ class SentenceTransformerEmbedder(Embedder):
     def _run_onnx(self, session: InferenceSession, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
         """ONNX Runtime, in batches of at most ``batch_size`` texts and ``onnx_batch_tokens`` padded tokens."""
         vectors = np.empty((len(token_ids), self.spec.dimensions), dtype=np.float32)
-        names = _session_inputs(session)
         for batch, input_ids, attention_mask in padded_batches(
             token_ids, self.batch_size, self._tokenizer.pad_id, max_tokens=self.onnx_batch_tokens
         ):
-            inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": np.zeros_like(input_ids)}
-            vectors[batch] = session.run(None, {name: inputs[name] for name in names})[0]
+            vectors[batch] = run_onnx_batch(session, input_ids, attention_mask)
         return vectors
 
     def _unit(self, vectors: np.ndarray) -> np.ndarray:
@@ -449,18 +447,29 @@ def onnx_session(model_path: str) -> InferenceSession | None:
     the torch version; a later process only loads it (~0.3 s), without importing PyTorch. None,
     with a warning, when the model cannot be exported: the model then runs in PyTorch.
     """
-    import onnxruntime
-
     try:
         path = export_onnx_model(model_path)
     except Exception as error:  # noqa: BLE001 (the exporter raises many kinds; any of them only costs speed)
         logger.warning("the model will run in PyTorch: exporting %s to ONNX failed: %s", model_path, error)
         return None
+    return load_onnx_session(path)
+
+
+def load_onnx_session(path: Path) -> InferenceSession:
+    """An ONNX Runtime session over a model file, on the CPU, with the project's options."""
+    import onnxruntime
+
     options = onnxruntime.SessionOptions()  # one thread per physical core, ONNX Runtime's default
     # Idle threads would otherwise spin after each query, on the cores LanceDB's search needs
     # (batches of a build ran no faster with spinning: 69.7 vs 69.5 passages/s).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx_batch(session: InferenceSession, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """One padded batch through the exported graph: its sentence embeddings (one segment per text)."""
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": np.zeros_like(input_ids)}
+    return session.run(None, {name: inputs[name] for name in _session_inputs(session)})[0]
 
 
 def _session_inputs(session: InferenceSession) -> list[str]:
