@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
-from ai_assets.core.fingerprints import SourceFingerprint, source_changes
+from ai_assets.core.documents.fingerprints import SourceFingerprint, source_changes
 from ai_assets.history import latest_metadata
 from ai_assets.partitions import SOURCE_DIMENSION, source_partitions
 from ai_assets.resources import SourceFiles

@@ -7,17 +7,17 @@ from datetime import timedelta
 import dagster as dg
 
 from ai_assets.assets.chunks import document_chunks
-from ai_assets.automation import build_daily_refresh, build_source_sensor, source_files_asset
 from ai_assets.assets.documents import source_documents
 from ai_assets.assets.embeddings import build_chunk_embeddings
 from ai_assets.assets.evaluations import build_answer_evaluation, build_retrieval_evaluation
-from ai_assets.assets.leaderboard import model_leaderboard
 from ai_assets.assets.index import build_search_index
+from ai_assets.assets.leaderboard import model_leaderboard
+from ai_assets.automation import build_daily_refresh, build_source_sensor, source_files_asset
 from ai_assets.partitions import embedder_partitions
 from ai_assets.resources import (
     ChatModelResource,
-    ChunkFilesIOManager,
     Chunker,
+    ChunkFilesIOManager,
     ChunkStore,
     QualityGate,
     SourceFiles,

@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from ai_assets.core.leaderboard import LeaderboardRow, leaderboard_rows
+from ai_assets.core.evaluation.leaderboard import LeaderboardRow, leaderboard_rows
 
 
 def latest_materialization(

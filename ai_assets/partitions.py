@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from ai_assets.core.embedders import embedder_spec
+from ai_assets.core.embedding.base import embedder_spec
 
 SOURCE_DIMENSION = "source"
 EMBEDDER_DIMENSION = "embedder"

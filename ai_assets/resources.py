@@ -11,16 +11,20 @@ import lancedb
 from lancedb.db import DBConnection
 from lancedb.table import Table
 
-from ai_assets.core.beir import list_eval_sets
-from ai_assets.core.chunk_files import ROWS_PER_GROUP, ChunkFile, ChunkSource, write_chunk_file
-from ai_assets.core.chunking import Chunk, ChunkerConfig, ChunkingResult, chunk_documents
-from ai_assets.core.fingerprints import SourceFingerprint, content_fingerprint, fingerprint_sources
-from ai_assets.core.documents import Document, SourceLoad, list_source_names, load_source
-from ai_assets.core.llm import ChatModel, OpenAIChatModel
-from ai_assets.core.embedders import Embedder, EmbedderSpec, create_embedder, embedder_spec, minilm_tokenizer
-from ai_assets.core.openai_embedder import OpenAISettings
+from ai_assets.core.chunking.chunk_files import ROWS_PER_GROUP, ChunkFile, ChunkSource, write_chunk_file
+from ai_assets.core.chunking.chunker import Chunk, ChunkerConfig, ChunkingResult, chunk_documents
+from ai_assets.core.documents.fingerprints import SourceFingerprint, content_fingerprint, fingerprint_sources
+from ai_assets.core.documents.folders import LocalSourceFolders, SourceFolders
+from ai_assets.core.documents.loading import load_source
+from ai_assets.core.documents.model import Document, SourceLoad
+from ai_assets.core.embedding.base import Embedder, EmbedderSpec, embedder_spec
+from ai_assets.core.embedding.openai_embedder import OpenAISettings
+from ai_assets.core.embedding.registry import create_embedder
+from ai_assets.core.embedding.tokenizer import minilm_tokenizer
+from ai_assets.core.evaluation.beir import list_eval_sets
 from ai_assets.core.hashing import sha256_hex
-from ai_assets.core.store import open_journal, open_table
+from ai_assets.core.llm import ChatModel, OpenAIChatModel
+from ai_assets.core.store.tables import open_journal, open_table
 from ai_assets.settings import Settings
 
 
@@ -38,24 +42,29 @@ class SourceFiles(dg.ConfigurableResource):
     def eval_dir(self) -> Path:
         return Path(self.data_dir) / "eval"
 
+    @property
+    def folders(self) -> SourceFolders:
+        return LocalSourceFolders(self.sources_dir)
+
     def source_names(self) -> list[str]:
-        return list_source_names(self.sources_dir)
+        return self.folders.source_names()
 
     def load(self, source: str) -> SourceLoad:
-        return load_source(self.sources_dir / source, source, self.max_document_bytes)
+        return load_source(self.folders, source, self.max_document_bytes)
 
     def fingerprints(self, previous: Mapping[str, SourceFingerprint]) -> dict[str, SourceFingerprint]:
-        return fingerprint_sources(self.sources_dir, previous)
+        return fingerprint_sources(self.folders, previous)
 
     def content_fingerprint(self, source: str) -> str:
-        return content_fingerprint(self.sources_dir / source)
+        return content_fingerprint(self.folders, source)
 
     def eval_set_dirs(self) -> list[Path]:
         return list_eval_sets(self.eval_dir)
 
     def eval_sets_fingerprint(self) -> str:
         """Hash of every eval set's name and files, recorded by the evaluations they were scored on."""
-        return sha256_hex(*(f"{path.name}:{content_fingerprint(path)}" for path in self.eval_set_dirs()))
+        eval_sets = LocalSourceFolders(self.eval_dir)
+        return sha256_hex(*(f"{path.name}:{content_fingerprint(eval_sets, path.name)}" for path in self.eval_set_dirs()))
 
 
 class ChunkStore(dg.ConfigurableResource):

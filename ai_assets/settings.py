@@ -9,8 +9,9 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from ai_assets.core.embedders import EMBEDDER_SPECS, MINILM, OPENAI_SMALL, LocalPrecision
-from ai_assets.core.openai_embedder import OpenAISettings
+from ai_assets.core.embedding.base import EMBEDDER_SPECS, MINILM, OPENAI_SMALL
+from ai_assets.core.embedding.openai_embedder import OpenAISettings
+from ai_assets.core.embedding.precision import LocalPrecision
 
 # USD per million input tokens (OpenAI's list prices, 2026); override with AI_ASSETS_OPENAI_PRICES.
 OPENAI_PRICES_PER_MILLION_TOKENS = {"text-embedding-3-small": 0.02, "text-embedding-3-large": 0.13}

@@ -17,13 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
+from dagster._core.definitions.data_version import CODE_VERSION_TAG
 from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.definitions.data_version import CODE_VERSION_TAG
 
 from ai_assets.assets.evaluations import EVAL_SETS_FINGERPRINT
 from ai_assets.automation import CONTENT_FINGERPRINT
-from ai_assets.core.store import sql_literal
+from ai_assets.core.store.tables import sql_literal
 from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB
 from ai_assets.history import latest_materialization, metadata_values
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, source_embedder_key

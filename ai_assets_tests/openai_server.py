@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from ai_assets.core.openai_embedder import cl100k
+from ai_assets.core.embedding.openai_embedder import cl100k
 
 WORD = re.compile(r"\w+")
 

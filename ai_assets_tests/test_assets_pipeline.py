@@ -12,8 +12,8 @@ import pytest
 
 from ai_assets import history
 from ai_assets.build import BuildReport, run_build
-from ai_assets.core.embedders import MINILM
-from ai_assets.core.store import open_table, scan, source_row_counts
+from ai_assets.core.embedding.base import MINILM
+from ai_assets.core.store.tables import open_table, scan, source_row_counts
 from ai_assets.definitions import build_definitions
 from ai_assets.settings import Settings
 

@@ -4,8 +4,8 @@ test_daemon.py lets the daemon tick)."""
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -15,7 +15,8 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._time import get_current_datetime
 
 from ai_assets.automation import read_cursor
-from ai_assets.core.fingerprints import SourceFingerprint, fingerprint_sources, source_changes
+from ai_assets.core.documents.fingerprints import SourceFingerprint, fingerprint_sources, source_changes
+from ai_assets.core.documents.folders import LocalSourceFolders
 from ai_assets.definitions import INDEX_JOB, INGEST_JOB, build_definitions
 from ai_assets.partitions import SOURCE_DIMENSION
 from ai_assets.settings import Settings
@@ -92,12 +93,12 @@ def test_a_sensor_without_cursor_does_not_rerun_what_was_already_ingested(settin
 
 def test_content_fingerprints_are_reused_until_a_file_moves(data_dir: Path) -> None:
     sources_dir = data_dir / "sources"
-    first = fingerprint_sources(sources_dir, {})
+    first = fingerprint_sources(LocalSourceFolders(sources_dir), {})
     stale_content = {source: SourceFingerprint(stat_signature=value.stat_signature, content="old")
                      for source, value in first.items()}
     # Same stat signature: the recorded content is trusted, no file is read.
-    assert fingerprint_sources(sources_dir, stale_content)["alpha"].content == "old"
-    changes = source_changes(first, fingerprint_sources(sources_dir, first), {"alpha", "beta", "gone"})
+    assert fingerprint_sources(LocalSourceFolders(sources_dir), stale_content)["alpha"].content == "old"
+    changes = source_changes(first, fingerprint_sources(LocalSourceFolders(sources_dir), first), {"alpha", "beta", "gone"})
     assert (changes.added, changes.changed, changes.removed) == ([], [], ["gone"])
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from ai_assets.build import run_build
-from ai_assets.core.chunking import Chunk
+from ai_assets.core.chunking.chunker import Chunk
 from ai_assets.core.quality import chunk_quality, count_mismatches, quality_gate_failures, vector_quality
+from ai_assets.core.store.tables import scan
 from ai_assets.definitions import build_definitions
 from ai_assets.settings import Settings
-from ai_assets.core.store import scan
 from ai_assets_tests.test_assets_pipeline import build, table_for
 
 

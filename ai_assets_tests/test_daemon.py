@@ -18,8 +18,8 @@ import pytest
 from dagster._core.definitions.freshness import FreshnessState
 
 from ai_assets.cli import INSTANCE_YAML
-from ai_assets.core.embedders import MINILM
-from ai_assets.core.store import open_table, source_row_counts
+from ai_assets.core.embedding.base import MINILM
+from ai_assets.core.store.tables import open_table, source_row_counts
 from ai_assets.definitions import INDEX_JOB, build_definitions
 from ai_assets.partitions import SOURCE_DIMENSION
 from ai_assets.settings import Settings

@@ -16,8 +16,8 @@ import pytest
 
 from ai_assets.build import run_build
 from ai_assets.cli import main as cli_main
-from ai_assets.core.embedders import MINILM
-from ai_assets.core.store import source_row_counts
+from ai_assets.core.embedding.base import MINILM
+from ai_assets.core.store.tables import source_row_counts
 from ai_assets.definitions import build_definitions
 from ai_assets.history import latest_metadata
 from ai_assets.resources import lancedb_from_settings

@@ -18,8 +18,8 @@ import pytest
 
 from ai_assets.build import run_build
 from ai_assets.cli import main as cli_main
-from ai_assets.core.embedders import MINILM, OPENAI_SMALL, embedder_spec
-from ai_assets.core.store import scan
+from ai_assets.core.embedding.base import MINILM, OPENAI_SMALL, embedder_spec
+from ai_assets.core.store.tables import scan
 from ai_assets.definitions import build_definitions
 from ai_assets.history import latest_metadata
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION

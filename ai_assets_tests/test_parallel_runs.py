@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+
 from ai_assets.build import run_build
-from ai_assets.core.store import scan
+from ai_assets.core.store.tables import scan
 from ai_assets.definitions import INGEST_JOB, build_definitions
 from ai_assets.history import latest_metadata
 from ai_assets.settings import Settings

@@ -18,8 +18,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ai_assets.core.embedders import MINILM
-from ai_assets.core.store import source_row_counts
+from ai_assets.core.embedding.base import MINILM
+from ai_assets.core.store.tables import source_row_counts
 from ai_assets.history import latest_metadata
 from ai_assets.partitions import SOURCE_DIMENSION
 from ai_assets.resources import lancedb_from_settings

@@ -7,8 +7,9 @@ import lancedb
 import pytest
 
 from ai_assets.build import run_build
-from ai_assets.core.embedders import MINILM, SentenceTransformerEmbedder
-from ai_assets.core.store import open_table
+from ai_assets.core.embedding.base import MINILM
+from ai_assets.core.embedding.local import SentenceTransformerEmbedder
+from ai_assets.core.store.tables import open_table
 from ai_assets.definitions import build_definitions
 from ai_assets.settings import Settings
 

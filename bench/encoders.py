@@ -19,8 +19,8 @@ For each backend of all-MiniLM-L6-v2 (the project's `SentenceTransformerEmbedder
 - nDCG@10 of dense retrieval on msmarco and dbpedia (5,000 documents each) and its loss
   against fp32. The documents are chunked as the pipeline chunks them, each chunk and query
   encoded by the backend, and a document scored by its best chunk with exact numpy cosine, then
-  ranked and scored with the project's `ai_assets.core.metrics` and BEIR readers
-  (`ai_assets.core.beir`). That is the pipeline's dense mode without LanceDB (exact search,
+  ranked and scored with the project's `ai_assets.core.evaluation.metrics` and BEIR readers
+  (`ai_assets.core.evaluation.beir`). That is the pipeline's dense mode without LanceDB (exact search,
   where the pipeline's flat search is exact too below the ANN threshold), and takes seconds
   instead of a full `ai-assets build` per backend;
 - the time to encode one short query with `embed([query])`: p50 and p90 of 100 calls after
@@ -56,22 +56,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ai_assets.core.beir import read_qrels, read_queries
-from ai_assets.core.chunking import ChunkerConfig, chunk_document
-from ai_assets.core.documents import load_file_documents
-from ai_assets.core.embedders import (
-    MINILM,
-    ONNX_BATCH_TOKENS,
-    SentenceTransformerEmbedder,
-    cpu_has_bf16,
-    export_onnx_model,
-    load_onnx_session,
-    load_sentence_transformer,
-    minilm_model_path,
-    minilm_tokenizer,
-    resolve_precision,
-)
-from ai_assets.core.metrics import evaluated_queries, mean_metrics, percentile, rank_by_score
+from ai_assets.core.chunking.chunker import ChunkerConfig, chunk_document
+from ai_assets.core.documents.folders import LocalSourceFolders
+from ai_assets.core.documents.loading import load_file_documents
+from ai_assets.core.embedding.base import MINILM
+from ai_assets.core.embedding.local import ONNX_BATCH_TOKENS, SentenceTransformerEmbedder
+from ai_assets.core.embedding.onnx import export_onnx_model, load_onnx_session
+from ai_assets.core.embedding.precision import cpu_has_bf16, resolve_precision
+from ai_assets.core.embedding.tokenizer import minilm_model_path, minilm_tokenizer
+from ai_assets.core.embedding.torch_model import load_sentence_transformer
+from ai_assets.core.evaluation.beir import read_qrels, read_queries
+from ai_assets.core.evaluation.metrics import evaluated_queries, mean_metrics, percentile, rank_by_score
 from ai_assets.settings import Settings
 
 if TYPE_CHECKING:
@@ -257,7 +252,7 @@ class BenchSet:
 
 def load_bench_set(directory: Path, chunker: ChunkerConfig) -> BenchSet:
     tokenizer = minilm_tokenizer()
-    documents = load_file_documents(directory, directory.name, "corpus.jsonl", 10**8)
+    documents = load_file_documents(LocalSourceFolders(directory.parent), directory.name, "corpus.jsonl", 10**8)
     doc_ids: list[str] = []
     texts: list[str] = []
     owners: list[int] = []

@@ -12,11 +12,18 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from ai_assets.core.beir import load_eval_set
-from ai_assets.core.embedders import create_embedder
-from ai_assets.core.evaluation import CHUNK_DEPTH, DOCUMENT_DEPTH
-from ai_assets.core.metrics import evaluated_queries, mean_metrics
-from ai_assets.core.retrieval import Fusion, SearchHit, dense_search, document_ranking, fts_search, source_filter
+from ai_assets.core.embedding.registry import create_embedder
+from ai_assets.core.evaluation.beir import load_eval_set
+from ai_assets.core.evaluation.metrics import evaluated_queries, mean_metrics
+from ai_assets.core.evaluation.retrieval import CHUNK_DEPTH, DOCUMENT_DEPTH
+from ai_assets.core.retrieval.fusion import Fusion
+from ai_assets.core.retrieval.search import (
+    SearchHit,
+    dense_search,
+    document_ranking,
+    fts_search,
+    source_filter,
+)
 from ai_assets.resources import LanceDBResource
 from ai_assets.settings import load_settings
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import resource
 import shutil
 import sys
@@ -59,25 +58,20 @@ import pyarrow.parquet as pq
 
 from ai_assets.build import run_build
 from ai_assets.cli import dagster_instance
-from ai_assets.core.beir import import_beir
-from ai_assets.core.documents import source_files
-from ai_assets.core.embedders import (
-    SentenceTransformerEmbedder,
-    create_embedder,
-    minilm_tokenizer,
-    onnx_session,
-    padded_batches,
-    run_onnx_batch,
-)
+from ai_assets.core.embedding.local import SentenceTransformerEmbedder, padded_batches
+from ai_assets.core.embedding.onnx import onnx_session, run_onnx_batch
+from ai_assets.core.embedding.registry import create_embedder
+from ai_assets.core.embedding.tokenizer import minilm_tokenizer
+from ai_assets.core.evaluation.beir import import_beir
 from ai_assets.definitions import EMBED_JOB, build_definitions
 from ai_assets.history import latest_metadata
 from ai_assets.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from latency import embed_corpus, latency_report, print_report  # noqa: E402  (a sibling script)
+from corpus_edits import edit_corpus_lines, edit_files  # noqa: E402  (sibling scripts)
+from latency import embed_corpus, latency_report, print_report  # noqa: E402
 
 SHARED_BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
-EDIT_SUFFIX = " (edited for the benchmark)"
 T = TypeVar("T")
 
 
@@ -179,26 +173,6 @@ def prepare_corpus(corpus: Path, data_dir: Path) -> Callable[[float], int]:
     for folder in sorted(path for path in corpus.iterdir() if path.is_dir()):
         shutil.copytree(folder, data_dir / "sources" / folder.name)
     return lambda fraction: edit_files(data_dir / "sources", fraction)
-
-
-def edit_corpus_lines(corpus: Path, fraction: float, seed: int = 7) -> int:
-    lines = corpus.read_text(encoding="utf-8").split("\n")
-    records = [index for index, line in enumerate(lines) if line.strip()]
-    chosen = random.Random(seed).sample(records, max(1, round(len(records) * fraction)))
-    for index in chosen:
-        record = json.loads(lines[index])
-        record["text"] = record.get("text", "") + EDIT_SUFFIX
-        lines[index] = json.dumps(record)
-    corpus.write_text("\n".join(lines), encoding="utf-8")
-    return len(chosen)
-
-
-def edit_files(sources_dir: Path, fraction: float, seed: int = 7) -> int:
-    files = [path for folder in sorted(sources_dir.iterdir()) for path in source_files(folder)]
-    chosen = random.Random(seed).sample(files, max(1, round(len(files) * fraction)))
-    for path in chosen:
-        path.write_text(path.read_text(encoding="utf-8") + "\n\nThis page was" + EDIT_SUFFIX + ".\n", encoding="utf-8")
-    return len(chosen)
 
 
 def chunk_texts(data_dir: Path) -> list[str]:

@@ -36,18 +36,29 @@ import lancedb
 import numpy as np
 from lancedb.table import Table
 
-from ai_assets.core.beir import import_beir
-from ai_assets.core.chunking import Chunk, ChunkerConfig, chunk_document
-from ai_assets.core.documents import load_source
-from ai_assets.core.embedders import MINILM, Embedder, create_embedder, minilm_tokenizer
-from ai_assets.core.metrics import percentile
-from ai_assets.core.retrieval import (
-    DEFAULT_FUSION, HYBRID_CANDIDATES, HYBRID_REFINE_FACTOR, SEARCH_MODES, Searcher, ann_recall_at_10, dense_search,
-    fts_search, has_ann_index, hybrid_search,
+from ai_assets.core.chunking.chunker import Chunk, ChunkerConfig, chunk_document
+from ai_assets.core.documents.folders import LocalSourceFolders
+from ai_assets.core.documents.loading import load_source
+from ai_assets.core.embedding.base import MINILM, Embedder
+from ai_assets.core.embedding.registry import create_embedder
+from ai_assets.core.embedding.tokenizer import minilm_tokenizer
+from ai_assets.core.evaluation.beir import import_beir
+from ai_assets.core.evaluation.metrics import percentile
+from ai_assets.core.retrieval.fusion import DEFAULT_FUSION
+from ai_assets.core.retrieval.search import (
+    HYBRID_CANDIDATES,
+    HYBRID_REFINE_FACTOR,
+    SEARCH_MODES,
+    Searcher,
+    ann_recall_at_10,
+    dense_search,
+    fts_search,
+    has_ann_index,
+    hybrid_search,
 )
-from ai_assets.core.store import (
-    build_indexes, chunk_rows, fixed_list_to_numpy, open_journal, open_table, scan, sync_source_embeddings,
-)
+from ai_assets.core.store.indexes import build_indexes
+from ai_assets.core.store.tables import fixed_list_to_numpy, open_journal, open_table, scan
+from ai_assets.core.store.writes import chunk_rows, sync_source_embeddings
 from ai_assets.settings import Settings
 
 SOURCE = "bench"
@@ -226,7 +237,7 @@ def embed_corpus(corpus: Path, data_dir: Path) -> Settings:
     if (settings.sources_dir / SOURCE).exists() and open_table(db, MINILM).count_rows() > 0:
         return settings
     import_beir(corpus, data_dir, SOURCE, overwrite=True)
-    loaded = load_source(settings.sources_dir / SOURCE, SOURCE, settings.max_document_bytes)
+    loaded = load_source(LocalSourceFolders(settings.sources_dir), SOURCE, settings.max_document_bytes)
     config = ChunkerConfig(
         tokenizer=MINILM.model, max_tokens=settings.chunk_max_tokens, overlap_tokens=settings.chunk_overlap_tokens
     )

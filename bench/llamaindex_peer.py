@@ -16,7 +16,7 @@ the documents, each against the cold run. The rules that keep the comparison abo
   MiniLM tokenizer (special tokens excluded), the limits of the project's chunker. Nothing is
   downloaded: NLTK's data ships inside llama-index-core and tiktoken is never asked.
 - Same documents: one `Document` per BEIR corpus line, `id_` = the line's `_id`, text =
-  title + "\\n\\n" + text as `ai_assets.core.documents` builds it; no metadata, so the texts
+  title + "\\n\\n" + text as `ai_assets.core.documents.loading` builds it; no metadata, so the texts
   embedded are the chunk texts alone.
 - Its own incremental machinery, as its docs set it up: `IngestionPipeline(transformations=
   [splitter, embed_model], docstore=SimpleDocumentStore(), vector_store=SimpleVectorStore(),
@@ -46,7 +46,10 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from ai_assets.core.embedders import LOCAL_PRECISIONS, Embedder, create_embedder, minilm_tokenizer
+from ai_assets.core.embedding.base import Embedder
+from ai_assets.core.embedding.precision import LOCAL_PRECISIONS
+from ai_assets.core.embedding.registry import create_embedder
+from ai_assets.core.embedding.tokenizer import minilm_tokenizer
 
 INSTALL_HINT = "pip install -e '.[bench]'"
 CHUNK_SIZE = 254  # the project's chunk_max_tokens: the model's 256-token window less [CLS] and [SEP]
@@ -132,7 +135,7 @@ def require_llama_index() -> None:
 
 
 def corpus_documents(corpus_jsonl: Path) -> list[Document]:
-    """One Document per BEIR corpus line, built as ai_assets.core.documents builds its documents."""
+    """One Document per BEIR corpus line, built as ai_assets.core.documents.loading builds its documents."""
     documents: list[Document] = []
     seen: set[str] = set()
     # Only "\n" ends a record: MS MARCO's texts hold U+2028 and friends, which splitlines() splits on.
@@ -298,8 +301,8 @@ def main() -> None:
         require_llama_index()
     except PeerNotInstalled as error:
         raise SystemExit(str(error)) from None
-    # bench/ingest.py, beside this file: the same edit as ai_assets' edit run.
-    from ingest import edit_corpus_lines
+    # Beside this file: the same edit as ai_assets' edit run in bench/ingest.py.
+    from corpus_edits import edit_corpus_lines
 
     workdir = Path(tempfile.mkdtemp(prefix="ai_assets_peer_"))
     try:

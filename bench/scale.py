@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ai_assets.core.chunk_files import ChunkFile, write_chunk_file
-from ai_assets.core.chunking import Chunk, chunk_id_for
-from ai_assets.core.embedders import Embedder, EmbedderSpec
+from ai_assets.core.chunking.chunk_files import ChunkFile, write_chunk_file
+from ai_assets.core.chunking.chunker import Chunk, chunk_id_for
+from ai_assets.core.embedding.base import Embedder, EmbedderSpec
 
 SOURCE = "synthetic"
 CHUNKS_PER_DOCUMENT = 10
@@ -79,7 +79,8 @@ def worker(chunk_file: Path, db_dir: Path, run_id: str) -> dict:
     """One chunk_embeddings write, in this process: seconds, counts and peak RSS."""
     import lancedb
 
-    from ai_assets.core.store import open_journal, open_table, sync_source_embeddings
+    from ai_assets.core.store.tables import open_journal, open_table
+    from ai_assets.core.store.writes import sync_source_embeddings
 
     db = lancedb.connect(str(db_dir))
     table, journal = open_table(db, HASH_SPEC), open_journal(db, HASH_SPEC)
@@ -100,7 +101,7 @@ def worker(chunk_file: Path, db_dir: Path, run_id: str) -> dict:
 def floor() -> dict:
     import lancedb  # noqa: F401 - the imports the worker pays for, nothing else
 
-    from ai_assets.core import store  # noqa: F401
+    from ai_assets.core.store import writes  # noqa: F401
 
     return {"peak_rss_mb": round(peak_rss_mb())}
 

@@ -2,7 +2,7 @@ import time
 
 import dagster as dg
 
-from ai_assets.core.documents import SourceLoad
+from ai_assets.core.documents.model import SourceLoad
 from ai_assets.core.quality import chunk_quality
 from ai_assets.partitions import source_partitions
 from ai_assets.resources import Chunker, ChunkStore

@@ -1,7 +1,7 @@
 import dagster as dg
 
 from ai_assets.automation import CONTENT_FINGERPRINT, SOURCE_FILES_KEY
-from ai_assets.core.documents import SourceLoad
+from ai_assets.core.documents.model import SourceLoad
 from ai_assets.core.hashing import sha256_hex
 from ai_assets.partitions import source_partitions
 from ai_assets.resources import SourceFiles

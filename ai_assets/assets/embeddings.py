@@ -2,12 +2,13 @@ import time
 
 import dagster as dg
 
-from ai_assets.core.chunk_files import ChunkFile
+from ai_assets.core.chunking.chunk_files import ChunkFile
 from ai_assets.core.quality import streamed_vector_quality
-from ai_assets.core.store import read_table_metadata, source_vector_batches, sql_literal, sync_source_embeddings
+from ai_assets.core.store.tables import read_table_metadata, sql_literal
+from ai_assets.core.store.writes import source_vector_batches, sync_source_embeddings
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
-from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fail_once
 from ai_assets.resources import Embedders, LanceDBResource
+from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fail_once
 
 
 class ChunkEmbeddingsConfig(dg.Config):

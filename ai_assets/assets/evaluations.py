@@ -2,13 +2,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from ai_assets.core.answers import AnswerResult, evaluate_answers, read_answers
-from ai_assets.core.beir import EvalSet, EvalSetError, load_eval_set
-from ai_assets.core.evaluation import RetrievalScore, evaluate_retrieval, scores_markdown
+from ai_assets.core.evaluation.answers import AnswerResult, evaluate_answers, read_answers
+from ai_assets.core.evaluation.beir import EvalSet, EvalSetError, load_eval_set
+from ai_assets.core.evaluation.retrieval import RetrievalScore, evaluate_retrieval, scores_markdown
 from ai_assets.core.quality import quality_gate_failures
-from ai_assets.core.retrieval import Searcher
+from ai_assets.core.retrieval.search import Searcher
+from ai_assets.core.store.tables import source_row_counts
 from ai_assets.history import latest_metadata
-from ai_assets.core.store import source_row_counts
 from ai_assets.partitions import EmbedderPartitions
 from ai_assets.resources import ChatModelResource, Embedders, LanceDBResource, QualityGate, SourceFiles
 from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fail_once

@@ -3,12 +3,13 @@ import time
 import dagster as dg
 
 from ai_assets.core.quality import count_mismatches
-from ai_assets.core.retrieval import ann_recall_at_10
-from ai_assets.core.store import build_indexes, prune_sources, source_row_counts
+from ai_assets.core.retrieval.search import ann_recall_at_10
+from ai_assets.core.store.indexes import build_indexes
+from ai_assets.core.store.tables import prune_sources, source_row_counts
 from ai_assets.history import latest_metadata
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
-from ai_assets.retries import MODEL_CALL_RETRY, permanent_errors_fail_once
 from ai_assets.resources import Embedders, LanceDBResource, QualityGate
+from ai_assets.retries import MODEL_CALL_RETRY, permanent_errors_fail_once
 
 
 def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:

@@ -1,6 +1,6 @@
 import dagster as dg
 
-from ai_assets.core.leaderboard import LeaderboardRow, leaderboard_markdown
+from ai_assets.core.evaluation.leaderboard import LeaderboardRow, leaderboard_markdown
 from ai_assets.history import evaluation_leaderboard
 from ai_assets.resources import Embedders
 

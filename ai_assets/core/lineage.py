@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
 
-from ai_assets.core.documents import load_file_documents
-from ai_assets.core.retrieval import SearchHit
+from ai_assets.core.documents.folders import SourceFolders
+from ai_assets.core.documents.loading import load_file_documents
+from ai_assets.core.retrieval.search import SearchHit
 
 DocumentStatus = Literal["unchanged", "changed", "deleted"]
 
@@ -33,7 +33,7 @@ class ChunkTrace(BaseModel):
 
 def trace_hits(
     hits: Sequence[SearchHit],
-    sources_dir: Path,
+    folders: SourceFolders,
     max_document_bytes: int,
     table: str,
     table_version: int,
@@ -44,7 +44,7 @@ def trace_hits(
 
     @lru_cache(maxsize=None)
     def current_hashes(source: str, doc_path: str) -> dict[str, str]:
-        documents = load_file_documents(sources_dir / source, source, doc_path, max_document_bytes)
+        documents = load_file_documents(folders, source, doc_path, max_document_bytes)
         return {document.doc_key: document.content_hash for document in documents}
 
     traces = []
@@ -59,7 +59,7 @@ def trace_hits(
                 score=hit.score if scored else None,
                 chunk_id=hit.chunk_id,
                 doc_key=hit.doc_key,
-                file=str(sources_dir / hit.source / hit.doc_path),
+                file=folders.source_location(hit.source, hit.doc_path),
                 indexed_content_hash=hit.doc_content_hash,
                 current_content_hash=current,
                 document_status=status,

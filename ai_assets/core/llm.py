@@ -14,8 +14,8 @@ from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from ai_assets.core.openai_errors import call_openai
-from ai_assets.core.retrieval import SearchHit
+from ai_assets.core.embedding.openai_errors import call_openai
+from ai_assets.core.retrieval.search import SearchHit
 
 T = TypeVar("T", bound=BaseModel)
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ai_assets.core.chunking import Chunk
+from ai_assets.core.chunking.chunker import Chunk
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,44 @@
+"""`ai-assets`: build, search, trace, roll back, import BEIR datasets, and report evaluations.
+
+Honours ``AI_ASSETS_DATA_DIR`` (default ``./data``) and ``DAGSTER_HOME`` (default
+``<data dir>/dagster_home``), so runs started here are the ones the Dagster UI shows. Each
+command group lives in its own module and registers its sub-commands on the parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+
+from ai_assets.cli import build_commands, data_commands, index_commands, search_commands
+from ai_assets.cli.common import CliError
+from ai_assets.cli.instance import INSTANCE_YAML, dagster_instance
+from ai_assets.core.embedding.openai_errors import ServiceUnavailable
+from ai_assets.settings import SettingsError, load_settings
+
+__all__ = ["INSTANCE_YAML", "CliError", "dagster_instance", "main"]
+
+COMMAND_GROUPS = (build_commands, search_commands, index_commands, data_commands)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Dagster flags beta/preview APIs at import; that is for developers, not for this terminal.
+    warnings.filterwarnings("ignore", module="dagster")
+    warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
+    args = parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        return int(args.handler(args, settings) or 0)
+    except (CliError, SettingsError, ServiceUnavailable, FileExistsError, FileNotFoundError, ValueError) as error:
+        print(f"ai-assets: error: {error}", file=sys.stderr)
+        return 2
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="ai-assets", description=__doc__.splitlines()[0])
+    commands = root.add_subparsers(dest="command", required=True)
+    for group in COMMAND_GROUPS:
+        group.register(commands)
+    return root

@@ -1,0 +1,3 @@
+from ai_assets.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""`ai-assets search` and `ai-assets trace`: query the index, and say where each hit came from."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ai_assets.cli.common import CliError, open_searcher
+from ai_assets.core.retrieval.search import SEARCH_MODES
+from ai_assets.settings import Settings
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    search = commands.add_parser("search", help="search the index")
+    search.add_argument("query")
+    search.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
+    search.add_argument("--k", type=int, default=10, help="number of chunks (default 10)")
+    search.add_argument("--embedder", help="embedder name (default: the first enabled)")
+    search.add_argument("--source", action="append", help="only chunks of this source (repeatable)")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.set_defaults(handler=search_command)
+
+    trace = commands.add_parser("trace", help="where each retrieved chunk came from")
+    trace.add_argument("query", nargs="?", help="question to retrieve chunks for")
+    trace.add_argument("--chunk", help="trace one chunk by id instead of a query")
+    trace.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
+    trace.add_argument("--k", type=int, default=5, help="number of chunks (default 5)")
+    trace.add_argument("--embedder", help="embedder name (default: the first enabled)")
+    trace.add_argument("--source", action="append", help="only chunks of this source (repeatable)")
+    trace.add_argument("--json", action="store_true", help="print JSON")
+    trace.set_defaults(handler=trace_command)
+
+
+def search_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.k < 1:
+        raise CliError("--k must be at least 1")
+    hits = open_searcher(settings, args.embedder).search(args.query, mode=args.mode, limit=args.k, sources=args.source)
+    if args.json:
+        print(json.dumps([hit.model_dump() for hit in hits], indent=2))
+        return 0
+    if not hits:
+        print("no results")
+    for rank, hit in enumerate(hits, start=1):
+        snippet = " ".join(hit.text.split())[:200]
+        print(f"{rank:>2}. {hit.score:.4f}  {hit.doc_key}  (chunk {hit.chunk_index}, {hit.chunk_id[:12]})")
+        print(f"    {hit.doc_title}: {snippet}")
+    return 0
+
+
+def trace_command(args: argparse.Namespace, settings: Settings) -> int:
+    from ai_assets.core.documents.folders import LocalSourceFolders
+    from ai_assets.core.lineage import trace_hits
+    from ai_assets.core.retrieval.search import fetch_chunk
+
+    if bool(args.query) == bool(args.chunk):
+        raise CliError("give either a QUERY or --chunk CHUNK_ID")
+    searcher = open_searcher(settings, args.embedder)
+    if args.chunk:
+        hit = fetch_chunk(searcher.table, args.chunk)
+        if hit is None:
+            raise CliError(f"no chunk {args.chunk!r} in table {searcher.table.name}")
+        hits = [hit]
+    else:
+        hits = searcher.search(args.query, mode=args.mode, limit=args.k, sources=args.source)
+    traces = trace_hits(
+        hits,
+        LocalSourceFolders(settings.sources_dir),
+        settings.max_document_bytes,
+        table=searcher.table.name,
+        table_version=searcher.table.version,
+        ui_url=settings.dagster_ui_url,
+        scored=not args.chunk,
+    )
+    if args.json:
+        print(json.dumps([trace.model_dump() for trace in traces], indent=2))
+        return 0
+    for trace in traces:
+        score = f"{trace.score:.4f}" if trace.score is not None else "-"
+        print(f"{trace.rank:>2}. score {score}  chunk {trace.chunk_id}")
+        print(f"    document  {trace.doc_key}  ({trace.file})")
+        print(
+            f"    version   indexed {trace.indexed_content_hash}, now {trace.current_content_hash or '-'}"
+            f"  -> {trace.document_status}"
+        )
+        print(f"    written   by run {trace.run_id}  {trace.run_url}")
+        print(f"    index     {trace.table} version {trace.table_version}")
+        print(f"    text      {' '.join(trace.text.split())[:160]}")
+    return 0

@@ -1,0 +1,258 @@
+"""Token-aware chunking with the embedding model's own tokenizer.
+
+Chunks hold at most ``max_tokens`` model tokens (special tokens excluded), so the model
+never truncates them silently. Windows end at the best nearby boundary (paragraph, line,
+sentence, then word) and overlap by ``overlap_tokens``. A chunk's id is a stable hash of
+(document key, chunk text, chunker configuration): unchanged text keeps its id and vector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from ai_assets.core.documents.model import Document
+from ai_assets.core.hashing import config_hash, sha256_hex
+
+
+class Tokenizer(Protocol):
+    """What chunking needs from a tokenizer: token character offsets, without special tokens."""
+
+    name: str
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]: ...
+
+    def token_offsets_batch(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """``token_offsets`` of each text, in one call (a tokenizer may spread it over the cores)."""
+        ...
+
+
+# Documents tokenized per call when a source is chunked: the minilm tokenizer spreads a batch
+# over the cores (msmarco's 5,000 passages: 0.9 s in batches vs 1.7 s one by one, 2 cores), and
+# a batch bounds the offsets held at once.
+TOKENIZE_BATCH = 256
+
+
+class ChunkerConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    tokenizer: str
+    max_tokens: int
+    overlap_tokens: int
+    # Bump when the algorithm changes, so every chunk id (and stale vector) is replaced.
+    algorithm_version: int = 1
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> ChunkerConfig:
+        if self.max_tokens < 16:
+            raise ValueError(f"chunk max_tokens must be at least 16, got {self.max_tokens}")
+        if not 0 <= self.overlap_tokens <= self.max_tokens // 2:
+            raise ValueError(
+                f"chunk overlap_tokens must be between 0 and max_tokens/2 "
+                f"({self.max_tokens // 2}), got {self.overlap_tokens}"
+            )
+        return self
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.model_dump())
+
+
+class ChunkReference(BaseModel):
+    """What identifies a chunk and the document version it came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    chunk_id: str
+    source: str
+    doc_key: str
+    doc_path: str
+    doc_title: str
+    doc_content_hash: str
+    chunk_index: int
+    text: str
+
+
+class Chunk(ChunkReference):
+    char_start: int
+    char_end: int
+    token_count: int
+    chunker_config: str  # ChunkerConfig.config_hash
+
+
+def chunk_id_for(doc_key: str, text: str, chunker_config_hash: str) -> str:
+    return sha256_hex(doc_key, text, chunker_config_hash)
+
+
+def chunk_document(document: Document, tokenizer: Tokenizer, config: ChunkerConfig) -> list[Chunk]:
+    """Split one document into chunks; identical repeated passages of a document are kept once."""
+    return _cut_document(document, tokenizer.token_offsets(document.text), tokenizer, config, config.config_hash)
+
+
+def _cut_document(
+    document: Document,
+    offsets: Sequence[tuple[int, int]],
+    tokenizer: Tokenizer,
+    config: ChunkerConfig,
+    config_key: str,
+) -> list[Chunk]:
+    """``chunk_document`` given the document's token offsets and its config's hash."""
+    text = document.text
+    chunks: list[Chunk] = []
+    seen_ids: set[str] = set()
+    windows = token_windows(text, offsets, config.max_tokens, config.overlap_tokens, tokenizer)
+    for start_token, end_token in windows:
+        char_start, char_end = offsets[start_token][0], offsets[end_token - 1][1]
+        chunk_text = text[char_start:char_end]
+        chunk_id = chunk_id_for(document.doc_key, chunk_text, config_key)
+        if chunk_id in seen_ids:
+            continue
+        seen_ids.add(chunk_id)
+        chunks.append(
+            Chunk(
+                chunk_id=chunk_id,
+                source=document.source,
+                doc_key=document.doc_key,
+                doc_path=document.path,
+                doc_title=document.title,
+                doc_content_hash=document.content_hash,
+                chunk_index=len(chunks),
+                char_start=char_start,
+                char_end=char_end,
+                token_count=end_token - start_token,
+                text=chunk_text,
+                chunker_config=config_key,
+            )
+        )
+    return chunks
+
+
+@dataclass(frozen=True)
+class ChunkingResult:
+    chunks: list[Chunk]
+    rechunked_documents: int  # documents tokenized and cut in this call
+    reused_documents: int  # documents whose chunks were carried over unchanged
+
+
+def chunk_documents(
+    documents: Sequence[Document],
+    tokenizer: Tokenizer,
+    config: ChunkerConfig,
+    previous: Iterable[Chunk] = (),
+) -> ChunkingResult:
+    """Chunks of every document, reusing the previous chunks of each document version seen before.
+
+    Chunking is deterministic in (document version, config), so a document whose key, path,
+    title and content hash are unchanged gets exactly the chunks it had: only new and edited
+    documents pay for tokenizing, which dominates ingestion of a large, mostly unchanged source.
+    """
+    config_key = config.config_hash
+    wanted = {_version(document): document for document in documents}
+    carried: dict[tuple[str, str, str, str], list[Chunk]] = {}
+    for chunk in previous:
+        version = (chunk.doc_key, chunk.doc_path, chunk.doc_title, chunk.doc_content_hash)
+        if chunk.chunker_config == config_key and version in wanted:
+            carried.setdefault(version, []).append(chunk)
+    chunks: list[Chunk] = []
+    reused_documents = 0
+    for first in range(0, len(documents), TOKENIZE_BATCH):
+        batch = documents[first : first + TOKENIZE_BATCH]
+        fresh = [document.text for document in batch if _version(document) not in carried]
+        fresh_offsets = iter(tokenizer.token_offsets_batch(fresh) if fresh else [])
+        for document in batch:
+            reused = carried.get(_version(document))
+            if reused is None:
+                chunks.extend(_cut_document(document, next(fresh_offsets), tokenizer, config, config_key))
+            else:
+                reused_documents += 1
+                chunks.extend(sorted(reused, key=lambda chunk: chunk.chunk_index))
+    return ChunkingResult(chunks, len(documents) - reused_documents, reused_documents)
+
+
+def _version(document: Document) -> tuple[str, str, str, str]:
+    return (document.doc_key, document.path, document.title, document.content_hash)
+
+
+def token_windows(
+    text: str,
+    offsets: Sequence[tuple[int, int]],
+    max_tokens: int,
+    overlap_tokens: int,
+    tokenizer: Tokenizer,
+) -> Iterator[tuple[int, int]]:
+    """Half-open token index windows covering every token, ending at good boundaries."""
+    token_count = len(offsets)
+    start = 0
+    while start < token_count:
+        end = min(start + max_tokens, token_count)
+        if end < token_count:
+            end = _best_break(text, offsets, start, end)
+            end = _fit_window(text, offsets, start, end, tokenizer, max_tokens)
+        yield start, end
+        if end >= token_count:
+            return
+        next_start = max(end - overlap_tokens, start + 1)
+        # Start the overlap on a word, not inside one.
+        while next_start < end and not _is_word_start(text, offsets, next_start):
+            next_start += 1
+        start = next_start
+
+
+# Preferred window ends, best first: what the text between two tokens must contain.
+_BREAK_RANKS = ("\n\n", "\n", "sentence", "word")
+
+
+def _best_break(text: str, offsets: Sequence[tuple[int, int]], start: int, end: int) -> int:
+    """The window end in the last half of the window with the strongest boundary before token `end`."""
+    earliest = start + max(1, (end - start) // 2)
+    for rank in _BREAK_RANKS:
+        for candidate in range(end, earliest - 1, -1):
+            if _boundary_matches(text, offsets, candidate, rank):
+                return candidate
+    return end
+
+
+def _boundary_matches(text: str, offsets: Sequence[tuple[int, int]], index: int, rank: str) -> bool:
+    """Whether the boundary before token `index` is of the given kind."""
+    gap = text[offsets[index - 1][1] : offsets[index][0]]
+    if rank == "word":
+        return _is_word_start(text, offsets, index)
+    if rank == "sentence":
+        return bool(gap) and text[offsets[index - 1][1] - 1] in ".!?:;"
+    return rank in gap
+
+
+def _is_word_start(text: str, offsets: Sequence[tuple[int, int]], index: int) -> bool:
+    """True when cutting before token `index` does not split a word into pieces."""
+    if index == 0:
+        return True
+    previous_end, current_start = offsets[index - 1][1], offsets[index][0]
+    if current_start > previous_end:
+        return True
+    return not (text[current_start].isalnum() and text[previous_end - 1].isalnum())
+
+
+def _fit_window(
+    text: str,
+    offsets: Sequence[tuple[int, int]],
+    start: int,
+    end: int,
+    tokenizer: Tokenizer,
+    max_tokens: int,
+) -> int:
+    """Shrink a window cut inside a word until its text re-tokenizes within the limit.
+
+    A cut between whole words re-tokenizes to the same tokens; a cut inside an overlong
+    word (a URL, a hash) may not, so it is checked rather than trusted.
+    """
+    if _is_word_start(text, offsets, end):
+        return end
+    while end - start > 1:
+        chunk_text = text[offsets[start][0] : offsets[end - 1][1]]
+        if len(tokenizer.token_offsets(chunk_text)) <= max_tokens:
+            return end
+        end -= 1
+    return end

@@ -1,0 +1,90 @@
+"""What the source sensor knows about each source folder, and what changed since it last looked.
+
+A source's *content fingerprint* is a hash of every file's path and bytes, so a touched but
+unchanged file requests nothing. Hashing every byte on every sensor tick would be wasteful,
+so a cheap *stat signature* (paths, sizes, modification times) is kept beside it: the bytes
+are only read again when the stat signature moved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict
+
+from ai_assets.core.documents.folders import FileVanished, SourceFolders, SourceListing
+from ai_assets.core.hashing import sha256_hex
+
+
+class SourceFingerprint(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    stat_signature: str
+    content: str
+
+
+class SourceChanges(BaseModel):
+    """Sources to add as partitions, to re-ingest (new ones included), and to remove."""
+
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+
+
+def stat_signature(listing: SourceListing) -> str:
+    return sha256_hex(*(f"{file.relative}:{file.size}:{file.version}" for file in listing.files))
+
+
+def content_fingerprint(folders: SourceFolders, source: str) -> str:
+    """Hash of every file's relative path and bytes: equal exactly when the folder's content is."""
+    return listing_fingerprint(folders, source, folders.listing(source))
+
+
+def listing_fingerprint(folders: SourceFolders, source: str, listing: SourceListing) -> str:
+    entries = []
+    for file in listing.files:
+        try:
+            digest = hashlib.sha256(folders.read_bytes(source, file.relative)).hexdigest()
+        except FileVanished:
+            continue  # deleted since it was listed: as if the listing had not shown it
+        except OSError as error:
+            digest = f"unreadable:{error.errno}"  # still a change the loader reports when it quarantines it
+        entries.append(f"{file.relative}:{digest}")
+    return sha256_hex(*entries)
+
+
+def fingerprint_sources(
+    folders: SourceFolders, previous: Mapping[str, SourceFingerprint]
+) -> dict[str, SourceFingerprint]:
+    """The fingerprint of every source folder, reusing the previous content hash where no file moved."""
+    current: dict[str, SourceFingerprint] = {}
+    for source in folders.source_names():
+        listing = folders.listing(source)
+        signature = stat_signature(listing)
+        known = previous.get(source)
+        if known is not None and known.stat_signature == signature:
+            current[source] = known
+        else:
+            current[source] = SourceFingerprint(
+                stat_signature=signature, content=listing_fingerprint(folders, source, listing)
+            )
+    return current
+
+
+def source_changes(
+    previous: Mapping[str, SourceFingerprint],
+    current: Mapping[str, SourceFingerprint],
+    partitions: set[str],
+) -> SourceChanges:
+    """Compare two scans. A source without a partition is added; one whose content differs from
+    the previous scan (or that the previous scan never saw) is re-ingested; a partition whose
+    folder is gone is removed."""
+    added = sorted(set(current) - partitions)
+    changed = sorted(
+        source
+        for source, fingerprint in current.items()
+        if source in added or previous.get(source) is None or previous[source].content != fingerprint.content
+    )
+    removed = sorted(partitions - set(current))
+    return SourceChanges(added=added, changed=changed, removed=removed)

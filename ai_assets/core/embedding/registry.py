@@ -1,0 +1,29 @@
+"""One factory for every named embedder, local or remote."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ai_assets.core.embedding.base import Embedder, embedder_spec
+from ai_assets.core.embedding.local import SentenceTransformerEmbedder
+from ai_assets.core.embedding.precision import LocalPrecision
+from ai_assets.core.embedding.tokenizer import minilm_model_path
+
+if TYPE_CHECKING:
+
+    from ai_assets.core.embedding.openai_embedder import OpenAISettings
+
+
+def create_embedder(
+    name: str,
+    batch_size: int = 64,
+    precision: LocalPrecision = "auto",
+    openai: OpenAISettings | None = None,
+    openai_dimensions: int | None = None,
+) -> Embedder:
+    spec = embedder_spec(name, openai_dimensions)
+    if spec.provider == "openai":
+        from ai_assets.core.embedding.openai_embedder import OpenAIEmbedder, OpenAISettings
+
+        return OpenAIEmbedder(spec, openai or OpenAISettings())
+    return SentenceTransformerEmbedder(spec, minilm_model_path(), batch_size=batch_size, precision=precision)
