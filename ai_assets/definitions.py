@@ -82,11 +82,16 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     chunk_store = ChunkStore(base_dir=str(settings.data_dir.resolve() / "chunks"))
     resources = {
         "source_files": SourceFiles(
-            data_dir=str(settings.data_dir.resolve()), max_document_bytes=settings.max_document_bytes
+            data_dir=str(settings.data_dir.resolve()), max_document_bytes=settings.max_document_bytes,
+            max_file_bytes=settings.max_file_bytes, parse_timeout_seconds=settings.parse_timeout_seconds,
+            parse_workers=settings.parse_workers,
         ),
         "chunk_store": chunk_store,
         "chunk_files": ChunkFilesIOManager(base_dir=chunk_store.base_dir),
-        "chunker": Chunker(max_tokens=settings.chunk_max_tokens, overlap_tokens=settings.chunk_overlap_tokens),
+        "chunker": Chunker(
+            max_tokens=settings.chunk_max_tokens, overlap_tokens=settings.chunk_overlap_tokens,
+            context_prefix=settings.context_prefix,
+        ),
         "embedders": embedders_from_settings(settings),
         "lancedb": lancedb_from_settings(settings),
         "chat_model": ChatModelResource(

@@ -15,7 +15,7 @@ from ai_assets.core.chunking.chunk_files import ROWS_PER_GROUP, ChunkFile, Chunk
 from ai_assets.core.chunking.chunker import Chunk, ChunkerConfig, ChunkingResult, chunk_documents
 from ai_assets.core.documents.fingerprints import SourceFingerprint, content_fingerprint, fingerprint_sources
 from ai_assets.core.documents.folders import LocalSourceFolders, SourceFolders
-from ai_assets.core.documents.loading import load_source
+from ai_assets.core.documents.loading import ParseSettings, load_source
 from ai_assets.core.documents.model import Document, SourceLoad
 from ai_assets.core.embedding.base import Embedder, EmbedderSpec, embedder_spec
 from ai_assets.core.embedding.openai_embedder import OpenAISettings
@@ -33,6 +33,9 @@ class SourceFiles(dg.ConfigurableResource):
 
     data_dir: str
     max_document_bytes: int = 5_000_000
+    max_file_bytes: int = ParseSettings().max_file_bytes
+    parse_timeout_seconds: float = ParseSettings().timeout_seconds
+    parse_workers: int = 0  # one per core
 
     @property
     def sources_dir(self) -> Path:
@@ -49,8 +52,14 @@ class SourceFiles(dg.ConfigurableResource):
     def source_names(self) -> list[str]:
         return self.folders.source_names()
 
+    @property
+    def parsing(self) -> ParseSettings:
+        return ParseSettings(
+            workers=self.parse_workers, timeout_seconds=self.parse_timeout_seconds, max_file_bytes=self.max_file_bytes
+        )
+
     def load(self, source: str) -> SourceLoad:
-        return load_source(self.folders, source, self.max_document_bytes)
+        return load_source(self.folders, source, self.max_document_bytes, self.parsing)
 
     def fingerprints(self, previous: Mapping[str, SourceFingerprint]) -> dict[str, SourceFingerprint]:
         return fingerprint_sources(self.folders, previous)
@@ -108,10 +117,12 @@ class Chunker(dg.ConfigurableResource):
 
     max_tokens: int = 254
     overlap_tokens: int = 32
+    context_prefix: bool = False  # embed chunks after their document title and section path
 
     def config(self) -> ChunkerConfig:
         return ChunkerConfig(
-            tokenizer=minilm_tokenizer().name, max_tokens=self.max_tokens, overlap_tokens=self.overlap_tokens
+            tokenizer=minilm_tokenizer().name, max_tokens=self.max_tokens, overlap_tokens=self.overlap_tokens,
+            context_prefix=self.context_prefix,
         )
 
     def chunk(self, documents: Sequence[Document], previous: ChunkSource | None = None) -> ChunkingResult:

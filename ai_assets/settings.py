@@ -40,7 +40,19 @@ class Settings(BaseSettings):
     )
     chunk_max_tokens: int = Field(default=MINILM.max_input_tokens - 2, description="Model tokens per chunk.")
     chunk_overlap_tokens: int = Field(default=32, description="Tokens shared by consecutive chunks.")
-    max_document_bytes: int = Field(default=5_000_000, gt=0, description="Larger files are quarantined.")
+    max_document_bytes: int = Field(
+        default=5_000_000, gt=0, description="Larger text files (and PDF/DOCX/PPTX text, corpus lines) are quarantined."
+    )
+    max_file_bytes: int = Field(
+        default=200_000_000, gt=0, description="Larger PDF, DOCX and PPTX files (images and fonts included) are quarantined."
+    )
+    parse_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="A file not parsed within this time is quarantined (its worker is killed)."
+    )
+    parse_workers: int = Field(default=0, ge=0, description="Parsing worker processes (0: one per core).")
+    context_prefix: bool = Field(
+        default=False, description="Embed each chunk after its document title and section path (stored text unchanged)."
+    )
     embed_batch_size: int = Field(default=64, gt=0, description="Texts per model call.")
     local_precision: LocalPrecision = Field(
         default="auto",

@@ -2,6 +2,7 @@ import time
 
 import dagster as dg
 
+from ai_assets.core.chunking.chunker import Chunk
 from ai_assets.core.documents.model import SourceLoad
 from ai_assets.core.quality import chunk_quality
 from ai_assets.partitions import source_partitions
@@ -12,7 +13,7 @@ from ai_assets.resources import Chunker, ChunkStore
     partitions_def=source_partitions,
     group_name="ingestion",
     kinds={"python", "parquet"},
-    code_version="1",
+    code_version="2",
     io_manager_key="chunk_files",  # one Parquet file per source, streamed by chunk_embeddings
     # Follows its documents: a re-ingested source is re-chunked in the next automation tick.
     automation_condition=dg.AutomationCondition.eager(),
@@ -31,10 +32,11 @@ from ai_assets.resources import Chunker, ChunkStore
         ),
     ],
     description=(
-        "Token-aware chunks of one source's documents, cut with the embedding model's own "
-        "tokenizer so no chunk exceeds its window, overlapping, ending at paragraph, line or "
-        "sentence boundaries. A chunk_id is a stable hash of document key, text and chunker "
-        "config, so unchanged text keeps its id and its vector."
+        "Section-aware, token-aware chunks of one source's documents, cut with the embedding model's "
+        "own tokenizer so no chunk exceeds its window: whole sections packed while they fit, longer "
+        "ones cut into overlapping windows ending at paragraph, line or sentence boundaries. Each "
+        "chunk records its section (heading path) and pages. A chunk_id is a stable hash of "
+        "document key, text and chunker config, so unchanged text keeps its id and its vector."
     ),
 )
 def document_chunks(
@@ -61,7 +63,11 @@ def document_chunks(
             "chunk_max_tokens_setting": config.max_tokens,
             "chunk_overlap_tokens_setting": config.overlap_tokens,
             "chunker_config": config.config_hash,
+            "context_prefix": config.context_prefix,
+            "chunks_with_section": sum(1 for chunk in chunks if chunk.section),
+            "chunks_with_page": sum(1 for chunk in chunks if chunk.page is not None),
             "seconds": round(seconds, 3),
+            "sample": dg.MetadataValue.md(chunk_sample_table(chunks)),
         },
     )
     yield dg.AssetCheckResult(
@@ -82,3 +88,22 @@ def document_chunks(
             "chunks_over_window": len(quality.over_window),
         },
     )
+
+
+SAMPLE_CHUNKS = 10
+
+
+def chunk_sample_table(chunks: list[Chunk]) -> str:
+    """The first chunks of the source, with where each one is, as the UI shows them."""
+    if not chunks:
+        return "No chunk."
+
+    def cell(value: object) -> str:
+        return "-" if value is None or value == "" else " ".join(str(value).split()).replace("|", "/")
+
+    rows = "".join(
+        f"| `{cell(chunk.doc_key)}` | {chunk.chunk_index} | {cell(chunk.section)} | {cell(chunk.page)} | "
+        f"{cell(chunk.page_end)} | {chunk.token_count} | {cell(chunk.text)[:120]} |\n"
+        for chunk in chunks[:SAMPLE_CHUNKS]
+    )
+    return "| document | chunk | section | page | page_end | tokens | text |\n|---|---:|---|---:|---:|---:|---|\n" + rows

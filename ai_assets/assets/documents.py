@@ -2,9 +2,14 @@ import dagster as dg
 
 from ai_assets.automation import CONTENT_FINGERPRINT, SOURCE_FILES_KEY
 from ai_assets.core.documents.model import SourceLoad
+from ai_assets.core.documents.reports import quarantine_table, skipped_table
 from ai_assets.core.hashing import sha256_hex
 from ai_assets.partitions import source_partitions
 from ai_assets.resources import SourceFiles
+
+# Metadata keys of the quarantined and skipped entries as JSON lists.
+QUARANTINED_FILES = "quarantined_files"
+SKIPPED_ENTRIES = "skipped_entries"
 
 
 @dg.asset(
@@ -12,7 +17,7 @@ from ai_assets.resources import SourceFiles
     deps=[SOURCE_FILES_KEY],
     group_name="ingestion",
     kinds={"python", "file"},
-    code_version="1",
+    code_version="2",
     check_specs=[
         dg.AssetCheckSpec(
             "quarantine_empty",
@@ -22,10 +27,13 @@ from ai_assets.resources import SourceFiles
         )
     ],
     description=(
-        "Normalized documents of one source folder under data/sources/: Markdown, text, "
-        "reStructuredText, HTML (tags stripped) and BEIR corpus.jsonl lines, each with its key, "
-        "title, text and content hash. Files that cannot be read (empty, binary, not UTF-8, too "
-        "large, malformed JSON lines) are quarantined with their reason; the rest goes on."
+        "Documents of one source folder under data/sources/: PDF (text layer, page by page), Word "
+        "(.docx), PowerPoint (.pptx), HTML (main content), Markdown (front matter as metadata), "
+        "text, reStructuredText and BEIR corpus.jsonl lines, each as ordered blocks with their "
+        "section (heading path) and page, parsed in parallel worker processes with a per-file time "
+        "limit. Files that cannot be read (encrypted, corrupt, scanned without text, too large, too "
+        "slow, unreadable, links out of the sources) are quarantined with their reason; entries "
+        "that are not documents are listed as skipped; the rest goes on."
     ),
 )
 def source_documents(context: dg.AssetExecutionContext, source_files: SourceFiles):
@@ -34,9 +42,12 @@ def source_documents(context: dg.AssetExecutionContext, source_files: SourceFile
     loaded = source_files.load(source)
     for item in loaded.quarantined:
         context.log.warning(f"quarantined {source}/{item.location}: {item.reason}")
+    for entry in loaded.skipped:
+        context.log.info(f"skipped {source}/{entry.relative}: {entry.reason}")
     if not loaded.documents:
         context.log.warning(f"source {source!r} has no readable document")
     total_chars = sum(len(document.text) for document in loaded.documents)
+    unsupported = sum(1 for entry in loaded.skipped if entry.reason.startswith("unsupported file type"))
     yield dg.Output(
         loaded,
         # The data version is the set of document versions, so only a real content change
@@ -47,10 +58,17 @@ def source_documents(context: dg.AssetExecutionContext, source_files: SourceFile
         metadata={
             "documents": len(loaded.documents),
             "quarantined": len(loaded.quarantined),
-            "skipped_unsupported": len(loaded.skipped),
+            "skipped": len(loaded.skipped),
+            "skipped_unsupported": unsupported,
+            "pages": sum(document.pages or 0 for document in loaded.documents),
             "text_chars": total_chars,
             "source_bytes": sum(document.size_bytes for document in loaded.documents),
-            "quarantine": dg.MetadataValue.md(quarantine_table(loaded)),
+            "parse_seconds": round(loaded.parse_seconds, 3),
+            "quarantine": dg.MetadataValue.md(quarantine_table(loaded.quarantined)),
+            "skipped_files": dg.MetadataValue.md(skipped_table(loaded.skipped)),
+            # The same, for `ai-assets quarantine` (and any other reader).
+            QUARANTINED_FILES: dg.MetadataValue.json([item.model_dump(exclude={"source"}) for item in loaded.quarantined]),
+            SKIPPED_ENTRIES: dg.MetadataValue.json([entry.model_dump() for entry in loaded.skipped]),
             # What the source sensor compares the folder against.
             CONTENT_FINGERPRINT: fingerprint,
         },
@@ -61,15 +79,6 @@ def source_documents(context: dg.AssetExecutionContext, source_files: SourceFile
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "quarantined": len(loaded.quarantined),
-            "files": dg.MetadataValue.md(quarantine_table(loaded)),
+            "files": dg.MetadataValue.md(quarantine_table(loaded.quarantined)),
         },
     )
-
-
-def quarantine_table(loaded: SourceLoad) -> str:
-    if not loaded.quarantined:
-        return "No file quarantined."
-    rows = "".join(
-        f"| `{item.location}` | {item.reason.replace('|', '/')} |\n" for item in loaded.quarantined
-    )
-    return "| file | reason |\n|---|---|\n" + rows

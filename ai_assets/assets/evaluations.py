@@ -217,12 +217,12 @@ def answers_markdown(results: list[AnswerResult]) -> str:
     rows = "".join(
         f"| {r.eval_set} | {r.query_id} | {cell(r.question)} | {cell(r.answer)} | {r.answer_f1:.2f} | "
         f"{r.context_containment:.2f} | {cell(r.generated_answer or r.llm_error or '-')} | "
-        f"{score(r.faithfulness)} | {score(r.correctness)} |\n"
+        f"{score(r.faithfulness)} | {score(r.correctness)} | {cell('; '.join(r.generated_citations or r.citations) or '-')} |\n"
         for r in results
     )
     return (
-        "| set | id | question | extractive answer | F1 | containment | LLM answer | faithful | correct |\n"
-        "|---|---|---|---|---:|---:|---|---:|---:|\n" + rows
+        "| set | id | question | extractive answer | F1 | containment | LLM answer | faithful | correct | cited |\n"
+        "|---|---|---|---|---:|---:|---|---:|---:|---|\n" + rows
     )
 
 

@@ -42,13 +42,14 @@ def search_command(args: argparse.Namespace, settings: Settings) -> int:
         print("no results")
     for rank, hit in enumerate(hits, start=1):
         snippet = " ".join(hit.text.split())[:200]
-        print(f"{rank:>2}. {hit.score:.4f}  {hit.doc_key}  (chunk {hit.chunk_index}, {hit.chunk_id[:12]})")
+        print(f"{rank:>2}. {hit.score:.4f}  {hit.citation}  (chunk {hit.chunk_index}, {hit.chunk_id[:12]})")
         print(f"    {hit.doc_title}: {snippet}")
     return 0
 
 
 def trace_command(args: argparse.Namespace, settings: Settings) -> int:
     from ai_assets.core.documents.folders import LocalSourceFolders
+    from ai_assets.core.documents.loading import ParseSettings
     from ai_assets.core.lineage import trace_hits
     from ai_assets.core.retrieval.search import fetch_chunk
 
@@ -70,6 +71,9 @@ def trace_command(args: argparse.Namespace, settings: Settings) -> int:
         table_version=searcher.table.version,
         ui_url=settings.dagster_ui_url,
         scored=not args.chunk,
+        parsing=ParseSettings(
+            workers=1, timeout_seconds=settings.parse_timeout_seconds, max_file_bytes=settings.max_file_bytes
+        ),
     )
     if args.json:
         print(json.dumps([trace.model_dump() for trace in traces], indent=2))
@@ -78,6 +82,7 @@ def trace_command(args: argparse.Namespace, settings: Settings) -> int:
         score = f"{trace.score:.4f}" if trace.score is not None else "-"
         print(f"{trace.rank:>2}. score {score}  chunk {trace.chunk_id}")
         print(f"    document  {trace.doc_key}  ({trace.file})")
+        print(f"    cited as  {trace.citation}")
         print(
             f"    version   indexed {trace.indexed_content_hash}, now {trace.current_content_hash or '-'}"
             f"  -> {trace.document_status}"

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from ai_assets.core.documents.folders import SourceFolders
-from ai_assets.core.documents.loading import load_file_documents
+from ai_assets.core.documents.loading import ParseSettings, load_file_documents
 from ai_assets.core.retrieval.search import SearchHit
 
 DocumentStatus = Literal["unchanged", "changed", "deleted"]
@@ -20,6 +20,10 @@ class ChunkTrace(BaseModel):
     score: float | None  # None when the chunk was looked up by id rather than retrieved
     chunk_id: str
     doc_key: str
+    citation: str  # doc · section · p. N
+    section: str | None
+    page: int | None
+    page_end: int | None
     file: str
     indexed_content_hash: str
     current_content_hash: str | None
@@ -39,12 +43,13 @@ def trace_hits(
     table_version: int,
     ui_url: str,
     scored: bool = True,
+    parsing: ParseSettings = ParseSettings(),
 ) -> list[ChunkTrace]:
     """Lineage of each hit, with whether its document changed since the row was written."""
 
     @lru_cache(maxsize=None)
     def current_hashes(source: str, doc_path: str) -> dict[str, str]:
-        documents = load_file_documents(folders, source, doc_path, max_document_bytes)
+        documents = load_file_documents(folders, source, doc_path, max_document_bytes, parsing)
         return {document.doc_key: document.content_hash for document in documents}
 
     traces = []
@@ -59,6 +64,10 @@ def trace_hits(
                 score=hit.score if scored else None,
                 chunk_id=hit.chunk_id,
                 doc_key=hit.doc_key,
+                citation=hit.citation,
+                section=hit.section,
+                page=hit.page,
+                page_end=hit.page_end,
                 file=folders.source_location(hit.source, hit.doc_path),
                 indexed_content_hash=hit.doc_content_hash,
                 current_content_hash=current,

@@ -19,9 +19,13 @@ from ai_assets.core.chunking.chunker import Chunk
 
 ROWS_PER_GROUP = 10_000
 
+# Where a chunk is in its document: null where the document has no headings or pages.
+_OPTIONAL_FIELDS = {"section": pa.string(), "page": pa.int32(), "page_end": pa.int32()}
 CHUNK_FILE_SCHEMA = pa.schema(
     [
-        pa.field(name, pa.int64() if field.annotation is int else pa.string(), nullable=False)
+        pa.field(name, _OPTIONAL_FIELDS[name], nullable=True)
+        if name in _OPTIONAL_FIELDS
+        else pa.field(name, pa.int64() if field.annotation is int else pa.string(), nullable=False)
         for name, field in Chunk.model_fields.items()
     ]
 )
@@ -52,7 +56,10 @@ class ChunkFile:
     path: Path
 
     def batches(self, size: int) -> Iterator[list[Chunk]]:
-        for batch in pq.ParquetFile(self.path).iter_batches(batch_size=size):
+        chunk_file = pq.ParquetFile(self.path)
+        if chunk_file.schema_arrow.names != CHUNK_FILE_SCHEMA.names:
+            return  # written by an earlier version: as if there were no previous chunks to reuse
+        for batch in chunk_file.iter_batches(batch_size=size):
             yield [Chunk.model_construct(**row) for row in batch.to_pylist()]  # validated when written
 
 

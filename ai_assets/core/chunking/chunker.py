@@ -1,20 +1,28 @@
-"""Token-aware chunking with the embedding model's own tokenizer.
+"""Token-aware, section-aware chunking with the embedding model's own tokenizer.
 
 Chunks hold at most ``max_tokens`` model tokens (special tokens excluded), so the model
-never truncates them silently. Windows end at the best nearby boundary (paragraph, line,
-sentence, then word) and overlap by ``overlap_tokens``. A chunk's id is a stable hash of
-(document key, chunk text, chunker configuration): unchanged text keeps its id and vector.
+never truncates them silently. A document's blocks are grouped into sections (consecutive
+blocks under one heading path); sections are packed whole into chunks while they fit, a section
+longer than a chunk is cut into windows that end at the best nearby boundary (paragraph, line,
+sentence, then word) and overlap by ``overlap_tokens``, and a chunk never spans two top-level
+sections unless the first is too small to stand alone (a lone heading). Each chunk records the
+section of its first block and the pages it spans. A chunk's id is a stable hash of (document
+key, chunk text, chunker configuration): unchanged text keeps its id and vector.
+
+With ``context_prefix``, a chunk carries a short context (document title and section path)
+that is embedded before its text, and its window is shortened by the context's tokens.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from ai_assets.core.documents.model import Document
+from ai_assets.core.documents.model import SECTION_SEPARATOR, Block, Document
 from ai_assets.core.hashing import config_hash, sha256_hex
 
 
@@ -43,7 +51,9 @@ class ChunkerConfig(BaseModel):
     max_tokens: int
     overlap_tokens: int
     # Bump when the algorithm changes, so every chunk id (and stale vector) is replaced.
-    algorithm_version: int = 1
+    algorithm_version: int = 2
+    # Embed each chunk after its document title and section path (see ``context_for``).
+    context_prefix: bool = False
 
     @model_validator(mode="after")
     def _check_sizes(self) -> ChunkerConfig:
@@ -74,6 +84,11 @@ class ChunkReference(BaseModel):
     doc_content_hash: str
     chunk_index: int
     text: str
+    # Where in its document the chunk is: the heading path of its first block (" > "-joined) and
+    # the 1-based pages it spans. None where the document has no headings or no pages.
+    section: str | None = None
+    page: int | None = None
+    page_end: int | None = None
 
 
 class Chunk(ChunkReference):
@@ -81,6 +96,12 @@ class Chunk(ChunkReference):
     char_end: int
     token_count: int
     chunker_config: str  # ChunkerConfig.config_hash
+    context: str = ""  # embedded before the text when the chunker adds a context prefix
+
+    @property
+    def embedding_text(self) -> str:
+        """The exact text sent to the model (and hashed as its cache key)."""
+        return f"{self.context}\n\n{self.text}" if self.context else self.text
 
 
 def chunk_id_for(doc_key: str, text: str, chunker_config_hash: str) -> str:
@@ -101,16 +122,19 @@ def _cut_document(
 ) -> list[Chunk]:
     """``chunk_document`` given the document's token offsets and its config's hash."""
     text = document.text
+    blocks = document.structure()
     chunks: list[Chunk] = []
     seen_ids: set[str] = set()
-    windows = token_windows(text, offsets, config.max_tokens, config.overlap_tokens, tokenizer)
-    for start_token, end_token in windows:
+    block_starts = [block.start for block in blocks]
+    for start_token, end_token, context in _section_windows(document, offsets, tokenizer, config):
         char_start, char_end = offsets[start_token][0], offsets[end_token - 1][1]
         chunk_text = text[char_start:char_end]
         chunk_id = chunk_id_for(document.doc_key, chunk_text, config_key)
         if chunk_id in seen_ids:
             continue
         seen_ids.add(chunk_id)
+        first = blocks[max(0, bisect_right(block_starts, char_start) - 1)]
+        last = blocks[max(0, bisect_right(block_starts, char_end - 1) - 1)]
         chunks.append(
             Chunk(
                 chunk_id=chunk_id,
@@ -125,9 +149,111 @@ def _cut_document(
                 token_count=end_token - start_token,
                 text=chunk_text,
                 chunker_config=config_key,
+                section=first.section or None,
+                page=first.page,
+                page_end=last.page,
+                context="" if context and _starts_with(chunk_text, context) else context,
             )
         )
     return chunks
+
+
+@dataclass(frozen=True)
+class _Section:
+    """Consecutive blocks under one heading path, as a range of the document's tokens."""
+
+    path: str
+    first_token: int
+    end_token: int
+
+    @property
+    def tokens(self) -> int:
+        return self.end_token - self.first_token
+
+    @property
+    def top_level(self) -> str:
+        return self.path.split(SECTION_SEPARATOR)[0]
+
+
+def document_sections(blocks: Sequence[Block], offsets: Sequence[tuple[int, int]]) -> list[_Section]:
+    """The token ranges of consecutive blocks sharing a section (empty ranges left out)."""
+    token_starts = [start for start, _ in offsets]
+    sections: list[_Section] = []
+    for block in blocks:
+        first, end = bisect_left(token_starts, block.start), bisect_left(token_starts, block.end)
+        if first >= end:
+            continue
+        if sections and sections[-1].path == block.section and sections[-1].end_token == first:
+            sections[-1] = _Section(block.section, sections[-1].first_token, end)
+        else:
+            sections.append(_Section(block.section, first, end))
+    return sections
+
+
+def _section_windows(
+    document: Document, offsets: Sequence[tuple[int, int]], tokenizer: Tokenizer, config: ChunkerConfig
+) -> Iterator[tuple[int, int, str]]:
+    """(first token, end token, context) of every chunk: whole sections packed while they fit,
+    longer ones cut into overlapping windows."""
+    min_tokens = max(1, config.max_tokens // 8)  # less than this cannot stand alone (a heading)
+    pending: _Section | None = None  # sections packed so far, not yet emitted
+    pending_context = ""
+    budget = config.max_tokens
+
+    for section in document_sections(document.structure(), offsets):
+        if pending is not None:
+            too_small = pending.tokens < min_tokens
+            same_top = pending.top_level == section.top_level
+            if (same_top or too_small) and pending.tokens + section.tokens <= budget:
+                pending = _Section(pending.path, pending.first_token, section.end_token)
+                continue
+            if not too_small:
+                yield pending.first_token, pending.end_token, pending_context
+                pending = None
+        context = context_for(document.title, section.path, tokenizer, config) if config.context_prefix else ""
+        if pending is None:
+            pending_context, budget = context, _budget(context, tokenizer, config)
+            start = section.first_token
+        else:  # a too-small section leads into this one, which it does not fit beside: cut them together
+            start = pending.first_token
+        merged = _Section(pending.path if pending is not None else section.path, start, section.end_token)
+        if merged.tokens <= budget:
+            pending = merged
+            continue
+        pending = None
+        windows = token_windows(document.text, offsets[start : section.end_token], budget, config.overlap_tokens, tokenizer)
+        for first, end in windows:
+            yield start + first, start + end, pending_context
+    if pending is not None:
+        yield pending.first_token, pending.end_token, pending_context
+
+
+def context_for(title: str, section: str, tokenizer: Tokenizer, config: ChunkerConfig) -> str:
+    """The context embedded before a chunk: document title and section path, without repeats,
+    shortened from the front to a quarter of the window at most."""
+    parts: list[str] = []
+    for part in [title, *section.split(SECTION_SEPARATOR)]:
+        part = " ".join(part.split())
+        if part and (not parts or parts[-1].casefold() != part.casefold()):
+            parts.append(part)
+    limit = config.max_tokens // 4
+    while parts:
+        context = SECTION_SEPARATOR.join(parts)
+        if len(tokenizer.token_offsets(context)) <= limit:
+            return context
+        parts = parts[1:]
+    return ""
+
+
+def _budget(context: str, tokenizer: Tokenizer, config: ChunkerConfig) -> int:
+    if not context:
+        return config.max_tokens
+    return max(16, config.max_tokens - len(tokenizer.token_offsets(context)))
+
+
+def _starts_with(text: str, context: str) -> bool:
+    """A chunk that opens with its whole context (a corpus passage opening with its title) needs none."""
+    return " ".join(text.split()).casefold().startswith(context.casefold())
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,16 @@ class SourceChanges(BaseModel):
 
 
 def stat_signature(listing: SourceListing) -> str:
-    return sha256_hex(*(f"{file.relative}:{file.size}:{file.version}" for file in listing.files))
+    return sha256_hex(
+        *(f"{file.relative}:{file.size}:{file.version}" for file in listing.files), *_left_out(listing)
+    )
+
+
+def _left_out(listing: SourceListing) -> list[str]:
+    """Entries the listing skipped or quarantined: a new one changes the source (its report)."""
+    return [f"skipped:{entry.relative}:{entry.reason}" for entry in listing.skipped] + [
+        f"quarantined:{entry.relative}:{entry.reason}" for entry in listing.quarantined
+    ]
 
 
 def content_fingerprint(folders: SourceFolders, source: str) -> str:
@@ -51,7 +60,7 @@ def listing_fingerprint(folders: SourceFolders, source: str, listing: SourceList
         except OSError as error:
             digest = f"unreadable:{error.errno}"  # still a change the loader reports when it quarantines it
         entries.append(f"{file.relative}:{digest}")
-    return sha256_hex(*entries)
+    return sha256_hex(*entries, *_left_out(listing))
 
 
 def fingerprint_sources(

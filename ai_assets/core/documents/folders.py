@@ -8,13 +8,17 @@ it as "no sources", which would delete every source's rows.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from abc import ABC, abstractmethod
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, ConfigDict
 
-from ai_assets.core.documents.model import SOURCE_NAME_PATTERN
+from ai_assets.core.documents.formats import DOCUMENT_SUFFIXES
+from ai_assets.core.documents.model import SOURCE_NAME_PATTERN, SkippedFile
 
 
 class SourcesUnavailable(OSError):
@@ -36,22 +40,21 @@ class SourceFile(BaseModel):
     mtime: float = 0.0  # last modification, seconds since the epoch (0 where the store has none)
 
 
-class SkippedFile(BaseModel):
-    """An entry of a source folder that is not read, and why."""
-
-    model_config = ConfigDict(frozen=True)
-
-    relative: str
-    reason: str
-
-
 class SourceListing(BaseModel):
-    """What one listing of a source folder found: the files to read, and what was left out."""
+    """What one listing of a source folder found.
+
+    ``files``: the regular files to read (of any type: the loader decides what it parses).
+    ``skipped``: entries that are not files to read, with the reason (a special file, a dangling
+    link, a folder named like a document). ``quarantined``: entries that must not or cannot be read
+    (a link pointing outside the sources, a file or folder the process may not read). A store
+    without such entries (an object store) leaves both empty.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     files: list[SourceFile]
     skipped: list[SkippedFile] = []
+    quarantined: list[SkippedFile] = []
 
 
 class SourceFolders(ABC):
@@ -75,7 +78,8 @@ class SourceFolders(ABC):
 
     @abstractmethod
     def read_bytes(self, source: str, relative: str) -> bytes:
-        """A listed file's bytes; raises ``FileVanished`` if it is gone, ``OSError`` if unreadable."""
+        """A listed file's bytes; raises ``FileVanished`` if it is gone, ``OSError`` if unreadable
+        (the message is the reason the loader quarantines it with)."""
 
     def source_location(self, source: str, relative: str = "") -> str:
         """Where a source (or one of its files) lives, as a user would write it."""
@@ -116,19 +120,111 @@ class LocalSourceFolders(SourceFolders):
         source_dir = self.root / source
         if not source_dir.is_dir():
             raise SourcesUnavailable(f"source folder {source_dir} does not exist")
-        files = []
-        for path in sorted(source_dir.rglob("*")):
-            relative = path.relative_to(source_dir).as_posix()
-            if is_hidden(relative) or not path.is_file():
-                continue
-            stat = path.stat()
-            files.append(
-                SourceFile(relative=relative, size=stat.st_size, version=str(stat.st_mtime_ns), mtime=stat.st_mtime)
-            )
-        return SourceListing(files=files)
+        walk = _FolderWalk(source_dir, self._boundaries(source))
+        try:
+            walk.folder(source_dir, "")
+        except OSError as error:
+            raise SourcesUnavailable(f"source folder {source_dir} cannot be listed: {error.strerror or error}") from None
+        return SourceListing(
+            files=sorted(walk.files, key=lambda file: file.relative),
+            skipped=sorted(walk.skipped, key=lambda entry: entry.relative),
+            quarantined=sorted(walk.quarantined, key=lambda entry: entry.relative),
+        )
 
     def read_bytes(self, source: str, relative: str) -> bytes:
+        path = self.root / source / relative
+        # Checked again at reading: a link may have been pointed elsewhere since it was listed.
+        if path.is_symlink() and not _inside(os.path.realpath(path), self._boundaries(source)):
+            raise PermissionError(errno.EACCES, POINTS_OUTSIDE)
         try:
-            return (self.root / source / relative).read_bytes()
+            return path.read_bytes()
         except FileNotFoundError:
             raise FileVanished(f"{self.source_location(source, relative)} was deleted") from None
+
+    def _boundaries(self, source: str) -> tuple[str, ...]:
+        """Where a link may point: anywhere under the sources root, or under the source folder
+        itself (which may be a link to a share mounted elsewhere)."""
+        return (os.path.realpath(self.root), os.path.realpath(self.root / source))
+
+
+POINTS_OUTSIDE = "points outside the source folder"
+
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+)
+
+
+def _inside(real_path: str, boundaries: tuple[str, ...]) -> bool:
+    return any(real_path == boundary or real_path.startswith(boundary.rstrip("/") + "/") for boundary in boundaries)
+
+
+class _FolderWalk:
+    """One listing's walk: regular files kept, everything else skipped or quarantined with a reason.
+
+    Links are followed only to targets inside the boundaries, and a folder is entered once (by
+    its real path), so a link back to an ancestor or a cycle of links ends the walk there.
+    """
+
+    def __init__(self, source_dir: Path, boundaries: tuple[str, ...]) -> None:
+        self.boundaries = boundaries
+        self.entered = {os.path.realpath(source_dir)}
+        self.files: list[SourceFile] = []
+        self.skipped: list[SkippedFile] = []
+        self.quarantined: list[SkippedFile] = []
+
+    def folder(self, directory: Path, prefix: str) -> None:
+        with os.scandir(directory) as entries:
+            listed = sorted(entries, key=lambda entry: entry.name)
+        for entry in listed:
+            if entry.name.startswith("."):
+                continue  # hidden files and folders (.git, .DS_Store) are never documents
+            self.entry(Path(entry.path), f"{prefix}{entry.name}")
+
+    def entry(self, path: Path, relative: str) -> None:
+        if path.is_symlink():
+            target = os.path.realpath(path)
+            if not _inside(target, self.boundaries):
+                self.quarantined.append(SkippedFile(relative=relative, reason=POINTS_OUTSIDE))
+                return
+        try:
+            info = path.stat()  # follows a link
+        except FileNotFoundError:
+            self.skipped.append(SkippedFile(relative=relative, reason="dangling link: its target does not exist"))
+            return
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                self.skipped.append(SkippedFile(relative=relative, reason="symlink loop"))
+            else:
+                self.quarantined.append(SkippedFile(relative=relative, reason=f"unreadable: {error.strerror or error}"))
+            return
+        if stat.S_ISDIR(info.st_mode):
+            self.directory(path, relative)
+        elif stat.S_ISREG(info.st_mode):
+            if not os.access(path, os.R_OK):
+                self.quarantined.append(SkippedFile(relative=relative, reason="unreadable: permission denied"))
+                return
+            self.files.append(
+                SourceFile(relative=relative, size=info.st_size, version=str(info.st_mtime_ns), mtime=info.st_mtime)
+            )
+        else:
+            kind = next((name for test, name in _SPECIAL_KINDS if test(info.st_mode)), "special file")
+            self.skipped.append(SkippedFile(relative=relative, reason=f"special file ({kind}), not a document"))
+
+    def directory(self, path: Path, relative: str) -> None:
+        real = os.path.realpath(path)
+        if real in self.entered:
+            self.skipped.append(SkippedFile(relative=relative, reason="symlink loop: folder already listed"))
+            return
+        self.entered.add(real)
+        if PurePosixPath(relative).suffix.lower() in DOCUMENT_SUFFIXES:
+            self.skipped.append(
+                SkippedFile(relative=relative, reason="a folder named like a document (its files are listed on their own)")
+            )
+        if not os.access(path, os.R_OK | os.X_OK):
+            self.quarantined.append(SkippedFile(relative=relative, reason="unreadable folder: permission denied"))
+            return
+        try:
+            self.folder(path, relative + "/")
+        except OSError as error:
+            self.quarantined.append(SkippedFile(relative=relative, reason=f"unreadable folder: {error.strerror or error}"))

@@ -1,75 +1,170 @@
-"""Text and title of an HTML page."""
+"""HTML pages through selectolax (the lexbor parser, as browsers parse): the main content only.
+
+Navigation, scripts, forms and page furniture are dropped; ``<main>`` or ``<article>`` is read
+when the page has one; ``<h1>``-``<h6>`` become sections and ``<title>`` the title.
+bench/parsers.py compares this with trafilatura on the same pages.
+"""
 
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 
-_BLOCK_TAGS = frozenset(
-    "p div br li ul ol h1 h2 h3 h4 h5 h6 tr table section article header footer pre blockquote "
-    "dt dd hr".split()
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from ai_assets.core.documents.model import ParsedBlock, ParsedDocument, UnreadableDocument, section_path
+from ai_assets.core.documents.text import decode_text
+
+# Never content: code, styling, embedded objects, interactive parts, and page furniture.
+_DROPPED = (
+    "script, style, noscript, template, svg, canvas, iframe, object, form, button, select, nav, aside, "
+    "[role=navigation], [role=banner], [role=contentinfo], [role=search], [aria-hidden=true], [hidden]"
 )
-_SKIPPED_TAGS = frozenset({"script", "style", "noscript", "template", "svg"})
+# Page furniture by its class or id (sidebars, menus, breadcrumbs, cookie banners, share bars).
+_FURNITURE = re.compile(
+    r"(?:^|[\s_-])(?:nav|navbar|navigation|menu|sidebar|breadcrumbs?|cookies?|consent|share|social|skip-link|toc)(?:$|[\s_-])",
+    re.IGNORECASE,
+)
+_BLOCKS = frozenset(
+    "p div section article main header footer li dt dd pre blockquote tr table figcaption caption "
+    "h1 h2 h3 h4 h5 h6 ul ol dl hr address details summary body".split()
+)
+_HEADINGS = {f"h{level}": level for level in range(1, 7)}
+_UNCLOSED = (
+    (re.compile(rb"<script\b", re.IGNORECASE), re.compile(rb"</script\s*>", re.IGNORECASE), "<script>"),
+    (re.compile(rb"<style\b", re.IGNORECASE), re.compile(rb"</style\s*>", re.IGNORECASE), "<style>"),
+)
 
 
-class BrokenHtml(ValueError):
-    """Markup that would silently lose or garble text if extracted as is."""
+def parse_html(raw: bytes) -> ParsedDocument:
+    html = decode_text(raw)
+    refuse_broken_markup(raw)
+    tree = LexborHTMLParser(html)
+    title_node = tree.css_first("head > title") or tree.css_first("title")
+    title = " ".join(title_node.text().split()) if title_node else ""
+    for node in tree.css(_DROPPED):
+        node.decompose()
+    for node in tree.css("header, footer"):
+        if not _inside_content(node):  # a page's header and footer, not an article's
+            node.decompose()
+    for node in tree.css("[class], [id]"):
+        if node.tag not in ("body", "main", "article") and _FURNITURE.search(
+            f"{node.attributes.get('class') or ''} {node.attributes.get('id') or ''}"
+        ):
+            node.decompose()
+    root = tree.css_first("main") or tree.css_first("article") or tree.body
+    blocks = _blocks(root) if root is not None else []
+    if not any(block.text.strip() for block in blocks):
+        raise UnreadableDocument("no text after extraction")
+    return ParsedDocument(title=title, blocks=blocks)
 
 
-class _TextExtractor(HTMLParser):
+def refuse_broken_markup(raw: bytes) -> None:
+    """A script or style element never closed, or a comment never ended, would hide the rest of
+    the page: such a page is quarantined rather than silently cut short."""
+    for opening, closing, name in _UNCLOSED:
+        if len(opening.findall(raw)) > len(closing.findall(raw)):
+            raise UnreadableDocument(f"broken HTML: {name} element is never closed; the rest of the page would be lost")
+    last_comment = raw.rfind(b"<!--")
+    if last_comment >= 0 and raw.find(b"-->", last_comment + 4) < 0:
+        raise UnreadableDocument("broken HTML: unterminated comment; the rest of the page would be lost")
+
+
+def _inside_content(node: LexborNode) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent.tag in ("article", "main"):
+            return True
+        parent = parent.parent
+    return False
+
+
+def _block_of(node: LexborNode) -> LexborNode | None:
+    parent = node.parent
+    while parent is not None and parent.tag not in _BLOCKS:
+        parent = parent.parent
+    return parent
+
+
+class _Blocks:
+    """Collects paragraphs under the current heading path; a heading starts a new block."""
+
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.title_parts: list[str] = []
-        self.open_skipped: list[str] = []
-        self._skip_depth = 0
-        self._in_title = False
+        self.headings: list[str] = []
+        self.blocks: list[ParsedBlock] = []
+        self.paragraphs: list[str] = []
+        self.words: list[str] = []
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIPPED_TAGS:
-            self.open_skipped.append(tag)
-            self._skip_depth += 1
-        elif tag == "title":
-            self._in_title = True
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n")
+    def end_paragraph(self) -> None:
+        text = "".join(self.words).strip()
+        if text:
+            self.paragraphs.append(text)
+        self.words = []
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIPPED_TAGS and self._skip_depth:
-            self._skip_depth -= 1
-            self.open_skipped.pop()
-        elif tag == "title":
-            self._in_title = False
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n")
+    def end_block(self) -> None:
+        self.end_paragraph()
+        if self.paragraphs:
+            self.blocks.append(ParsedBlock(text="\n\n".join(self.paragraphs), section=section_path(self.headings)))
+        self.paragraphs = []
 
-    def handle_data(self, data: str) -> None:
-        if self._skip_depth:
-            return
-        if self._in_title:
-            self.title_parts.append(data)
+    def heading(self, level: int, text: str) -> None:
+        self.end_block()
+        self.headings = [*self.headings[: level - 1], *[""] * (level - 1 - len(self.headings)), text]
+        self.paragraphs = [text]
+
+
+def _blocks(root: LexborNode) -> list[ParsedBlock]:
+    collected = _Blocks()
+    current_block: LexborNode | None = None
+    for node in root.traverse(include_text=True):
+        tag = node.tag
+        if tag in _HEADINGS:
+            text = " ".join(node.text(deep=True).split())
+            if text:
+                collected.heading(_HEADINGS[tag], text)
+            current_block = node
+            continue
+        if tag == "br":
+            collected.words.append("\n")
+        elif tag in ("td", "th") and collected.words and _same(_block_of(node), current_block):
+            collected.words.append(" | ")
+        elif tag == "li":
+            collected.end_paragraph()
+            collected.words.append("- ")
+            current_block = node
+        if tag != "-text":
+            continue
+        block = _block_of(node)
+        if block is not None and block.tag in _HEADINGS:
+            continue  # read whole with its heading
+        if not _same(block, current_block) and not (current_block is not None and current_block.tag == "li" and _within(block, current_block)):
+            collected.end_paragraph()
+            current_block = block
+        content = node.text_content or ""
+        if block is not None and _within_pre(node):
+            collected.words.append(content)
         else:
-            self.parts.append(data)
+            collected.words.append(re.sub(r"\s+", " ", content))
+    collected.end_block()
+    return collected.blocks
 
 
-def html_to_text(html: str) -> tuple[str, str]:
-    """(title, text) of an HTML page, tolerant of unclosed tags as browsers are.
+def _same(node: LexborNode | None, other: LexborNode | None) -> bool:
+    # selectolax makes a new Python object for each visit of a node: compare the nodes themselves.
+    return node is other if node is None or other is None else node.mem_id == other.mem_id
 
-    Raises BrokenHtml for markup that would hide or garble the rest of the page: a script or
-    style element that is never closed, an unterminated comment or CDATA section.
-    """
-    extractor = _TextExtractor()
-    extractor.feed(html)
-    # What the parser could not finish stays buffered; close() would flush it as plain text.
-    unfinished = extractor.rawdata.lstrip()
-    if unfinished.startswith("<!--"):
-        raise BrokenHtml("unterminated comment; the rest of the page would be read as text")
-    if unfinished.startswith("<!["):
-        raise BrokenHtml("unterminated CDATA section; the rest of the page would be read as text")
-    extractor.close()
-    if extractor.open_skipped:
-        raise BrokenHtml(f"<{extractor.open_skipped[0]}> element is never closed; the rest of the page would be lost")
-    lines = (" ".join(line.split()) for line in "".join(extractor.parts).splitlines())
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-    title = " ".join("".join(extractor.title_parts).split())
-    return title, text
+
+def _within(node: LexborNode | None, ancestor: LexborNode) -> bool:
+    while node is not None:
+        if node.mem_id == ancestor.mem_id:
+            return True
+        node = node.parent
+    return False
+
+
+def _within_pre(node: LexborNode) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent.tag == "pre":
+            return True
+        parent = parent.parent
+    return False

@@ -1,139 +1,199 @@
-"""Read one source folder into normalized documents, quarantining what cannot be read.
+"""Read one source folder into documents, quarantining what cannot be read.
 
-A source is a folder under the sources root (``data/sources/``), read through ``SourceFolders``. Supported files: Markdown, plain text,
-reStructuredText, HTML (tags stripped) and BEIR ``*.jsonl`` corpora (one document per line).
-A bad file, or a bad line of a corpus, is quarantined with its reason; the rest of the
-source is still loaded.
+A source is a folder under the sources root, read through ``SourceFolders`` (its listing already
+leaves out, with reasons, what must not be read: special files, links out of the sources...).
+Files are parsed by format (``formats.FORMATS``) in worker processes, in parallel and each within
+a time limit (``parsing``); BEIR ``*.jsonl`` corpora are read here, line by line (the standard
+JSON parser, linear in its input, needs no time limit, and a corpus may hold a million lines).
+A bad file, or a bad line of a corpus, is quarantined with its reason; the rest of the source is
+still loaded. Files of other types are skipped, and listed as such.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import PurePosixPath
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ai_assets.core.documents.folders import FileVanished, SourceFile, SourceFolders, SourcesUnavailable
-from ai_assets.core.documents.html import BrokenHtml, html_to_text
+from ai_assets.core.documents.formats import BINARY_FORMATS, file_format
 from ai_assets.core.documents.model import (
     Document,
     QuarantinedItem,
+    SkippedFile,
     SourceLoad,
+    UnreadableDocument,
+    assemble_document,
     content_hash,
     validate_source_name,
 )
-
-TEXT_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".rst"})
-HTML_SUFFIXES = frozenset({".html", ".htm"})
-JSONL_SUFFIXES = frozenset({".jsonl"})
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
+from ai_assets.core.documents.parsing import ParseJob, ParseOutcome, available_cores, parse_files
+from ai_assets.core.documents.text import decode_text
 
 
-def load_source(folders: SourceFolders, source: str, max_document_bytes: int) -> SourceLoad:
+class ParseSettings(BaseModel):
+    """Limits and parallelism of parsing; defaults as the settings' (AI_ASSETS_PARSE_*)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workers: int = Field(default=0, ge=0)  # 0: one per core
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_file_bytes: int = Field(default=200_000_000, gt=0)  # PDF, DOCX, PPTX files (images and fonts included)
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or available_cores()
+
+
+def load_source(
+    folders: SourceFolders, source: str, max_document_bytes: int, parsing: ParseSettings = ParseSettings()
+) -> SourceLoad:
     """Read every supported file of a source folder; never raises for a bad file."""
     validate_source_name(source)
-    documents: list[Document] = []
-    quarantined: list[QuarantinedItem] = []
-    skipped: list[str] = []
-    seen_keys: set[str] = set()
-
-    for file in folders.listing(source).files:
-        suffix = PurePosixPath(file.relative).suffix.lower()
-        if suffix not in SUPPORTED_SUFFIXES:
-            skipped.append(file.relative)
-            continue
-        loaded, problems = _load_file(folders, source, file, suffix, max_document_bytes)
-        quarantined.extend(problems)
-        for document in loaded:
-            if document.doc_key in seen_keys:
-                quarantined.append(
-                    QuarantinedItem(
-                        source=source,
-                        path=file.relative,
-                        reason=f"duplicate document key {document.doc_key!r}",
-                    )
-                )
-                continue
-            seen_keys.add(document.doc_key)
-            documents.append(document)
-    return SourceLoad(source=source, documents=documents, quarantined=quarantined, skipped=skipped)
+    listing = folders.listing(source)
+    quarantined = [QuarantinedItem(source=source, path=entry.relative, reason=entry.reason) for entry in listing.quarantined]
+    skipped = list(listing.skipped)
+    readable: list[SourceFile] = []
+    for file in listing.files:
+        if file_format(file.relative) is None:
+            suffix = PurePosixPath(file.relative).suffix.lower()
+            skipped.append(SkippedFile(relative=file.relative, reason=f"unsupported file type ({suffix or 'no suffix'})"))
+        else:
+            readable.append(file)
+    documents, problems, seconds = _load_files(folders, source, readable, max_document_bytes, parsing)
+    return SourceLoad(
+        source=source,
+        documents=documents,
+        quarantined=[*quarantined, *problems],
+        skipped=sorted(skipped, key=lambda entry: entry.relative),
+        parse_seconds=seconds,
+    )
 
 
-def load_file_documents(folders: SourceFolders, source: str, relative: str, max_document_bytes: int) -> list[Document]:
-    """The documents one file of a source holds now (none if it is gone or unreadable)."""
+def load_file_documents(
+    folders: SourceFolders, source: str, relative: str, max_document_bytes: int, parsing: ParseSettings = ParseSettings()
+) -> list[Document]:
+    """The documents one file of a source holds now (none if it is gone, unreadable or not listed)."""
     try:
         listed = {file.relative: file for file in folders.listing(source).files}
     except SourcesUnavailable:
         return []
-    if relative not in listed:
+    if relative not in listed or file_format(relative) is None:
         return []
-    suffix = PurePosixPath(relative).suffix.lower()
-    documents, _ = _load_file(folders, source, listed[relative], suffix, max_document_bytes)
-    return documents
+    return _load_files(folders, source, [listed[relative]], max_document_bytes, parsing.model_copy(update={"workers": 1}))[0]
 
 
-def _load_file(
-    folders: SourceFolders, source: str, file: SourceFile, suffix: str, max_document_bytes: int
-) -> tuple[list[Document], list[QuarantinedItem]]:
-    relative = file.relative
+def _load_files(
+    folders: SourceFolders,
+    source: str,
+    files: Sequence[SourceFile],
+    max_document_bytes: int,
+    parsing: ParseSettings,
+) -> tuple[list[Document], list[QuarantinedItem], float]:
+    """Documents of the files in listing order, what was quarantined, and the seconds spent parsing."""
+    by_file: dict[str, list[Document]] = {}
+    quarantined: list[QuarantinedItem] = []
+    parsed_files: list[SourceFile] = []
 
-    def quarantine(reason: str) -> tuple[list[Document], list[QuarantinedItem]]:
-        return [], [QuarantinedItem(source=source, path=relative, reason=reason)]
+    def quarantine(relative: str, reason: str) -> None:
+        quarantined.append(QuarantinedItem(source=source, path=relative, reason=reason))
 
-    # A corpus file holds many documents, so the per-document limit applies to its lines.
-    if suffix not in JSONL_SUFFIXES and file.size > max_document_bytes:
-        return quarantine(
-            f"file is {file.size} bytes, over the limit of {max_document_bytes} bytes "
+    for file in files:
+        format_name = file_format(file.relative)
+        if format_name == "corpus":
+            documents, problems = _read_corpus(folders, source, file, max_document_bytes)
+            by_file[file.relative] = documents
+            quarantined.extend(problems)
+            continue
+        limit, setting = (
+            (parsing.max_file_bytes, "AI_ASSETS_MAX_FILE_BYTES")
+            if format_name in BINARY_FORMATS
+            else (max_document_bytes, "AI_ASSETS_MAX_DOCUMENT_BYTES")
+        )
+        if file.size > limit:
+            quarantine(file.relative, f"file is {file.size} bytes, over the limit of {limit} bytes (setting {setting})")
+        else:
+            parsed_files.append(file)
+
+    def jobs() -> Iterator[ParseJob]:
+        for file in parsed_files:
+            try:
+                data = folders.read_bytes(source, file.relative)
+            except FileVanished:
+                continue  # deleted since it was listed: the next listing will not show it
+            except OSError as error:
+                quarantine(file.relative, f"unreadable: {error.strerror or error}")
+                continue
+            yield ParseJob(key=file.relative, format=file_format(file.relative) or "", data=data)
+
+    listed = {file.relative: file for file in parsed_files}
+    seconds = 0.0
+    if parsed_files:
+        outcomes = parse_files(
+            jobs(),
+            workers=min(parsing.worker_count, len(parsed_files)),
+            timeout_seconds=parsing.timeout_seconds,
+            timeout_hint=" (setting AI_ASSETS_PARSE_TIMEOUT_SECONDS)",
+        )
+        for outcome in outcomes:
+            seconds += outcome.seconds
+            document, reason = _document(source, listed[outcome.key], outcome, max_document_bytes)
+            if document is None:
+                quarantine(outcome.key, str(reason))
+            else:
+                by_file[outcome.key] = [document]
+    documents: list[Document] = []
+    seen_keys: set[str] = set()
+    for file in files:
+        for document in by_file.get(file.relative, []):
+            if document.doc_key in seen_keys:
+                quarantine(file.relative, f"duplicate document key {document.doc_key!r}")
+                continue
+            seen_keys.add(document.doc_key)
+            documents.append(document)
+    return documents, sorted(quarantined, key=lambda item: (item.path, item.line or 0)), seconds
+
+
+def _document(
+    source: str, file: SourceFile, outcome: ParseOutcome, max_document_bytes: int
+) -> tuple[Document | None, str | None]:
+    if outcome.parsed is None:
+        return None, outcome.reason
+    try:
+        document = assemble_document(
+            outcome.parsed, source=source, path=file.relative, size_bytes=file.size, mtime=file.mtime,
+            fallback_title=PurePosixPath(file.relative).stem,
+        )
+    except UnreadableDocument as error:
+        return None, str(error)
+    text_bytes = len(document.text.encode("utf-8"))
+    if text_bytes > max_document_bytes:
+        return None, (
+            f"its text is {text_bytes} bytes, over the limit of {max_document_bytes} bytes "
             "(setting AI_ASSETS_MAX_DOCUMENT_BYTES)"
         )
+    return document, None
+
+
+def _read_corpus(
+    folders: SourceFolders, source: str, file: SourceFile, max_document_bytes: int
+) -> tuple[list[Document], list[QuarantinedItem]]:
+    def quarantine(reason: str) -> tuple[list[Document], list[QuarantinedItem]]:
+        return [], [QuarantinedItem(source=source, path=file.relative, reason=reason)]
+
     try:
-        raw = folders.read_bytes(source, relative)
+        raw = folders.read_bytes(source, file.relative)
     except FileVanished:
-        return [], []  # deleted since it was listed: the next listing will not show it
+        return [], []
     except OSError as error:
         return quarantine(f"unreadable: {error.strerror or error}")
-
-    text, problem = decode_text(raw)
-    if problem:
-        return quarantine(problem)
-    assert text is not None
-    if suffix in JSONL_SUFFIXES:
-        return _load_jsonl(text, source, relative, file.mtime, max_document_bytes)
-
-    if suffix in HTML_SUFFIXES:
-        try:
-            title, body = html_to_text(text)
-        except BrokenHtml as error:
-            return quarantine(f"broken HTML: {error}")
-    else:
-        body = text
-        title = extract_title(text, suffix)
-    body = body.strip()
-    if not body:
-        return quarantine("no text after extraction" if suffix in HTML_SUFFIXES else "empty file")
-    title = title or PurePosixPath(relative).stem
-    document = Document(
-        doc_key=f"{source}/{relative}",
-        source=source,
-        path=relative,
-        title=title,
-        text=body,
-        content_hash=content_hash(title, body),
-        size_bytes=len(raw),
-        mtime=file.mtime,
-    )
-    return [document], []
-
-
-def decode_text(raw: bytes) -> tuple[str | None, str | None]:
-    """UTF-8 text of a file, or the reason it is not a text document."""
-    if not raw.strip():
-        return None, "empty file"
-    if b"\x00" in raw:
-        return None, "binary file (contains NUL bytes)"
     try:
-        return raw.decode("utf-8-sig"), None
-    except UnicodeDecodeError as error:
-        bad_byte = raw[error.start]
-        return None, f"not valid UTF-8: byte 0x{bad_byte:02x} at offset {error.start}"
+        text = decode_text(raw)
+    except UnreadableDocument as error:
+        return quarantine(str(error))
+    return _load_jsonl(text, source, file.relative, file.mtime, max_document_bytes)
 
 
 def _load_jsonl(
@@ -199,17 +259,3 @@ def _parse_corpus_line(
         ),
         None,
     )
-
-
-def extract_title(text: str, suffix: str) -> str:
-    """First Markdown `# ` heading, or a reStructuredText title with its underline."""
-    lines = text.splitlines()
-    for index, line in enumerate(lines[:50]):
-        stripped = line.strip()
-        if stripped.startswith("# "):
-            return stripped[2:].strip()
-        if suffix == ".rst" and index + 1 < len(lines):
-            underline = lines[index + 1].strip()
-            if stripped and len(underline) >= len(stripped) and set(underline) <= set("=-~^*#"):
-                return stripped
-    return ""

@@ -1,7 +1,15 @@
-"""What a source folder is read into: documents, quarantined items, and the rules for source names."""
+"""What a source folder is read into: documents made of blocks, quarantined and skipped entries,
+and the rules for source names.
+
+A document is ordered *blocks*: spans of its text, each with the heading path it sits under
+(``section``, ``" > "``-joined, "" before the first heading) and, for paged formats, its 1-based
+``page``. Parsers produce ``ParsedDocument`` (blocks as text); ``assemble_document`` joins them
+into one text with block offsets, which is what chunking cuts and what is hashed.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 
 from pydantic import BaseModel, ConfigDict
@@ -9,6 +17,44 @@ from pydantic import BaseModel, ConfigDict
 from ai_assets.core.hashing import sha256_hex
 
 SOURCE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SECTION_SEPARATOR = " > "
+# Between two blocks of the assembled text: a paragraph break, the chunker's favourite place to cut.
+BLOCK_SEPARATOR = "\n\n"
+
+
+class ParsedBlock(BaseModel):
+    """A block as a parser found it: its text, heading path and page."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    section: str = ""
+    page: int | None = None
+
+
+class ParsedDocument(BaseModel):
+    """What a parser reads out of one file's bytes (no key, path or hash yet)."""
+
+    title: str = ""
+    blocks: list[ParsedBlock]
+    # Fields of the file's own metadata (Markdown front matter, PDF/DOCX properties); never chunk text.
+    metadata: dict[str, str] = {}
+    pages: int | None = None  # page count of paged formats
+
+
+class UnreadableDocument(ValueError):
+    """A file that cannot be turned into a document; the message is the quarantine reason."""
+
+
+class Block(BaseModel):
+    """A span ``[start, end)`` of a document's text, with its heading path and page."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: int
+    end: int
+    section: str = ""
+    page: int | None = None
 
 
 class Document(BaseModel):
@@ -25,6 +71,13 @@ class Document(BaseModel):
     content_hash: str
     size_bytes: int
     mtime: float
+    # Empty means one block over the whole text, without section or page (corpus lines, tests).
+    blocks: list[Block] = []
+    metadata: dict[str, str] = {}
+    pages: int | None = None
+
+    def structure(self) -> list[Block]:
+        return self.blocks or [Block(start=0, end=len(self.text))]
 
 
 class QuarantinedItem(BaseModel):
@@ -42,13 +95,24 @@ class QuarantinedItem(BaseModel):
         return f"{self.path}:{self.line}" if self.line is not None else self.path
 
 
+class SkippedFile(BaseModel):
+    """An entry of a source folder that is not read, and why (an unsupported type, a special
+    file, a dangling link; or, in a listing's ``quarantined``, a file that must not be read)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    relative: str
+    reason: str
+
+
 class SourceLoad(BaseModel):
     """Everything read from one source folder."""
 
     source: str
     documents: list[Document]
     quarantined: list[QuarantinedItem]
-    skipped: list[str]  # files of an unsupported type, ignored on purpose
+    skipped: list[SkippedFile] = []  # entries not read on purpose, with the reason
+    parse_seconds: float = 0.0  # summed over files (parallel workers overlap: may exceed wall time)
 
 
 class InvalidSourceName(ValueError):
@@ -65,5 +129,53 @@ def validate_source_name(name: str) -> str:
     return name
 
 
-def content_hash(title: str, text: str) -> str:
-    return sha256_hex(title, text)
+def content_hash(title: str, text: str, blocks: list[Block] | None = None, metadata: dict[str, str] | None = None) -> str:
+    """The document version: title and text, plus the structure (a heading or page that moved
+    changes what its chunks cite) and metadata where there are any."""
+    parts = [title, text]
+    if blocks:
+        parts.append(json.dumps([[b.start, b.end, b.section, b.page] for b in blocks]))
+    if metadata:
+        parts.append(json.dumps(metadata, sort_keys=True))
+    return sha256_hex(*parts)
+
+
+def section_path(headings: list[str]) -> str:
+    return SECTION_SEPARATOR.join(heading for heading in headings if heading)
+
+
+def assemble_document(
+    parsed: ParsedDocument, *, source: str, path: str, size_bytes: int, mtime: float, fallback_title: str
+) -> Document:
+    """Join a parser's blocks into one text with block offsets; raises ``UnreadableDocument``
+    when no text is left."""
+    parts: list[str] = []
+    blocks: list[Block] = []
+    position = 0
+    for parsed_block in parsed.blocks:
+        text = parsed_block.text.strip()
+        if not text:
+            continue
+        if parts:
+            parts.append(BLOCK_SEPARATOR)
+            position += len(BLOCK_SEPARATOR)
+        parts.append(text)
+        blocks.append(Block(start=position, end=position + len(text), section=parsed_block.section, page=parsed_block.page))
+        position += len(text)
+    if not blocks:
+        raise UnreadableDocument("no text after extraction")
+    text = "".join(parts)
+    title = " ".join(parsed.title.split()) or fallback_title
+    return Document(
+        doc_key=f"{source}/{path}",
+        source=source,
+        path=path,
+        title=title,
+        text=text,
+        content_hash=content_hash(title, text, blocks, parsed.metadata),
+        size_bytes=size_bytes,
+        mtime=mtime,
+        blocks=blocks,
+        metadata=parsed.metadata,
+        pages=parsed.pages,
+    )

@@ -40,9 +40,12 @@ class AnswerResult(BaseModel):
     answer_f1: float
     context_containment: float
     cited_chunk_ids: list[str]
+    # Where each cited chunk is, as `doc · section · p. N` (SearchHit.citation), in the ids' order.
+    citations: list[str] = []
     # With a chat model configured: its answer, the judge's scores, or why there are none.
     generated_answer: str | None = None
     generated_cited_chunk_ids: list[str] = []
+    generated_citations: list[str] = []
     generated_answer_f1: float | None = None
     faithfulness: float | None = None
     correctness: float | None = None
@@ -131,9 +134,15 @@ def evaluate_answers(
             answer_f1=token_f1(answer, reference),
             context_containment=containment(" ".join(hit.text for hit in hits), reference),
             cited_chunk_ids=cited,
+            citations=citations_of(cited, hits),
         )
         results.append(result if chat is None else with_llm_judgment(result, chat, hits))
     return results
+
+
+def citations_of(chunk_ids: Sequence[str], hits: Sequence[SearchHit]) -> list[str]:
+    by_id = {hit.chunk_id: hit.citation for hit in hits}
+    return [by_id[chunk_id] for chunk_id in chunk_ids if chunk_id in by_id]
 
 
 def with_llm_judgment(result: AnswerResult, chat: ChatModel, hits: Sequence[SearchHit]) -> AnswerResult:
@@ -147,6 +156,7 @@ def with_llm_judgment(result: AnswerResult, chat: ChatModel, hits: Sequence[Sear
         update={
             "generated_answer": generated.answer,
             "generated_cited_chunk_ids": generated.cited_chunk_ids,
+            "generated_citations": citations_of(generated.cited_chunk_ids, hits),
             "generated_answer_f1": token_f1(generated.answer, result.reference),
             "faithfulness": verdict.faithfulness,
             "correctness": verdict.correctness,

@@ -39,18 +39,30 @@ HYBRID_REFINE_FACTOR: int | None = 1
 
 _HIT_COLUMNS = [
     "chunk_id", "source", "doc_key", "doc_path", "doc_title", "doc_content_hash",
-    "chunk_index", "text", "run_id",
+    "chunk_index", "section", "page", "page_end", "text", "run_id",
 ]
 
 
 class SearchHit(ChunkReference):
+    """A retrieved chunk; ``section``, ``page`` and ``page_end`` (from ``ChunkReference``) say
+    where in its document it is, for citations."""
+
     run_id: str
     score: float
-    # Where in its document the chunk is: the heading path (" > "-joined) and the 1-based pages
-    # it spans. None where the document has no headings or pages.
-    section: str | None = None
-    page: int | None = None
-    page_end: int | None = None
+
+    @property
+    def citation(self) -> str:
+        """Where the hit is, as a reader would look it up: ``doc · section · p. N`` (or ``pp. N-M``)."""
+        return citation(self.doc_key, self.section, self.page, self.page_end)
+
+
+def citation(doc_key: str, section: str | None, page: int | None, page_end: int | None) -> str:
+    parts = [doc_key]
+    if section:
+        parts.append(section)
+    if page is not None:
+        parts.append(f"p. {page}" if page_end in (None, page) else f"pp. {page}-{page_end}")
+    return " · ".join(parts)
 
 
 def source_filter(sources: Sequence[str] | None) -> str | None:

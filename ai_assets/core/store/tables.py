@@ -1,8 +1,10 @@
 """The LanceDB tables: one per embedder, its schema and metadata, opened only for the model that wrote it.
 
 Every row carries its lineage (source, document key and content hash, chunker config,
-embedder, model, the Dagster run id that wrote it). The table's schema metadata records the
-model, dimensions and normalization; opening it with another spec is an error.
+embedder, model, the Dagster run id that wrote it) and where in its document the chunk is
+(section, first and last page). The table's schema metadata records the model, dimensions,
+normalization and schema version; opening it with another spec is an error. A writer that
+opens a table of an earlier schema version migrates it (``migrate_table``), keeping its vectors.
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ from lancedb.table import Table
 from ai_assets.core.embedding.base import EmbedderSpec
 from ai_assets.core.hashing import sha256_hex
 
-SCHEMA_VERSION = "1"
+# 2: section, page and page_end columns (where in its document a chunk is).
+SCHEMA_VERSION = "2"
 _META_PREFIX = "ai_assets."
+_SCHEMA_VERSION_KEY = f"{_META_PREFIX}schema_version"
+# Schema versions a writer migrates from (their columns are a subset of this version's).
+_MIGRATED_VERSIONS = frozenset({"1"})
 
 
 class TableMismatch(ValueError):
@@ -63,6 +69,9 @@ def chunk_schema(spec: EmbedderSpec) -> pa.Schema:
         pa.field("char_start", pa.int32()),
         pa.field("char_end", pa.int32()),
         pa.field("token_count", pa.int32()),
+        pa.field("section", pa.string()),  # heading path of the chunk's first block, " > "-joined
+        pa.field("page", pa.int32()),  # 1-based first and last page (null: the format has no pages)
+        pa.field("page_end", pa.int32()),
         pa.field("text", pa.string()),
         pa.field("text_hash", pa.string()),
         pa.field("chunker_config", pa.string()),
@@ -83,9 +92,16 @@ def read_table_metadata(table: Table) -> dict[str, str]:
     }
 
 
-def verify_table(table: Table, spec: EmbedderSpec) -> None:
-    expected = table_metadata(spec)
+def verify_table(table: Table, spec: EmbedderSpec, schema_version: str = SCHEMA_VERSION) -> None:
+    expected = {**table_metadata(spec), _SCHEMA_VERSION_KEY: schema_version}
     found = read_table_metadata(table)
+    if found.get(_SCHEMA_VERSION_KEY) != schema_version and all(
+        found.get(key) == value for key, value in expected.items() if key != _SCHEMA_VERSION_KEY
+    ):
+        raise TableMismatch(
+            f"table {table.name} has schema version {found.get(_SCHEMA_VERSION_KEY)}, this version reads "
+            f"{schema_version}: run `ai-assets build` to migrate it (its vectors are kept)"
+        )
     differences = [
         f"{key.removeprefix(_META_PREFIX)}: table has {found.get(key)!r}, embedder has {value!r}"
         for key, value in expected.items()
@@ -100,8 +116,49 @@ def verify_table(table: Table, spec: EmbedderSpec) -> None:
 
 
 def open_table(db: DBConnection, spec: EmbedderSpec, create: bool = True) -> Table:
-    """The embedder's table, created empty on first use, checked against the spec."""
-    return _open_verified(db, table_name(spec.name), spec, chunk_schema(spec) if create else None)
+    """The embedder's table, created empty on first use, checked against the spec.
+
+    A writer (``create``) migrates a table of an earlier schema version first; a reader of such a
+    table gets a ``TableMismatch`` that says to build.
+    """
+    name = table_name(spec.name)
+    if create and name in db.table_names(limit=None):
+        migrate_table(db, name, spec)
+    return _open_verified(db, name, spec, chunk_schema(spec) if create else None)
+
+
+def migrate_table(db: DBConnection, name: str, spec: EmbedderSpec) -> str | None:
+    """Bring a table of an earlier schema version to this one; returns the version it had (None
+    when there was nothing to do).
+
+    The rows are rewritten as a new table version in one atomic overwrite, the new columns null,
+    every vector and text hash kept: chunks whose text is unchanged find their vectors there and
+    are not embedded again. The overwrite holds the table in memory once (LanceDB cannot stream a
+    table's own rows into its overwrite: both would wait on its one event loop); that is ~2.5 KB
+    per row for 384 dimensions, a one-off. The indexes go with the overwrite; search_index
+    rebuilds them. Only a table whose model, dimensions and normalization match ``spec`` is migrated.
+    """
+    table = db.open_table(name)
+    found = read_table_metadata(table).get(_SCHEMA_VERSION_KEY)
+    if found not in _MIGRATED_VERSIONS:
+        return None
+    verify_table(table, spec, schema_version=found)
+    with FileLock(creation_lock_path(db.uri, name)):
+        table = db.open_table(name)  # another writer may have migrated it meanwhile
+        if read_table_metadata(table).get(_SCHEMA_VERSION_KEY) != found:
+            return None
+        schema = chunk_schema(spec)
+        rows = table.to_arrow()
+        migrated = pa.Table.from_arrays(
+            [
+                rows.column(field.name).cast(field.type) if field.name in rows.schema.names
+                else pa.nulls(rows.num_rows, field.type)
+                for field in schema
+            ],
+            schema=schema,
+        )
+        db.create_table(name, data=migrated, schema=schema, mode="overwrite")
+    return found
 
 
 def _open_verified(db: DBConnection, name: str, spec: EmbedderSpec, schema: pa.Schema | None) -> Table:
@@ -199,6 +256,8 @@ def journal_schema(spec: EmbedderSpec) -> pa.Schema:
 def open_journal(db: DBConnection, spec: EmbedderSpec) -> Table:
     """Vectors embedded but not yet published, kept so an interrupted run does not pay twice."""
     name = journal_name(spec.name)
-    if name in db.table_names(limit=None) and "source" not in db.open_table(name).schema.names:
-        db.drop_table(name)  # a journal of the first layout; at worst, an interrupted run re-embeds
+    if name in db.table_names(limit=None):
+        journal = db.open_table(name)
+        if "source" not in journal.schema.names or read_table_metadata(journal).get(_SCHEMA_VERSION_KEY) != SCHEMA_VERSION:
+            db.drop_table(name)  # a journal of an earlier layout; at worst, an interrupted run re-embeds
     return _open_verified(db, name, spec, journal_schema(spec))

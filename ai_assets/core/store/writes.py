@@ -119,10 +119,11 @@ def chunk_rows(
         name: [getattr(chunk, name) for chunk in chunks]
         for name in (
             "chunk_id", "source", "doc_key", "doc_path", "doc_title", "doc_content_hash",
-            "chunk_index", "char_start", "char_end", "token_count", "text", "chunker_config",
+            "chunk_index", "char_start", "char_end", "token_count", "section", "page", "page_end",
+            "text", "chunker_config",
         )
     }
-    columns["text_hash"] = [text_hash(chunk.text) for chunk in chunks]
+    columns["text_hash"] = [text_hash(chunk.embedding_text) for chunk in chunks]
     columns["embedder"] = [spec.name] * len(chunks)
     columns["model"] = [spec.model] * len(chunks)
     columns["run_id"] = [run_id] * len(chunks)
@@ -204,7 +205,7 @@ def sync_source_embeddings(
     for batch in source_chunks.batches(READ_BATCH):
         for chunk in batch:
             versions[chunk.chunk_id] = chunk.doc_content_hash
-            hashes.append(text_hash(chunk.text))
+            hashes.append(text_hash(chunk.embedding_text))
     if not versions:
         kept = len(state.doc_hash_by_chunk)
         deleted = delete_source(table, source) if (allow_empty and kept) else 0
@@ -285,7 +286,7 @@ def embed_into_journal(
         for chunk, value in batch:
             if value in to_embed and value not in seen:
                 seen.add(value)
-                pending[value] = chunk.text
+                pending[value] = chunk.embedding_text
         if len(pending) >= READ_BATCH:
             flush()
     flush()

@@ -37,7 +37,8 @@ def test_each_supported_type_becomes_a_document(tmp_path: Path) -> None:
     assert by_key["docs/page.html"].title == "Sensors" and by_key["docs/page.html"].text == "Poll"
     assert by_key["docs/7"].text == "Tides\n\nThe moon pulls." and by_key["docs/7"].native_id == "7"
     assert by_key["docs/notes/plain.txt"].title == "plain"
-    assert loaded.skipped == ["image.png"] and loaded.quarantined == []
+    assert [(entry.relative, entry.reason) for entry in loaded.skipped] == [("image.png", "unsupported file type (.png)")]
+    assert loaded.quarantined == []
 
 
 @pytest.mark.parametrize(

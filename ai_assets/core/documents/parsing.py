@@ -1,0 +1,199 @@
+"""Parsing files in worker processes, each file within a time limit.
+
+Parsers are third-party code fed untrusted files: one may loop, exhaust the stack, or take the
+process down. Each file is therefore parsed in a worker process (as many as there are cores,
+so a source's files are parsed in parallel) that receives the file's bytes and returns a
+``ParsedDocument``. A worker that has not answered within the time limit is killed and one that
+dies is replaced; either way that file gets an outcome with the reason, and the other files go on.
+``concurrent.futures.ProcessPoolExecutor`` cannot kill one stuck worker, hence this small pool.
+
+Workers are forked from a forkserver (a clean process that imports the parsers once), never from
+the calling process, which runs threads (LanceDB's event loop, Dagster's) that a fork would copy
+in an undefined state.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+
+from ai_assets.core.documents.formats import parse_document
+from ai_assets.core.documents.model import ParsedDocument, UnreadableDocument
+
+Parser = Callable[[str, bytes], ParsedDocument]  # (format, bytes): a module-level function
+
+# Imported once by the forkserver, so a new worker starts with every parser loaded.
+_PRELOAD = [
+    "ai_assets.core.documents.formats", "ai_assets.core.documents.markdown", "ai_assets.core.documents.text",
+    "ai_assets.core.documents.html", "ai_assets.core.documents.pdf", "ai_assets.core.documents.docx",
+    "ai_assets.core.documents.pptx",
+]
+_STOP_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class ParseJob:
+    key: str  # the file's path in its source: how the outcome is matched to the file
+    format: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ParseOutcome:
+    key: str
+    parsed: ParsedDocument | None
+    reason: str | None  # why there is no document: the quarantine reason
+    seconds: float
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def parse_files(
+    jobs: Iterable[ParseJob],
+    *,
+    workers: int,
+    timeout_seconds: float,
+    parser: Parser = parse_document,
+    timeout_hint: str = "",
+) -> Iterator[ParseOutcome]:
+    """An outcome for every job, in the order they finish. ``jobs`` is read lazily, one job per
+    idle worker, so only the files being parsed are held in memory."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    pool = _Pool(context, max(1, workers), parser)
+    pending = iter(jobs)
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and pool.has_room():
+                job = next(pending, None)
+                if job is None:
+                    exhausted = True
+                else:
+                    pool.start(job)
+            if not pool.busy:
+                return
+            yield from pool.collect(timeout_seconds, timeout_hint)
+    finally:
+        pool.stop()
+
+
+class _Worker:
+    def __init__(self, context, parser: Parser) -> None:
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, parser), daemon=True)
+        self.process.start()
+        child.close()
+        self.job: ParseJob | None = None
+        self.started = 0.0
+
+
+class _Pool:
+    def __init__(self, context, size: int, parser: Parser) -> None:
+        self.context, self.size, self.parser = context, size, parser
+        self.idle: list[_Worker] = []
+        self.busy: list[_Worker] = []
+
+    def has_room(self) -> bool:
+        return len(self.busy) < self.size
+
+    def start(self, job: ParseJob) -> None:
+        worker = self.idle.pop() if self.idle else self._new_worker()
+        worker.connection.send((job.format, job.data))
+        worker.job, worker.started = job, time.perf_counter()
+        self.busy.append(worker)
+
+    def _new_worker(self) -> _Worker:
+        worker = _Worker(self.context, self.parser)
+        worker.connection.recv()  # "ready": the file's time limit starts once the worker can parse
+        return worker
+
+    def collect(self, timeout_seconds: float, timeout_hint: str) -> Iterator[ParseOutcome]:
+        """Wait for the first worker to finish, die or run out of time; yield what ended."""
+        now = time.perf_counter()
+        next_deadline = min(worker.started + timeout_seconds for worker in self.busy)
+        waitables = [worker.connection for worker in self.busy] + [worker.process.sentinel for worker in self.busy]
+        ready = set(wait(waitables, timeout=max(0.0, next_deadline - now)))
+        now = time.perf_counter()
+        for worker in list(self.busy):
+            job = worker.job
+            assert job is not None
+            elapsed = now - worker.started
+            if worker.connection in ready:
+                outcome = self._answer(worker, job, elapsed)
+            elif worker.process.sentinel in ready:
+                outcome = ParseOutcome(job.key, None, f"the parser crashed (worker exit code {worker.process.exitcode})", elapsed)
+                self._discard(worker)
+            elif elapsed >= timeout_seconds:
+                outcome = ParseOutcome(
+                    job.key, None, f"parsing took longer than the limit of {timeout_seconds:g} s{timeout_hint}", elapsed
+                )
+                self._discard(worker)
+            else:
+                continue
+            yield outcome
+
+    def _answer(self, worker: _Worker, job: ParseJob, elapsed: float) -> ParseOutcome:
+        try:
+            status, value, seconds = worker.connection.recv()
+        except (EOFError, OSError):
+            worker.process.join(_STOP_SECONDS)
+            self._discard(worker)
+            return ParseOutcome(job.key, None, f"the parser crashed (worker exit code {worker.process.exitcode})", elapsed)
+        self.busy.remove(worker)
+        worker.job = None
+        self.idle.append(worker)
+        if status == "ok":
+            return ParseOutcome(job.key, value, None, seconds)
+        return ParseOutcome(job.key, None, value, seconds)
+
+    def _discard(self, worker: _Worker) -> None:
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(_STOP_SECONDS)
+        worker.connection.close()
+        if worker in self.busy:
+            self.busy.remove(worker)
+
+    def stop(self) -> None:
+        for worker in self.idle:
+            try:
+                worker.connection.send(None)
+            except OSError:
+                pass
+        for worker in [*self.idle, *self.busy]:
+            worker.process.join(_STOP_SECONDS if worker in self.idle else 0)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(_STOP_SECONDS)
+            worker.connection.close()
+        self.idle, self.busy = [], []
+
+
+def _serve(connection: Connection, parser: Parser) -> None:
+    """A worker: parse each (format, bytes) received until told to stop (None)."""
+    connection.send("ready")
+    while True:
+        job = connection.recv()
+        if job is None:
+            return
+        format_name, data = job
+        started = time.perf_counter()
+        try:
+            result = ("ok", parser(format_name, data))
+        except UnreadableDocument as error:
+            result = ("unreadable", str(error))
+        except RecursionError:
+            result = ("error", "the parser gave up: the document is nested too deeply")
+        except Exception as error:  # a parser's own bug on this file: quarantine it, keep the worker
+            result = ("error", f"the parser failed: {type(error).__name__}: {error}")
+        connection.send((*result, time.perf_counter() - started))
