@@ -82,15 +82,21 @@ def parse_docx(raw: bytes) -> ParsedDocument:
 
 def _body_paragraphs(document) -> list[_Paragraph]:
     """Paragraphs and table rows in the order of the body."""
+    from docx.enum.style import WD_STYLE_TYPE
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
-    normal = document.styles["Normal"].font.size if "Normal" in [style.name for style in document.styles] else None
+    # python-docx looks a paragraph's style up by scanning every style, each time: look them up once.
+    styles = {style.style_id: style for style in document.styles}
+    default_style = document.styles.default(WD_STYLE_TYPE.PARAGRAPH)
+    normal = default_style.font.size if default_style is not None else None
     default_size = normal.pt if normal else 11.0  # Word's own default when the style sets none
     found: list[_Paragraph] = []
     for element in document.element.body.iterchildren():
         if element.tag == f"{_W}p":
-            paragraph = _paragraph(Paragraph(element, document), default_size)
+            style_id = element.style  # the w:pStyle value, None for the default style
+            style = styles.get(style_id, default_style) if style_id else default_style
+            paragraph = _paragraph(Paragraph(element, document), style, default_size)
             if paragraph is not None:
                 found.append(paragraph)
         elif element.tag == f"{_W}tbl":
@@ -102,12 +108,11 @@ def _body_paragraphs(document) -> list[_Paragraph]:
     return found
 
 
-def _paragraph(paragraph, default_size: float) -> _Paragraph | None:
+def _paragraph(paragraph, style, default_size: float) -> _Paragraph | None:
     text = paragraph.text.strip()
     breaks = len(paragraph.rendered_page_breaks) if hasattr(paragraph, "rendered_page_breaks") else 0
     if not text:
         return None
-    style = paragraph.style
     style_name = style.name if style is not None else ""
     level = 0
     match = _HEADING_STYLE.match(style_name or "")
@@ -140,7 +145,8 @@ def _rank_headings(paragraphs: list[_Paragraph]) -> None:
         return
     sizes = Counter()
     for paragraph in paragraphs:
-        sizes[paragraph.size] += len(paragraph.text)
+        if not paragraph.mono:  # code can outweigh prose, and is set smaller
+            sizes[paragraph.size] += len(paragraph.text)
     body = next((size for size, _ in sizes.most_common() if size is not None), None) or 11.0
 
     def styled(paragraph: _Paragraph) -> bool:

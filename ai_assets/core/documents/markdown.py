@@ -20,6 +20,7 @@ _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)(?:\r?\n)?^(?:---|\.\.\.)[ \t]
 def parse_markdown(raw: bytes) -> ParsedDocument:
     text = decode_text(raw)
     metadata, body = split_front_matter(text)
+    had_front_matter = body is not text
     title = metadata.pop("title", "")
     lines = body.splitlines()
     blocks: list[ParsedBlock] = []
@@ -33,7 +34,7 @@ def parse_markdown(raw: bytes) -> ParsedDocument:
         start = line_number
     blocks.append(ParsedBlock(text="\n".join(lines[start:]), section=section_path(headings)))
     if not any(block.text.strip() for block in blocks):
-        raise UnreadableDocument("empty file" if not metadata else "only front matter, no text")
+        raise UnreadableDocument("only front matter, no text" if had_front_matter else "empty file")
     return ParsedDocument(title=title, blocks=blocks, metadata=metadata)
 
 
@@ -71,6 +72,11 @@ def _headings(body: str) -> list[tuple[int, int, str]]:
     found = []
     for index, token in enumerate(tokens):
         if token.type == "heading_open" and token.map is not None:
-            inline = tokens[index + 1]
-            found.append((token.map[0], int(token.tag[1]), " ".join(inline.content.split())))
+            found.append((token.map[0], int(token.tag[1]), _plain(tokens[index + 1])))
     return found
+
+
+def _plain(inline) -> str:
+    """A heading's words without Markdown marks (`code`, *emphasis*, [links](...)), as a reader sees them."""
+    words = "".join(child.content for child in inline.children or [] if child.type in ("text", "code_inline"))
+    return " ".join((words or inline.content).split())

@@ -9,7 +9,8 @@ dies is replaced; either way that file gets an outcome with the reason, and the 
 
 Workers are forked from a forkserver (a clean process that imports the parsers once), never from
 the calling process, which runs threads (LanceDB's event loop, Dagster's) that a fork would copy
-in an undefined state.
+in an undefined state. As with any spawned process, the calling program's main module must be a
+file (a script, pytest, Dagster): a worker imports it again, so a program read from stdin cannot parse.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ _PRELOAD = [
     "ai_assets.core.documents.pptx",
 ]
 _STOP_SECONDS = 5.0
+
+
+class ParsingUnavailable(RuntimeError):
+    """No parsing worker could be started: nothing can be parsed (not one file's fault)."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,14 @@ class _Pool:
 
     def _new_worker(self) -> _Worker:
         worker = _Worker(self.context, self.parser)
-        worker.connection.recv()  # "ready": the file's time limit starts once the worker can parse
+        try:
+            worker.connection.recv()  # "ready": the file's time limit starts once the worker can parse
+        except EOFError:
+            worker.process.join(_STOP_SECONDS)
+            raise ParsingUnavailable(
+                f"a document parsing worker exited while starting (exit code {worker.process.exitcode}); "
+                "its error is on stderr"
+            ) from None
         return worker
 
     def collect(self, timeout_seconds: float, timeout_hint: str) -> Iterator[ParseOutcome]:

@@ -122,7 +122,9 @@ def _page_lines(pdf: pdfium.PdfDocument, index: int) -> list[_Line]:
                 continue
             first = start + (len(raw_line) - len(raw_line.lstrip()))
             last = start + len(raw_line.rstrip()) - 1
-            lines.append(_line_at(textpage, index + 1, stripped, first, last, height))
+            # PDFium marks a word it found hyphenated at a line end with U+FFFE and joins the
+            # two lines itself: the word is whole once the mark goes.
+            lines.append(_line_at(textpage, index + 1, stripped.replace("\ufffe", ""), first, last, height))
         return lines
     finally:
         textpage.close()
@@ -283,6 +285,11 @@ class _Assembler:
                 line = _Line(**{**line.__dict__, "text": line.text[len(carried):].lstrip()})
                 if not line.text:
                     return
+        if line.heading_level and self._continues_heading(line):
+            self.headings[-1] = f"{self.headings[-1]} {line.text}"
+            self.paragraphs = [self.headings[-1]]
+            self.previous = line
+            return
         if line.heading_level:
             self.end_block()
             self.headings = [*self.headings[: line.heading_level - 1], *[""] * (line.heading_level - 1 - len(self.headings)), line.text]
@@ -300,6 +307,15 @@ class _Assembler:
         else:
             self.lines.append(" " + line.text)
         self.previous = line
+
+    def _continues_heading(self, line: _Line) -> bool:
+        """A heading set over two lines: the same style right below the previous heading line."""
+        previous = self.previous
+        return (
+            previous is not None and previous.heading_level == line.heading_level and previous.page == line.page
+            and previous.size == line.size and not self.lines and len(self.paragraphs) == 1
+            and line.baseline - previous.baseline <= _PARAGRAPH_GAP * line.size
+        )
 
     def _starts_paragraph(self, line: _Line) -> bool:
         previous = self.previous

@@ -10,7 +10,7 @@ import pytest
 from ai_assets.core.chunking.chunker import TOKENIZE_BATCH, ChunkerConfig, chunk_document, chunk_documents
 from ai_assets.core.documents.folders import LocalSourceFolders
 from ai_assets.core.documents.loading import load_source
-from ai_assets.core.documents.model import Document, content_hash
+from ai_assets.core.documents.model import Document, ParsedBlock, ParsedDocument, assemble_document, content_hash
 from ai_assets.core.embedding.base import MINILM
 from ai_assets.core.embedding.tokenizer import minilm_tokenizer
 
@@ -138,3 +138,64 @@ def test_a_source_tokenized_in_batches_is_cut_as_each_document_alone() -> None:
     result = chunk_documents(edited, tokenizer, cfg, previous)
     assert result.rechunked_documents == len(tokenizer.texts) == len(range(0, count, 7))
     assert result.chunks == [chunk for doc in edited for chunk in chunk_document(doc, minilm_tokenizer(), cfg)]
+
+
+def structured(parts: list[tuple[str, int | None, str]], key: str = "s/doc.pdf", title: str = "Guide") -> Document:
+    """A document of (section, page, text) blocks, assembled as a parser's blocks are."""
+    parsed = ParsedDocument(title=title, blocks=[ParsedBlock(text=text, section=section, page=page) for section, page, text in parts])
+    return assemble_document(parsed, source="s", path=key.split("/", 1)[1], size_bytes=1, mtime=0.0, fallback_title=title)
+
+
+def sentences(word: str, count: int) -> str:
+    return " ".join(f"{word} sentence number {i} says something." for i in range(count))
+
+
+def test_sections_are_packed_whole_and_never_across_top_level_sections() -> None:
+    cfg = config(64, 8)
+    doc = structured([
+        ("Guide", 1, "Guide\n\n" + sentences("intro", 1)),
+        ("Guide > Install", 1, "Install\n\n" + sentences("install", 2)),
+        ("Guide > Configure", 1, "Configure\n\n" + sentences("configure", 2)),
+        ("Guide > Configure", 2, sentences("more", 12)),  # a long section across a page break
+        ("Reference", 2, "Reference\n\n" + sentences("reference", 1)),
+        ("Reference > API", 3, "API\n\n" + sentences("api", 2)),
+    ])
+    chunks = chunk_document(doc, minilm_tokenizer(), cfg)
+    check_invariants(doc, chunks, cfg)
+    top_levels = [{block.section.split(" > ")[0] for block in doc.blocks if block.start < chunk.char_end and block.end > chunk.char_start} for chunk in chunks]
+    assert all(len(levels) == 1 for levels in top_levels), top_levels
+    # The short sections of one top-level section share a chunk; each fits whole in one.
+    first = chunks[0]
+    assert first.text.startswith("Guide") and "Install" in first.text and first.section == "Guide"
+    assert (first.page, first.page_end) == (1, 1)
+    for block in doc.blocks:
+        if len(minilm_tokenizer().token_offsets(doc.text[block.start:block.end])) <= 64 and block.section != "Guide > Configure":
+            assert any(c.char_start <= block.start and block.end <= c.char_end for c in chunks), block
+    configure = [chunk for chunk in chunks if chunk.section == "Guide > Configure"]
+    assert len(configure) >= 2 and configure[0].page == 1 and configure[-1].page_end == 2
+    assert any(chunk.page == 1 and chunk.page_end == 2 for chunk in configure)  # spans the page break
+    reference = [chunk for chunk in chunks if chunk.section and chunk.section.startswith("Reference")]
+    assert reference[0].text.startswith("Reference") and (reference[0].page, reference[-1].page_end) == (2, 3)
+
+
+def test_a_lone_heading_joins_the_next_section_even_across_top_levels() -> None:
+    cfg = config(64, 8)
+    doc = structured([("Preface", None, "Preface"), ("Chapter", None, "Chapter\n\n" + sentences("chapter", 2))])
+    chunks = chunk_document(doc, minilm_tokenizer(), cfg)
+    assert len(chunks) == 1 and chunks[0].section == "Preface" and chunks[0].page is None
+
+
+def test_context_prefix_is_embedded_not_stored_and_fits_the_window() -> None:
+    cfg = ChunkerConfig(tokenizer=MINILM.model, max_tokens=64, overlap_tokens=8, context_prefix=True)
+    doc = structured([("Guide > Configure", 1, sentences("configure", 20))], title="Admin guide")
+    tokenizer = minilm_tokenizer()
+    chunks = chunk_document(doc, tokenizer, cfg)
+    assert len(chunks) > 2
+    for chunk in chunks:
+        assert chunk.context == "Admin guide > Guide > Configure"
+        assert chunk.embedding_text == f"{chunk.context}\n\n{chunk.text}"
+        assert len(tokenizer.token_offsets(chunk.embedding_text)) <= 64
+        assert "Admin guide" not in chunk.text
+    without = chunk_document(doc, tokenizer, config(64, 8))
+    assert all(chunk.context == "" and chunk.embedding_text == chunk.text for chunk in without)
+    assert {c.chunk_id for c in chunks}.isdisjoint({c.chunk_id for c in without})

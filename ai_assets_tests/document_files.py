@@ -1,0 +1,138 @@
+"""Real PDF, DOCX and PPTX files written by reportlab, python-docx and python-pptx, for the tests."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+# One line of a PDF page: ("h1" | "h2" | "h3" | "body" | "code", text).
+PdfLine = tuple[str, str]
+_PDF_FONTS = {"h1": ("Helvetica-Bold", 18), "h2": ("Helvetica-Bold", 14), "h3": ("Helvetica-Bold", 12),
+              "body": ("Helvetica", 10), "code": ("Courier", 9)}
+
+
+def pdf_bytes(
+    pages: Sequence[Sequence[PdfLine]],
+    *,
+    footer: str | None = "Handbook - page {page}",
+    header: str | None = None,
+    outline: bool = False,
+    password: str | None = None,
+    title: str | None = None,
+) -> bytes:
+    """A PDF whose pages hold exactly the given lines, top to bottom (a blank line between paragraphs:
+    ("body", "")), with a running header and footer; headings bookmarked when ``outline``."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    encrypt = None
+    if password:
+        from reportlab.lib import pdfencrypt
+
+        encrypt = pdfencrypt.StandardEncryption(password, canPrint=0)
+    pdf = canvas.Canvas(buffer, pagesize=A4, encrypt=encrypt)
+    if title:
+        pdf.setTitle(title)
+    width, height = A4
+    for number, lines in enumerate(pages, start=1):
+        if header:
+            pdf.setFont("Helvetica", 8)
+            pdf.drawString(50, height - 30, header.format(page=number))
+        y = height - 70
+        for kind, text in lines:
+            font, size = _PDF_FONTS[kind]
+            if not text:
+                y -= size * 0.8
+                continue
+            if kind.startswith("h"):
+                y -= size * 0.6
+                if outline:
+                    key = f"p{number}-{y:.0f}"
+                    pdf.bookmarkHorizontal(key, 50, y + size)
+                    pdf.addOutlineEntry(text, key, level=int(kind[1]) - 1)
+            pdf.setFont(font, size)
+            pdf.drawString(50, y, text)
+            y -= size * 1.3
+        if footer:
+            pdf.setFont("Helvetica", 8)
+            pdf.drawCentredString(width / 2, 25, footer.format(page=number))
+        pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+def scanned_pdf_bytes(pages: int = 2) -> bytes:
+    """A PDF of drawings only: what a scan without OCR looks like to a text extractor."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4)
+    for _ in range(pages):
+        for row in range(40):
+            pdf.rect(50, 100 + row * 15, 400 - row * 5, 8, fill=1)
+        pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+# A DOCX paragraph: ("h1".."h3" | "body" | "item" | "code" | "table", text); a table's cells are " | "-separated rows joined by "\n".
+DocxPart = tuple[str, str]
+
+
+def docx_bytes(parts: Sequence[DocxPart], *, heading_styles: bool = True, new_pages: Sequence[int] = ()) -> bytes:
+    """A Word document; headings as Heading styles, or (``heading_styles=False``) as bold, larger runs.
+    ``new_pages``: indexes of parts that Word's own layout put at the top of a new page."""
+    import docx
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+    from docx.shared import Pt
+
+    document = docx.Document()
+    sizes = {"h1": 20, "h2": 16, "h3": 13}
+    for index, (kind, text) in enumerate(parts):
+        if kind in sizes:
+            if heading_styles:
+                paragraph = document.add_heading(text, level=int(kind[1]))
+            else:
+                paragraph = document.add_paragraph()
+                run = paragraph.add_run(text)
+                run.bold, run.font.size = True, Pt(sizes[kind])
+        elif kind == "item":
+            paragraph = document.add_paragraph(text, style="List Bullet")
+        elif kind == "code":
+            paragraph = document.add_paragraph()
+            run = paragraph.add_run(text)
+            run.font.name = "Courier New"
+        elif kind == "table":
+            rows = [row.split(" | ") for row in text.split("\n")]
+            table = document.add_table(rows=len(rows), cols=len(rows[0]))
+            for cells, row in zip(rows, table.rows, strict=True):
+                for value, cell in zip(cells, row.cells, strict=True):
+                    cell.text = value
+            continue
+        else:
+            paragraph = document.add_paragraph(text)
+        if index in new_pages:
+            # What Word records where its layout started a new page (w:lastRenderedPageBreak).
+            marker = OxmlElement("w:r")
+            marker.append(OxmlElement("w:lastRenderedPageBreak"))
+            paragraph._p.find(qn("w:r")).addprevious(marker)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def pptx_bytes(slides: Sequence[tuple[str, str]]) -> bytes:
+    """A deck of (title, body) slides."""
+    from pptx import Presentation
+
+    deck = Presentation()
+    for title, body in slides:
+        slide = deck.slides.add_slide(deck.slide_layouts[1])
+        slide.shapes.title.text = title
+        slide.placeholders[1].text = body
+    buffer = io.BytesIO()
+    deck.save(buffer)
+    return buffer.getvalue()
