@@ -121,14 +121,17 @@ def html_page(markdown_path: Path, title: str) -> bytes:
     ).encode("utf-8")
 
 
-def timed_rounds(files: list[bytes], parse: Callable[[bytes], object], rounds: int) -> float:
-    times = []
+def interleaved_seconds(files: list[bytes], parsers: dict[str, Callable[[bytes], object]], rounds: int) -> dict[str, float]:
+    """Median seconds of each parser over all files, parsers interleaved round by round, so a slow
+    minute on this shared machine falls on every parser alike."""
+    seconds: dict[str, list[float]] = {name: [] for name in parsers}
     for _ in range(rounds):
-        started = time.perf_counter()
-        for data in files:
-            parse(data)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for name, parse in parsers.items():
+            started = time.perf_counter()
+            for data in files:
+                parse(data)
+            seconds[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in seconds.items()}
 
 
 def bench_pdf(rendered: Path, rounds: int) -> None:
@@ -139,10 +142,7 @@ def bench_pdf(rendered: Path, rounds: int) -> None:
     references = [reference_text(ROOT / "data" / "sources" / path.parent.name / f"{path.stem}.md") for path in pdfs]
     parsers = {"pypdfium2 get_text_range": pypdfium2_text, "pypdf extract_text": pypdf_text, "ai_assets parse_pdf (pypdfium2)": project_pdf_text}
     pages = sum(pypdfium2_text(item)[1] for item in data)
-    seconds = {name: [] for name in parsers}
-    for _ in range(rounds):  # interleaved, so a slow minute falls on every parser alike
-        for name, parse in parsers.items():
-            seconds[name].append(timed_rounds(data, parse, 1))
+    seconds = interleaved_seconds(data, parsers, rounds)
     print(f"### PDF: {len(pdfs)} files, {pages} pages\n")
     print("| parser | pages/s | word recall | word precision |")
     print("|---|---:|---:|---:|")
@@ -152,7 +152,7 @@ def bench_pdf(rendered: Path, rounds: int) -> None:
             reference += words(text)
             extracted += words(parse(item)[0])
         recall, precision = overlap(reference, extracted)
-        print(f"| {name} | {pages / statistics.median(seconds[name]):.0f} | {recall:.4f} | {precision:.4f} |")
+        print(f"| {name} | {pages / seconds[name]:.0f} | {recall:.4f} | {precision:.4f} |")
     same = total = 0
     for item, (_, headings) in zip(data, references, strict=True):
         sections = {block.section.split(" > ")[-1] for block in parse_pdf(item).blocks}
@@ -169,10 +169,7 @@ def bench_html(rounds: int) -> None:
         pages.append(html_page(path, headings[0] if headings else path.stem))
         references.append((text, headings))
     extractors = {"ai_assets parse_html (selectolax)": project_html_text, "trafilatura (markdown output)": trafilatura_text}
-    seconds = {name: [] for name in extractors}
-    for _ in range(rounds):
-        for name, extract in extractors.items():
-            seconds[name].append(timed_rounds(pages, extract, 1))
+    seconds = interleaved_seconds(pages, extractors, rounds)
     print(f"\n### HTML: {len(pages)} pages\n")
     print("| extractor | pages/s | word recall | word precision | boilerplate words leaked | headings kept |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -188,7 +185,7 @@ def bench_html(rounds: int) -> None:
             headings_total += len(headings)
             kept += sum(1 for heading in headings if " ".join(_WORD.findall(heading.lower())) in normalized)
         recall, precision = overlap(reference, extracted)
-        print(f"| {name} | {len(pages) / statistics.median(seconds[name]):.0f} | {recall:.4f} | {precision:.4f} | "
+        print(f"| {name} | {len(pages) / seconds[name]:.0f} | {recall:.4f} | {precision:.4f} | "
               f"{leaked} | {kept}/{headings_total} |")
 
 

@@ -15,7 +15,7 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass
 
-from ai_assets.core.documents.model import ParsedBlock, ParsedDocument, UnreadableDocument, section_path
+from ai_assets.core.documents.model import BlockCollector, ParsedDocument, UnreadableDocument
 
 _HEADING_STYLE = re.compile(r"^(?:heading|überschrift|titre|título)\s*(\d)$", re.IGNORECASE)
 _HEADING_MAX_CHARS = 150
@@ -47,27 +47,18 @@ def parse_docx(raw: bytes) -> ParsedDocument:
     paragraphs = list(_body_paragraphs(document))
     _rank_headings(paragraphs)
     has_pages = any(paragraph.page_breaks_before for paragraph in paragraphs)
-    blocks: list[ParsedBlock] = []
-    headings: list[str] = []
-    texts: list[str] = []
-    page = 1
+    collector = BlockCollector()
+    collector.page = 1 if has_pages else None
     title = (document.core_properties.title or "").strip()
-
-    def flush() -> None:
-        if texts:
-            blocks.append(ParsedBlock(text="\n\n".join(texts), section=section_path(headings), page=page if has_pages else None))
-            texts.clear()
-
     for paragraph in paragraphs:
         if paragraph.page_breaks_before:
-            flush()
-            page += paragraph.page_breaks_before
+            collector.new_page((collector.page or 1) + paragraph.page_breaks_before)
         if paragraph.level:
-            flush()
-            headings = [*headings[: paragraph.level - 1], *[""] * (paragraph.level - 1 - len(headings)), paragraph.text]
+            collector.heading(paragraph.level, paragraph.text)
             title = title or (paragraph.text if paragraph.level == 1 else "")
-        texts.append(f"- {paragraph.text}" if paragraph.listed else paragraph.text)
-    flush()
+        else:
+            collector.paragraph(f"- {paragraph.text}" if paragraph.listed else paragraph.text)
+    collector.end_block()
     metadata = {
         name: value
         for name, value in (
@@ -77,7 +68,7 @@ def parse_docx(raw: bytes) -> ParsedDocument:
         )
         if value.strip()
     }
-    return ParsedDocument(title=title, blocks=blocks, metadata=metadata, pages=page if has_pages else None)
+    return ParsedDocument(title=title, blocks=collector.blocks, metadata=metadata, pages=collector.page)
 
 
 def _body_paragraphs(document) -> list[_Paragraph]:

@@ -7,6 +7,8 @@ They are imported lazily, in the parsing worker that needs them.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from pathlib import PurePosixPath
 
 from ai_assets.core.documents.model import ParsedDocument
@@ -34,34 +36,22 @@ def file_format(relative: str) -> str | None:
     return FORMATS.get(PurePosixPath(relative).suffix.lower())
 
 
+# Each format's parser, as (module, function): imported on first use, in the worker that parses.
+PARSERS: dict[str, tuple[str, str]] = {
+    "markdown": ("ai_assets.core.documents.markdown", "parse_markdown"),
+    "text": ("ai_assets.core.documents.text", "parse_plain_text"),
+    "rst": ("ai_assets.core.documents.text", "parse_rst"),
+    "html": ("ai_assets.core.documents.html", "parse_html"),
+    "pdf": ("ai_assets.core.documents.pdf", "parse_pdf"),
+    "docx": ("ai_assets.core.documents.docx", "parse_docx"),
+    "pptx": ("ai_assets.core.documents.pptx", "parse_pptx"),
+}
+
+
 def parse_document(format_name: str, data: bytes) -> ParsedDocument:
     """Parse one file's bytes of a known format (not ``corpus``, which yields many documents)."""
-    if format_name == "markdown":
-        from ai_assets.core.documents.markdown import parse_markdown
-
-        return parse_markdown(data)
-    if format_name == "text":
-        from ai_assets.core.documents.text import parse_plain_text
-
-        return parse_plain_text(data)
-    if format_name == "rst":
-        from ai_assets.core.documents.text import parse_rst
-
-        return parse_rst(data)
-    if format_name == "html":
-        from ai_assets.core.documents.html import parse_html
-
-        return parse_html(data)
-    if format_name == "pdf":
-        from ai_assets.core.documents.pdf import parse_pdf
-
-        return parse_pdf(data)
-    if format_name == "docx":
-        from ai_assets.core.documents.docx import parse_docx
-
-        return parse_docx(data)
-    if format_name == "pptx":
-        from ai_assets.core.documents.pptx import parse_pptx
-
-        return parse_pptx(data)
-    raise ValueError(f"no parser for format {format_name!r}")
+    if format_name not in PARSERS:
+        raise ValueError(f"no parser for format {format_name!r}")
+    module, function = PARSERS[format_name]
+    parser: Callable[[bytes], ParsedDocument] = getattr(importlib.import_module(module), function)
+    return parser(data)

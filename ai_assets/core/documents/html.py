@@ -11,7 +11,7 @@ import re
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from ai_assets.core.documents.model import ParsedBlock, ParsedDocument, UnreadableDocument, section_path
+from ai_assets.core.documents.model import BlockCollector, ParsedBlock, ParsedDocument, UnreadableDocument
 from ai_assets.core.documents.text import decode_text
 
 # Never content: code, styling, embedded objects, interactive parts, and page furniture.
@@ -85,31 +85,21 @@ def _block_of(node: LexborNode) -> LexborNode | None:
     return parent
 
 
-class _Blocks:
-    """Collects paragraphs under the current heading path; a heading starts a new block."""
+class _Blocks(BlockCollector):
+    """Text nodes into paragraphs (``words`` gathers the current one), paragraphs into blocks."""
 
     def __init__(self) -> None:
-        self.headings: list[str] = []
-        self.blocks: list[ParsedBlock] = []
-        self.paragraphs: list[str] = []
+        super().__init__()
         self.words: list[str] = []
 
     def end_paragraph(self) -> None:
-        text = "".join(self.words).strip()
-        if text:
-            self.paragraphs.append(text)
+        self.paragraph("".join(self.words).strip())
         self.words = []
 
     def end_block(self) -> None:
-        self.end_paragraph()
-        if self.paragraphs:
-            self.blocks.append(ParsedBlock(text="\n\n".join(self.paragraphs), section=section_path(self.headings)))
-        self.paragraphs = []
-
-    def heading(self, level: int, text: str) -> None:
-        self.end_block()
-        self.headings = [*self.headings[: level - 1], *[""] * (level - 1 - len(self.headings)), text]
-        self.paragraphs = [text]
+        if self.words:
+            self.end_paragraph()
+        super().end_block()
 
 
 def _blocks(root: LexborNode) -> list[ParsedBlock]:

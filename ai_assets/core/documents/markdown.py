@@ -10,7 +10,7 @@ from datetime import date, datetime
 import yaml
 from markdown_it import MarkdownIt
 
-from ai_assets.core.documents.model import ParsedBlock, ParsedDocument, UnreadableDocument, section_path
+from ai_assets.core.documents.model import ParsedBlock, ParsedDocument, UnreadableDocument, section_path, under_heading
 from ai_assets.core.documents.text import decode_text
 
 # Front matter opens the file with a line of three dashes and closes with `---` or `...`.
@@ -29,7 +29,7 @@ def parse_markdown(raw: bytes) -> ParsedDocument:
     for line_number, level, heading in _headings(body):
         if line_number > start:
             blocks.append(ParsedBlock(text="\n".join(lines[start:line_number]), section=section_path(headings)))
-        headings = [*headings[: level - 1], *[""] * (level - 1 - len(headings)), heading]
+        headings = under_heading(headings, level, heading)
         title = title or (heading if level == 1 else "")
         start = line_number
     blocks.append(ParsedBlock(text="\n".join(lines[start:]), section=section_path(headings)))

@@ -144,6 +144,41 @@ def section_path(headings: list[str]) -> str:
     return SECTION_SEPARATOR.join(heading for heading in headings if heading)
 
 
+def under_heading(headings: list[str], level: int, text: str) -> list[str]:
+    """The heading path once a heading of ``level`` (1-based) starts: deeper headings end there, and
+    a level the document skipped stays empty (left out of the section path)."""
+    return [*headings[: level - 1], *[""] * (level - 1 - len(headings)), text]
+
+
+class BlockCollector:
+    """Paragraphs gathered under the current heading path into blocks: a heading, or a new page,
+    ends the block before it. The heading's own text opens its block."""
+
+    def __init__(self) -> None:
+        self.blocks: list[ParsedBlock] = []
+        self.headings: list[str] = []
+        self.paragraphs: list[str] = []
+        self.page: int | None = None
+
+    def paragraph(self, text: str) -> None:
+        if text.strip():
+            self.paragraphs.append(text)
+
+    def heading(self, level: int, text: str) -> None:
+        self.end_block()
+        self.headings = under_heading(self.headings, level, text)
+        self.paragraphs = [text]
+
+    def new_page(self, page: int | None) -> None:
+        self.end_block()
+        self.page = page
+
+    def end_block(self) -> None:
+        if self.paragraphs:
+            self.blocks.append(ParsedBlock(text="\n\n".join(self.paragraphs), section=section_path(self.headings), page=self.page))
+        self.paragraphs = []
+
+
 def assemble_document(
     parsed: ParsedDocument, *, source: str, path: str, size_bytes: int, mtime: float, fallback_title: str
 ) -> Document:

@@ -22,17 +22,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
-from ai_assets.core.documents.formats import parse_document
+from ai_assets.core.documents.formats import PARSERS, parse_document
 from ai_assets.core.documents.model import ParsedDocument, UnreadableDocument
 
 Parser = Callable[[str, bytes], ParsedDocument]  # (format, bytes): a module-level function
 
 # Imported once by the forkserver, so a new worker starts with every parser loaded.
-_PRELOAD = [
-    "ai_assets.core.documents.formats", "ai_assets.core.documents.markdown", "ai_assets.core.documents.text",
-    "ai_assets.core.documents.html", "ai_assets.core.documents.pdf", "ai_assets.core.documents.docx",
-    "ai_assets.core.documents.pptx",
-]
+_PRELOAD = ["ai_assets.core.documents.formats", *sorted({module for module, _ in PARSERS.values()})]
 _STOP_SECONDS = 5.0
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
 
-from ai_assets.core.documents.model import ParsedBlock, ParsedDocument, UnreadableDocument, section_path
+from ai_assets.core.documents.model import BlockCollector, ParsedBlock, ParsedDocument, UnreadableDocument
 
 # Lines this close to the top or bottom edge (share of the page height) may be running furniture.
 _EDGE = 0.08
@@ -254,33 +254,27 @@ def _looks_like_heading(line: _Line, body: float) -> bool:
     return line.size >= body * 1.15 or (line.bold and line.size >= body * 0.95)
 
 
-class _Assembler:
-    """Lines into paragraphs, paragraphs into blocks of one section and one page."""
+class _Assembler(BlockCollector):
+    """Lines into paragraphs (``lines`` gathers the current one), paragraphs into blocks of one
+    section and one page."""
 
     def __init__(self) -> None:
-        self.blocks: list[ParsedBlock] = []
-        self.headings: list[str] = []
-        self.paragraphs: list[str] = []
+        super().__init__()
         self.lines: list[str] = []
-        self.page: int | None = None
         self.previous: _Line | None = None
 
     def end_paragraph(self) -> None:
-        if self.lines:
-            self.paragraphs.append("".join(self.lines))
+        self.paragraph("".join(self.lines))
         self.lines = []
 
     def end_block(self) -> None:
         self.end_paragraph()
-        if self.paragraphs:
-            self.blocks.append(ParsedBlock(text="\n\n".join(self.paragraphs), section=section_path(self.headings), page=self.page))
-        self.paragraphs = []
+        super().end_block()
 
     def add(self, line: _Line) -> None:
         if line.page != self.page:
             carried = self._hyphenated_word_across_pages(line)
-            self.end_block()
-            self.page = line.page
+            self.new_page(line.page)
             if carried:
                 line = _Line(**{**line.__dict__, "text": line.text[len(carried):].lstrip()})
                 if not line.text:
@@ -288,15 +282,9 @@ class _Assembler:
         if line.heading_level and self._continues_heading(line):
             self.headings[-1] = f"{self.headings[-1]} {line.text}"
             self.paragraphs = [self.headings[-1]]
-            self.previous = line
-            return
-        if line.heading_level:
-            self.end_block()
-            self.headings = [*self.headings[: line.heading_level - 1], *[""] * (line.heading_level - 1 - len(self.headings)), line.text]
-            self.paragraphs = [line.text]
-            self.previous = line
-            return
-        if self._starts_paragraph(line):
+        elif line.heading_level:
+            self.heading(line.heading_level, line.text)
+        elif self._starts_paragraph(line):
             self.end_paragraph()
             self.lines = [line.text]
         elif line.mono:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ai_assets.core.documents.model import ParsedBlock, ParsedDocument, UnreadableDocument, section_path
+from ai_assets.core.documents.model import ParsedBlock, ParsedDocument, UnreadableDocument, section_path, under_heading
 
 # Characters reStructuredText accepts as section adornment.
 _RST_ADORNMENT = re.compile(r"^([=\-~^*#+`:'\"_.!$%&,;<>?@\\|/])\1{2,}\s*$")
@@ -47,8 +47,7 @@ def parse_rst(raw: bytes) -> ParsedDocument:
             blocks.append(ParsedBlock(text="\n".join(current), section=section_path(headings)))
         if style not in styles:
             styles.append(style)
-        level = styles.index(style)
-        headings = [*headings[:level], *[""] * (level - len(headings)), text][: level + 1]
+        headings = under_heading(headings, styles.index(style) + 1, text)
         title = title or text
         current = [text]
         index += consumed

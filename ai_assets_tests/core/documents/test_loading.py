@@ -57,6 +57,12 @@ def test_each_supported_type_becomes_a_document(tmp_path: Path) -> None:
         ("script.html", b"<p>a</p><script>never closed", "broken HTML: <script> element is never closed"),
         ("comment.html", b"<p>a</p><!-- never closed <p>b</p>", "broken HTML: unterminated comment"),
         ("tags.html", b"<div><span></span></div>", "no text after extraction"),
+        ("locked.pdf", pdf_bytes([[("body", "secret plans")]], password="pw"), "encrypted PDF: it needs a password"),
+        ("cut.pdf", pdf_bytes([[("body", "half a file")]])[:900], "truncated PDF"),
+        ("scan.pdf", scanned_pdf_bytes(1), "no text layer"),
+        ("fake.docx", b"not a zip archive at all", "not a Word document"),
+        ("fake.pptx", b"neither is this", "not a PowerPoint deck"),
+        ("matter.md", b"---\n: [\n---\ntext", "invalid YAML front matter"),
     ],
 )
 def test_bad_file_is_quarantined_and_the_rest_kept(tmp_path: Path, name: str, content: bytes, reason: str) -> None:
@@ -133,24 +139,6 @@ def test_pdf_docx_pptx_and_markdown_front_matter_become_documents(tmp_path: Path
     assert by_key["docs/deck.pptx"].blocks[0].page == 1
     notes = by_key["docs/notes.md"]
     assert (notes.title, notes.metadata, notes.text) == ("Team notes", {"owner": "ops"}, "Some notes.")
-
-
-@pytest.mark.parametrize(
-    ("name", "content", "reason"),
-    [
-        ("locked.pdf", pdf_bytes([[("body", "secret plans")]], password="pw"), "encrypted PDF: it needs a password"),
-        ("cut.pdf", pdf_bytes([[("body", "half a file")]])[:900], "truncated PDF"),
-        ("scan.pdf", scanned_pdf_bytes(1), "no text layer"),
-        ("fake.docx", b"not a zip archive at all", "not a Word document"),
-        ("fake.pptx", b"neither is this", "not a PowerPoint deck"),
-        ("matter.md", b"---\n: [\n---\ntext", "invalid YAML front matter"),
-    ],
-)
-def test_bad_documents_are_quarantined_and_the_rest_kept(tmp_path: Path, name: str, content: bytes, reason: str) -> None:
-    write(tmp_path / "docs", {"good.md": "# Good\n\nStill here.", name: content})
-    loaded = load_source(LocalSourceFolders(tmp_path), "docs", 1_000)
-    assert [doc.doc_key for doc in loaded.documents] == ["docs/good.md"]
-    assert [(item.path, item.reason.startswith(reason)) for item in loaded.quarantined] == [(name, True)], loaded.quarantined
 
 
 def test_binary_formats_are_limited_by_their_text_and_file_size(tmp_path: Path) -> None:
