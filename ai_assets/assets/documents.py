@@ -1,6 +1,7 @@
 import dagster as dg
 
 from ai_assets.automation import CONTENT_FINGERPRINT, SOURCE_FILES_KEY
+from ai_assets.core.documents.loading import UNSUPPORTED_TYPE
 from ai_assets.core.documents.model import SourceLoad
 from ai_assets.core.documents.reports import quarantine_table, skipped_table
 from ai_assets.core.hashing import sha256_hex
@@ -43,11 +44,14 @@ def source_documents(context: dg.AssetExecutionContext, source_files: SourceFile
     for item in loaded.quarantined:
         context.log.warning(f"quarantined {source}/{item.location}: {item.reason}")
     for entry in loaded.skipped:
-        context.log.info(f"skipped {source}/{entry.relative}: {entry.reason}")
+        # Another file type is expected; a FIFO, a dangling link or a loop is worth a look (and
+        # reaches the terminal of `ai-assets build`, which shows warnings).
+        log = context.log.info if entry.reason.startswith(UNSUPPORTED_TYPE) else context.log.warning
+        log(f"skipped {source}/{entry.relative}: {entry.reason}")
     if not loaded.documents:
         context.log.warning(f"source {source!r} has no readable document")
     total_chars = sum(len(document.text) for document in loaded.documents)
-    unsupported = sum(1 for entry in loaded.skipped if entry.reason.startswith("unsupported file type"))
+    unsupported = sum(1 for entry in loaded.skipped if entry.reason.startswith(UNSUPPORTED_TYPE))
     yield dg.Output(
         loaded,
         # The data version is the set of document versions, so only a real content change

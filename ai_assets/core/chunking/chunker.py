@@ -210,7 +210,7 @@ def _section_windows(
             if not too_small:
                 yield pending.first_token, pending.end_token, pending_context
                 pending = None
-        context = context_for(document.title, section.path, tokenizer, config) if config.context_prefix else ""
+        context = context_for(_meaningful_title(document), section.path, tokenizer, config) if config.context_prefix else ""
         if pending is None:
             pending_context, budget = context, _budget(context, tokenizer, config)
             start = section.first_token
@@ -243,6 +243,11 @@ def context_for(title: str, section: str, tokenizer: Tokenizer, config: ChunkerC
             return context
         parts = parts[1:]
     return ""
+
+
+def _meaningful_title(document: Document) -> str:
+    """The title, unless it is only a corpus line's id standing in for a missing one."""
+    return "" if document.native_id is not None and document.title == document.native_id else document.title
 
 
 def _budget(context: str, tokenizer: Tokenizer, config: ChunkerConfig) -> int:

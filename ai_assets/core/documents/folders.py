@@ -4,6 +4,13 @@ Loading, fingerprinting and the source sensor see the sources only through ``Sou
 so where the files live (a directory of this machine here) is decided in one place. A root
 that is missing or cannot be listed raises ``SourcesUnavailable``: callers must never read
 it as "no sources", which would delete every source's rows.
+
+A source folder is a boundary. The local listing never follows a link whose target resolves
+outside the sources root (or the source folder's own real location): it is quarantined, and
+checked again when read. Links inside are followed, each folder entered once, so loops end.
+Special files (FIFOs, sockets, devices) are never opened; they, dangling links, loops and
+folders named like documents are listed as skipped with a reason, and files or folders the
+process may not read as quarantined.
 """
 
 from __future__ import annotations

@@ -33,6 +33,9 @@ from ai_assets.core.documents.parsing import ParseJob, ParseOutcome, available_c
 from ai_assets.core.documents.text import decode_text
 
 
+UNSUPPORTED_TYPE = "unsupported file type"
+
+
 class ParseSettings(BaseModel):
     """Limits and parallelism of parsing; defaults as the settings' (AI_ASSETS_PARSE_*)."""
 
@@ -59,7 +62,7 @@ def load_source(
     for file in listing.files:
         if file_format(file.relative) is None:
             suffix = PurePosixPath(file.relative).suffix.lower()
-            skipped.append(SkippedFile(relative=file.relative, reason=f"unsupported file type ({suffix or 'no suffix'})"))
+            skipped.append(SkippedFile(relative=file.relative, reason=f"{UNSUPPORTED_TYPE} ({suffix or 'no suffix'})"))
         else:
             readable.append(file)
     documents, problems, seconds = _load_files(folders, source, readable, max_document_bytes, parsing)

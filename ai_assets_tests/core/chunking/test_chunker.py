@@ -199,3 +199,14 @@ def test_context_prefix_is_embedded_not_stored_and_fits_the_window() -> None:
     without = chunk_document(doc, tokenizer, config(64, 8))
     assert all(chunk.context == "" and chunk.embedding_text == chunk.text for chunk in without)
     assert {c.chunk_id for c in chunks}.isdisjoint({c.chunk_id for c in without})
+
+
+def test_context_prefix_skips_what_the_chunk_already_starts_with_and_id_titles() -> None:
+    cfg = ChunkerConfig(tokenizer=MINILM.model, max_tokens=64, overlap_tokens=8, context_prefix=True)
+    tokenizer = minilm_tokenizer()
+    titled = Document(doc_key="s/7", source="s", path="corpus.jsonl", native_id="7", title="Tides",
+                      text="Tides\n\n" + sentences("moon", 12), content_hash="h", size_bytes=1, mtime=0.0)
+    chunks = chunk_document(titled, tokenizer, cfg)
+    assert chunks[0].context == "" and all(chunk.context == "Tides" for chunk in chunks[1:])
+    untitled = titled.model_copy(update={"title": "7", "text": sentences("moon", 12)})
+    assert all(chunk.context == "" for chunk in chunk_document(untitled, tokenizer, cfg))

@@ -46,25 +46,26 @@ def test_each_supported_type_becomes_a_document(tmp_path: Path) -> None:
     assert loaded.quarantined == []
 
 
-@pytest.mark.parametrize(
-    ("name", "content", "reason"),
-    [
-        ("empty.md", b"", "empty file"),
-        ("blank.md", b"  \n\t\n", "empty file"),
-        ("binary.txt", b"abc\x00def", "binary file (contains NUL bytes)"),
-        ("latin1.md", "caf\xe9".encode("latin-1"), "not valid UTF-8: byte 0xe9 at offset 3"),
-        ("big.md", b"x" * 2_000, "file is 2000 bytes, over the limit of 1000 bytes"),
-        ("script.html", b"<p>a</p><script>never closed", "broken HTML: <script> element is never closed"),
-        ("comment.html", b"<p>a</p><!-- never closed <p>b</p>", "broken HTML: unterminated comment"),
-        ("tags.html", b"<div><span></span></div>", "no text after extraction"),
-        ("locked.pdf", pdf_bytes([[("body", "secret plans")]], password="pw"), "encrypted PDF: it needs a password"),
-        ("cut.pdf", pdf_bytes([[("body", "half a file")]])[:900], "truncated PDF"),
-        ("scan.pdf", scanned_pdf_bytes(1), "no text layer"),
-        ("fake.docx", b"not a zip archive at all", "not a Word document"),
-        ("fake.pptx", b"neither is this", "not a PowerPoint deck"),
-        ("matter.md", b"---\n: [\n---\ntext", "invalid YAML front matter"),
-    ],
-)
+BAD_FILES = [
+    ("empty.md", b"", "empty file"),
+    ("blank.md", b"  \n\t\n", "empty file"),
+    ("binary.txt", b"abc\x00def", "binary file (contains NUL bytes)"),
+    ("latin1.md", "caf\xe9".encode("latin-1"), "not valid UTF-8: byte 0xe9 at offset 3"),
+    ("big.md", b"x" * 2_000, "file is 2000 bytes, over the limit of 1000 bytes"),
+    ("script.html", b"<p>a</p><script>never closed", "broken HTML: <script> element is never closed"),
+    ("comment.html", b"<p>a</p><!-- never closed <p>b</p>", "broken HTML: unterminated comment"),
+    ("tags.html", b"<div><span></span></div>", "no text after extraction"),
+    ("locked.pdf", pdf_bytes([[("body", "secret plans")]], password="pw"), "encrypted PDF: it needs a password"),
+    ("cut.pdf", pdf_bytes([[("body", "half a file")]])[:900], "truncated PDF"),
+    ("scan.pdf", scanned_pdf_bytes(1), "no text layer"),
+    ("fake.docx", b"not a zip archive at all", "not a Word document"),
+    ("fake.pptx", b"neither is this", "not a PowerPoint deck"),
+    ("matter.md", b"---\n: [\n---\ntext", "invalid YAML front matter"),
+]
+
+
+# Ids by file name: generated PDFs differ by their creation time, and every xdist worker must collect the same ids.
+@pytest.mark.parametrize(("name", "content", "reason"), BAD_FILES, ids=[name for name, _, _ in BAD_FILES])
 def test_bad_file_is_quarantined_and_the_rest_kept(tmp_path: Path, name: str, content: bytes, reason: str) -> None:
     write(tmp_path / "docs", {"good.md": "# Good\n\nStill here.", name: content})
     loaded = load_source(LocalSourceFolders(tmp_path), "docs", 1_000)
