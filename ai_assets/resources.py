@@ -117,7 +117,7 @@ class Chunker(dg.ConfigurableResource):
 
     max_tokens: int = 254
     overlap_tokens: int = 32
-    context_prefix: bool = False  # embed chunks after their document title and section path
+    context_prefix: bool = True  # embed chunks after their document title and section path (Settings.context_prefix)
 
     def config(self) -> ChunkerConfig:
         return ChunkerConfig(
