@@ -133,7 +133,9 @@ def test_exactly_the_assets_downstream_of_a_change_are_stale(
     else:
         # A new code version of the chunker: every chunks partition, no documents partition.
         definitions = definitions.map_asset_specs(
-            func=lambda spec: spec.replace_attributes(code_version="2") if spec.key.path == ["document_chunks"] else spec
+            func=lambda spec: spec.replace_attributes(code_version=f"{spec.code_version}-next")
+            if spec.key.path == ["document_chunks"]
+            else spec
         )
         expected_stale = {("document_chunks", "alpha"), ("document_chunks", "beta")}
 

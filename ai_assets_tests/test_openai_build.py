@@ -18,6 +18,7 @@ import pytest
 
 from ai_assets.build import run_build
 from ai_assets.cli import main as cli_main
+from ai_assets.core.chunking.chunk_files import ChunkFile
 from ai_assets.core.embedding.base import MINILM, OPENAI_SMALL, embedder_spec
 from ai_assets.core.store.tables import scan
 from ai_assets.definitions import build_definitions
@@ -45,6 +46,12 @@ def openai_env(server: OpenAIServer, data_dir: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("AI_ASSETS_OPENAI_EMBEDDING_DIMENSIONS", str(DIMENSIONS))
     monkeypatch.setenv("AI_ASSETS_OPENAI_TIMEOUT_SECONDS", "0.5")
     monkeypatch.setenv("AI_ASSETS_OPENAI_PRICES", '{"text-embedding-3-small": 0.5}')
+
+
+def embedding_texts(settings: Settings) -> dict[str, str]:
+    """chunk id -> the text sent to the model, from the chunk files document_chunks wrote."""
+    files = (settings.data_dir / "chunks" / "document_chunks").glob("*.parquet")
+    return {chunk.chunk_id: chunk.embedding_text for path in files for batch in ChunkFile(path).batches(1000) for chunk in batch}
 
 
 def chunk_embedding_metadata(instance: dg.DagsterInstance, source: str, embedder: str) -> dict:
@@ -75,14 +82,16 @@ def test_full_build_through_a_faulty_openai_server_is_exact_paid_once_and_keeps_
     local_ids = scan(db.open_table(f"chunks__{MINILM.name}"), ["chunk_id"]).column("chunk_id").to_pylist()
     assert sorted(row["chunk_id"] for row in rows) == sorted(local_ids) and len(rows) > 0
     assert {row["model"] for row in rows} == {spec.model}
+    # The server saw each chunk's exact embedding text (its context prefix, then its text).
+    sent = embedding_texts(settings)
     np.testing.assert_allclose(
         np.array([row["vector"] for row in rows]),
-        np.array([bag_of_words_vector(row["text"], DIMENSIONS) for row in rows]),
+        np.array([bag_of_words_vector(sent[row["chunk_id"]], DIMENSIONS) for row in rows]),
         rtol=1e-6,
     )
 
-    # Paid once: every chunk text was embedded by exactly one successful request.
-    chunk_texts = {row["text"] for row in rows}
+    # Paid once: every chunk's embedding text was embedded by exactly one successful request.
+    chunk_texts = set(sent.values())
     paid_chunks = Counter(text for text in server.embedded_texts() if text in chunk_texts)
     assert set(paid_chunks) == chunk_texts and set(paid_chunks.values()) == {1}
 
