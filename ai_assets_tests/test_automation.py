@@ -98,7 +98,9 @@ def test_content_fingerprints_are_reused_until_a_file_moves(data_dir: Path) -> N
                      for source, value in first.items()}
     # Same stat signature: the recorded content is trusted, no file is read.
     assert fingerprint_sources(LocalSourceFolders(sources_dir), stale_content)["alpha"].content == "old"
-    changes = source_changes(first, fingerprint_sources(LocalSourceFolders(sources_dir), first), {"alpha", "beta", "gone"})
+    changes = source_changes(
+        first, fingerprint_sources(LocalSourceFolders(sources_dir), first), {"alpha", "beta", "gone"}, str(sources_dir)
+    )
     assert (changes.added, changes.changed, changes.removed) == ([], [], ["gone"])
 
 

@@ -26,7 +26,7 @@ def build_command(args: argparse.Namespace, settings: Settings) -> int:
     from ai_assets.history import evaluation_leaderboard
 
     instance = dagster_instance(settings, create=True)
-    print(f"data: {settings.data_dir.resolve()}  lancedb: {settings.resolved_lancedb_uri}")
+    print(f"data: {settings.data_dir}  lancedb: {settings.resolved_lancedb_uri}")
     print(f"dagster instance: {os.environ['DAGSTER_HOME']}  embedders: {', '.join(settings.embedders)}")
     report = run_build(build_definitions(settings), instance, settings.embedders, args.source, force=args.force)
     if not report.ok:

@@ -7,13 +7,10 @@ model, dimensions and normalization; opening it with another spec is an error.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from filelock import FileLock
 from lancedb.db import DBConnection
 from lancedb.table import Table
 
@@ -105,34 +102,28 @@ def open_table(db: DBConnection, spec: EmbedderSpec, create: bool = True) -> Tab
 
 
 def _open_verified(db: DBConnection, name: str, spec: EmbedderSpec, schema: pa.Schema | None) -> Table:
-    """Open a table written for ``spec`` (refusing another model's), or create it from ``schema``."""
+    """Open a table written for ``spec`` (refusing another model's), or create it from ``schema``.
+
+    Writers on other machines may create the same table at the same moment. LanceDB commits a
+    table's first version with the store's put-if-absent (a conditional PUT on S3, GCS and Azure,
+    an exclusive create on disk), so exactly one create wins and every other writer is told the
+    table already exists: it then opens the winner's table. No lock is needed, and none that
+    lives on one machine (a lock file in a temp directory) could serialize writers on several.
+    """
     if name not in db.table_names(limit=None):
         if schema is None:
             raise FileNotFoundError(
                 f"no table {name} in {db.uri}: run `ai-assets build` for embedder {spec.name!r} first"
             )
-        with FileLock(creation_lock_path(db.uri, name)):
-            # Checked again under the lock: another writer may have created it meanwhile.
-            if name not in db.table_names(limit=None):
-                return db.create_table(name, schema=schema)
+        try:
+            return db.create_table(name, schema=schema)
+        except ValueError as error:
+            if "already exists" not in str(error):
+                raise
+            # Another writer created it between our look and our create: open theirs.
     table = db.open_table(name)
     verify_table(table, spec)
     return table
-
-
-def creation_lock_path(uri: str, name: str) -> str:
-    """The lock that makes creating table ``name`` of database ``uri`` happen once.
-
-    Two writers that both find the table missing would each commit a create, and LanceDB
-    resolves the later one as an overwrite: it fails the other writer's next append ("Append
-    transaction is incompatible with concurrent transaction Overwrite") or, landing after that
-    append, wipes its rows. A local database keeps the lock beside its tables; an object-store
-    one in the temp directory, which serializes the writers of this machine only.
-    """
-    local = "://" not in uri or uri.startswith("file://")
-    directory = Path(uri.removeprefix("file://")) if local else Path(tempfile.gettempdir()) / "ai_assets-locks" / sha256_hex(uri, length=16)
-    directory.mkdir(parents=True, exist_ok=True)
-    return str(directory / f"{name}.create.lock")
 
 
 def vector_field(spec: EmbedderSpec) -> pa.Field:
