@@ -110,7 +110,8 @@ def build_retrieval_evaluation(partitions: EmbedderPartitions, freshness: dg.Fre
             raise dg.Failure(
                 f"no eval set scored under {source_files.eval_uri} (skipped: {', '.join(skipped) or 'none'}), "
                 f"where the previous evaluation scored {len({row['eval_set'] for row in previous})}. Restore the "
-                "eval sets, or materialize with config allow_no_eval_sets: true if they were removed on purpose"
+                "eval sets, or materialize with config allow_no_eval_sets: true if they were removed on purpose",
+                allow_retries=False,
             )
         failures = quality_gate_failures(
             current, previous, GATED_METRIC, quality_gate.min_ndcg_at_10, quality_gate.max_ndcg_drop

@@ -84,7 +84,16 @@ def _options(location: str) -> dict:
     if scheme == "s3":
         # Fail within seconds when the endpoint is unreachable (botocore waits 60 s per attempt).
         options["config_kwargs"] = {"connect_timeout": 10, "read_timeout": 120, "retries": {"max_attempts": 3}}
+        endpoint = aws_endpoint()
+        if endpoint:
+            # What s3fs would read from the environment anyway; passed so that fsspec's cache of
+            # filesystems keeps one per endpoint.
+            options["endpoint_url"] = endpoint
     return options
+
+
+def aws_endpoint() -> str:
+    return next((os.environ[name] for name in ENDPOINT_VARIABLES if os.environ.get(name)), "")
 
 
 def filesystem(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -102,10 +111,8 @@ def storage_path(location: str) -> Path:
 
 
 def endpoint_note() -> str:
-    for variable in ENDPOINT_VARIABLES:
-        if os.environ.get(variable):
-            return f" at {variable}={os.environ[variable]}"
-    return ""
+    endpoint = aws_endpoint()
+    return f" at AWS_ENDPOINT_URL={endpoint}" if endpoint else ""
 
 
 @contextmanager
@@ -135,14 +142,19 @@ def storage_errors(location: str, setting: str) -> Iterator[None]:
 
 def check_reachable(location: str, setting: str) -> None:
     """Fail early, with the setting's name, when a remote location's store or bucket cannot be used."""
-    if not is_remote(location):
-        return
+    if not is_remote(location) or location.split("://", 1)[0] not in SCHEME_PACKAGES:
+        return  # a local path, or a URI only LanceDB serves (db:// of LanceDB Cloud)
     fs, path = filesystem(location)
+    bucket = path.split("/", 1)[0]
     with storage_errors(location, setting):
         try:
-            fs.find(path, maxdepth=1, withdirs=True)
+            fs.ls(path, detail=False)
+            return
         except FileNotFoundError:
-            bucket = path.split("/", 1)[0]
+            pass  # an empty prefix is fine (nothing written yet); a missing bucket is not
+        try:
+            fs.info(bucket)
+        except FileNotFoundError:
             raise StorageUnavailable(
                 f"{setting}={location}: bucket {bucket!r} does not exist{endpoint_note()}"
             ) from None
@@ -155,7 +167,6 @@ def lancedb_storage_options(uri: str, overrides: dict[str, str]) -> dict[str, st
     LanceDB reads the endpoint, region and credentials from the same ``AWS_*`` variables as s3fs.
     """
     options: dict[str, str] = {}
-    endpoint = next((os.environ[name] for name in ENDPOINT_VARIABLES if os.environ.get(name)), "")
-    if uri.startswith("s3://") and endpoint.startswith("http://"):
+    if uri.startswith("s3://") and aws_endpoint().startswith("http://"):
         options["allow_http"] = "true"
     return {**options, **overrides}
