@@ -10,7 +10,9 @@ import dagster as dg
 import pytest
 
 from ai_assets.settings import Settings
+from ai_assets_tests.postgres_server import PostgresServer, postgres_bin_dir, running_postgres
 from ai_assets_tests.s3_server import S3Server, running_s3
+from ai_assets_tests.system import missing_system_package
 
 TINY_SOURCES: dict[str, dict[str, str]] = {
     "alpha": {
@@ -123,3 +125,13 @@ def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
     for name, value in s3.env().items():
         monkeypatch.setenv(name, value)
     return s3
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (Debian's package), one per test module."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        missing_system_package("PostgreSQL not found: `apt-get install -y postgresql` (.ci/run does)")
+    with running_postgres(bin_dir) as server:
+        yield server

@@ -16,21 +16,23 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import dagster as dg
 import lancedb
 import pytest
 
 from ai_assets.core.embedding.base import MINILM
 from ai_assets.core.store.tables import scan, source_row_counts, table_name
 from ai_assets.definitions import INDEX_JOB, INGEST_JOB
+from ai_assets.history import latest_metadata
 from ai_assets.retries import MODEL_POOL
 from ai_assets_tests.conftest import TINY_SOURCES, write_eval_set
-from ai_assets_tests.postgres_server import PostgresServer, postgres_bin_dir, running_postgres
+from ai_assets_tests.postgres_server import PostgresServer
 from ai_assets_tests.s3_server import S3Server, running_s3
-from ai_assets_tests.system import data_files, missing_system_package
+from ai_assets_tests.system import data_files
+from ai_assets_tests.test_postgres import step_windows
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -43,15 +45,6 @@ SOURCES = {
         "io.md": "# IO managers\n\nAn IO manager stores the output of an asset and loads it downstream.",
     },
 }
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        missing_system_package("PostgreSQL not found: `apt-get install -y postgresql` (.ci/run does)")
-    with running_postgres(bin_dir) as server:
-        yield server
 
 
 class Steps:
@@ -86,7 +79,10 @@ class Steps:
         return self.run(
             f"{asset} {partition}",
             [str(BIN / "dagster"), "asset", "materialize", "-m", "ai_assets.definitions",
-             "--select", asset, "--partition", partition],
+             "--select", asset, "--partition", partition,
+             # The step runs in this process, as a step pod of k8s_job_executor does (the
+             # multiprocess executor would start one more process per step, ~3 s each).
+             "--config-json", json.dumps({"execution": {"config": {"in_process": {}}}})],
         )
 
     def at_once(self, asset: str, partitions: list[str]) -> None:
@@ -130,26 +126,35 @@ def run_without_shared_disk(s3: S3Server, postgres: PostgresServer, tmp_path: Pa
         **postgres.env(),
         **s3.env(),
         "AI_ASSETS_DATA_DIR": DATA,
+        # PyTorch for the chunks: each embedding step has an empty cache, and exporting the model
+        # to ONNX there would cost ~10 s a step. Queries are encoded in ONNX Runtime regardless.
+        "AI_ASSETS_LOCAL_PRECISION": "fp32",
     }
     for name, value in {**postgres.env(), **s3.env()}.items():
         monkeypatch.setenv(name, value)
     steps = Steps(tmp_path / "steps", env)
-    # Three embedding steps may run at once, so all three race to create the table.
-    steps.run("pool", [str(BIN / "dagster"), "instance", "concurrency", "set", MODEL_POOL, "3"])
+    with dg.DagsterInstance.from_config(str(control_home(tmp_path))) as instance:
+        # Three embedding steps may run at once, so all three race to create the table.
+        instance.event_log_storage.set_concurrency_slots(MODEL_POOL, 3)
 
     first = steps.sensor_tick(None)
     assert first["runs"] == [[INGEST_JOB, source] for source in sorted(SOURCES)]
     ingest(steps, sorted(SOURCES))
     steps.at_once("chunk_embeddings", [f"{MINILM.name}|{source}" for source in sorted(SOURCES)])
     index_and_evaluate(steps)
-    expect_index(s3, steps, {source: files for source, files in SOURCES.items()})
+    expect_index(SOURCES, control_home(tmp_path))
+    with dg.DagsterInstance.from_config(str(control_home(tmp_path))) as instance:
+        # The three embedding steps ran at once (all creating the missing table), none retried.
+        windows = step_windows(instance, "chunk_embeddings")
+        assert len(windows) == len(SOURCES)
+        assert max(start for start, _ in windows) < min(end for _, end in windows), windows
+        assert retried_steps(instance) == []
 
     # An unchanged bucket: nothing to run.
     unchanged = steps.sensor_tick(first["cursor"])
     assert unchanged["runs"] == []
 
     # Add a source, edit alpha, delete one of beta's objects and every object of gamma.
-    edited = dict(SOURCES)
     s3.put(BUCKET, "data/sources/delta/assets.md", "# Assets\n\nA software-defined asset is an object in storage.")
     s3.put(BUCKET, "data/sources/alpha/retries.md", "# Retries\n\nA run retry is capped by the max_retries tag.")
     s3.delete(BUCKET, "data/sources/beta/flows.rst")
@@ -167,8 +172,11 @@ def run_without_shared_disk(s3: S3Server, postgres: PostgresServer, tmp_path: Pa
     ingest(steps, ["alpha", "beta", "delta"])
     steps.at_once("chunk_embeddings", [f"{MINILM.name}|{source}" for source in ("alpha", "beta", "delta")])
     index_and_evaluate(steps)
-    expect_index(s3, steps, edited)
+    expect_index(edited, control_home(tmp_path))
+    expect_answers(steps)
 
+    with dg.DagsterInstance.from_config(str(control_home(tmp_path))) as instance:
+        assert retried_steps(instance) == []
     # No step left a data file on its own disk; the data is in the bucket.
     for step in steps.step_dirs:
         assert data_files(step) == [], step.name
@@ -177,16 +185,42 @@ def run_without_shared_disk(s3: S3Server, postgres: PostgresServer, tmp_path: Pa
         assert any(key.startswith(prefix) for key in keys), prefix
 
 
-def expect_index(s3: S3Server, steps: Steps, sources: dict[str, dict[str, str]]) -> None:
-    """Rows per source equal the chunks recorded, no row of a deleted document, search and the
-    evaluation read from yet another empty directory."""
+def control_home(tmp_path: Path) -> Path:
+    """A DAGSTER_HOME for the test itself, on the same PostgreSQL."""
+    home = tmp_path / "control_home"
+    if not home.is_dir():
+        home.mkdir()
+        shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def retried_steps(instance: dg.DagsterInstance) -> list[str]:
+    return [
+        f"{run.job_name}:{record.event_log_entry.dagster_event.step_key}"
+        for run in instance.get_runs()
+        for record in instance.get_records_for_run(run.run_id, limit=100_000).records
+        if record.event_log_entry.dagster_event is not None
+        and record.event_log_entry.dagster_event.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
+    ]
+
+
+def expect_index(sources: dict[str, dict[str, str]], home: Path) -> None:
+    """One row per document (each is one chunk here), of exactly the documents in the bucket."""
     table = lancedb.connect(f"{DATA}/lancedb", storage_options={"allow_http": "true"}).open_table(table_name(MINILM.name))
     assert set(source_row_counts(table)) == set(sources)
     documents = set(scan(table, ["doc_key"]).column("doc_key").to_pylist())
     assert documents == {f"{source}/{relative}" for source, files in sources.items() for relative in files}
     # Each of these tiny documents is one chunk: one row per document, none stale.
     assert table.count_rows() == sum(len(files) for files in sources.values())
+    counts = source_row_counts(table)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for source in sources:
+            assert counts[source] == latest_metadata(instance, "document_chunks", source)["chunks"], source
+        assert latest_metadata(instance, "search_index", MINILM.name)["rows"] == table.count_rows()
 
+
+def expect_answers(steps: Steps) -> None:
+    """Search and the evaluation, read from yet another empty directory."""
     hits = json.loads(steps.cli("search", "cron expression to launch a job", "--k", "3", "--json"))
     assert hits[0]["doc_key"] == "alpha/schedules.md"
     report = json.loads(steps.cli("report", "--json"))
