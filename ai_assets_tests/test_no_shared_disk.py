@@ -37,6 +37,8 @@ from ai_assets_tests.test_postgres import step_windows
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 BUCKET = "kbase"
+# The Docker deployment's instance: PostgreSQL, the Docker run launcher, step logs in S3.
+INSTANCE_YAML = REPO / "deploy" / "docker" / "dagster.yaml"
 DATA = f"s3://{BUCKET}/data"
 SOURCES = {
     **TINY_SOURCES,
@@ -60,7 +62,7 @@ class Steps:
         dirs = {name: step / name for name in ("work", "home", "tmp", "cache", "state")}
         for directory in dirs.values():
             directory.mkdir(parents=True)
-        shutil.copy(REPO / "deploy" / "dagster.yaml", dirs["home"] / "dagster.yaml")
+        shutil.copy(INSTANCE_YAML, dirs["home"] / "dagster.yaml")
         env = {
             **self.env,
             "DAGSTER_HOME": str(dirs["home"]),
@@ -126,6 +128,7 @@ def run_without_shared_disk(s3: S3Server, postgres: PostgresServer, tmp_path: Pa
         **postgres.env(),
         **s3.env(),
         "AI_ASSETS_DATA_DIR": DATA,
+        "DAGSTER_COMPUTE_LOGS_BUCKET": BUCKET,
         # PyTorch for the chunks: each embedding step has an empty cache, and exporting the model
         # to ONNX there would cost ~10 s a step. Queries are encoded in ONNX Runtime regardless.
         "AI_ASSETS_LOCAL_PRECISION": "fp32",
@@ -180,8 +183,13 @@ def run_without_shared_disk(s3: S3Server, postgres: PostgresServer, tmp_path: Pa
     # No step left a data file on its own disk; the data is in the bucket.
     for step in steps.step_dirs:
         assert data_files(step) == [], step.name
-    keys = s3.keys(BUCKET, "data/")
-    for prefix in ("data/lancedb/chunks__minilm.lance/", "data/chunks/document_chunks/", "data/dagster_storage/"):
+    keys = s3.keys(BUCKET)
+    for prefix in (
+        "data/lancedb/chunks__minilm.lance/",
+        "data/chunks/document_chunks/",
+        "data/dagster_storage/source_documents/",
+        "dagster/compute_logs/",  # the steps' logs, by S3ComputeLogManager
+    ):
         assert any(key.startswith(prefix) for key in keys), prefix
 
 
@@ -190,7 +198,7 @@ def control_home(tmp_path: Path) -> Path:
     home = tmp_path / "control_home"
     if not home.is_dir():
         home.mkdir()
-        shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+        shutil.copy(INSTANCE_YAML, home / "dagster.yaml")
     return home
 
 
@@ -226,3 +234,21 @@ def expect_answers(steps: Steps) -> None:
     report = json.loads(steps.cli("report", "--json"))
     hybrid = next(row for row in report if row["eval_set"] == "tiny_qa" and row["mode"] == "hybrid")
     assert hybrid["ndcg@10"] > 0.5
+
+
+def test_the_docker_example_gives_run_containers_what_the_steps_here_needed() -> None:
+    """deploy/docker: the run launcher forwards every variable the steps above ran with (beside
+    the instance file itself, which they all ran on), and the compose file sets each of them."""
+    import yaml
+
+    needed = {"AI_ASSETS_DATA_DIR", "DAGSTER_COMPUTE_LOGS_BUCKET", *S3Server("").env(), *PostgresServer("", 0, "", "").env()}
+    instance = yaml.safe_load(INSTANCE_YAML.read_text())
+    assert instance["run_launcher"]["class"] == "DockerRunLauncher"
+    assert instance["compute_logs"]["class"] == "S3ComputeLogManager"
+    forwarded = set(instance["run_launcher"]["config"]["env_vars"])
+    assert needed <= forwarded, needed - forwarded
+    compose = yaml.safe_load((REPO / "deploy" / "docker" / "docker-compose.yaml").read_text())
+    services = compose["services"]
+    for service in ("daemon", "webserver", "code-location"):
+        assert forwarded <= set(services[service]["environment"]), service
+    assert services["code-location"]["environment"]["DAGSTER_CURRENT_IMAGE"] == services["daemon"]["image"]
