@@ -197,3 +197,22 @@ def test_missing_bucket_unreachable_endpoint_and_refused_credentials_are_clear_e
     # Nothing was written anywhere: no table, no chunk file, no run.
     assert [key for key in s3_env.keys("reachable") if not key.startswith(("data/sources/", "data/eval/"))] == []
     assert not (tmp_path / "home").exists()
+
+
+def test_import_beir_writes_the_source_and_the_eval_set_into_the_bucket(
+    s3_env: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from ai_assets_tests.test_cli import write_beir
+
+    s3_env.client().create_bucket(Bucket="imports")
+    write_beir(tmp_path / "beir")
+    monkeypatch.setenv("AI_ASSETS_DATA_DIR", "s3://imports/data")
+    code, output = run_cli(["import-beir", str(tmp_path / "beir"), "--name", "sci"], capsys)
+    assert code == 0, output
+    assert s3_env.keys("imports") == [
+        "data/eval/sci/eval.json", "data/eval/sci/qrels/test.tsv", "data/eval/sci/queries.jsonl",
+        "data/sources/sci/corpus.jsonl",
+    ]
+    assert "into s3://imports/data/sources/sci" in output
+    code, output = run_cli(["import-beir", str(tmp_path / "beir"), "--name", "sci"], capsys)
+    assert code == 2 and "s3://imports/data/sources/sci already exists" in output, output
