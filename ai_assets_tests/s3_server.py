@@ -60,6 +60,17 @@ class S3Server:
                 self.put(bucket, f"{prefix.rstrip('/')}/{path.relative_to(directory).as_posix()}", path.read_bytes())
 
 
+def upload_corpus(s3: S3Server, bucket: str, sources: dict[str, dict[str, str]], eval_dir: Path) -> str:
+    """A new bucket holding ``sources`` under ``data/sources/`` and the eval sets of ``eval_dir``
+    under ``data/eval/``; returns the data dir's URI."""
+    s3.client().create_bucket(Bucket=bucket)
+    for source, files in sources.items():
+        for relative, text in files.items():
+            s3.put(bucket, f"data/sources/{source}/{relative}", text)
+    s3.upload_tree(eval_dir, bucket, "data/eval")
+    return f"s3://{bucket}/data"
+
+
 @contextmanager
 def running_s3(require_auth: bool = False) -> Iterator[S3Server]:
     """moto's server; with ``require_auth`` it checks credentials (and knows none, so every key is refused)."""

@@ -30,7 +30,7 @@ from ai_assets.history import latest_metadata
 from ai_assets.retries import MODEL_POOL
 from ai_assets_tests.conftest import TINY_SOURCES, write_eval_set
 from ai_assets_tests.postgres_server import PostgresServer
-from ai_assets_tests.s3_server import S3Server, running_s3
+from ai_assets_tests.s3_server import S3Server, upload_corpus
 from ai_assets_tests.system import data_files
 from ai_assets_tests.test_postgres import step_windows
 
@@ -110,19 +110,10 @@ def index_and_evaluate(steps: Steps) -> None:
 
 
 def test_the_graph_runs_with_no_shared_local_disk(
-    postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3: S3Server, postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with running_s3() as s3:
-        run_without_shared_disk(s3, postgres, tmp_path, monkeypatch)
-
-
-def run_without_shared_disk(s3: S3Server, postgres: PostgresServer, tmp_path: Path, monkeypatch) -> None:
-    s3.client().create_bucket(Bucket=BUCKET)
-    for source, files in SOURCES.items():
-        for relative, text in files.items():
-            s3.put(BUCKET, f"data/sources/{source}/{relative}", text)
     write_eval_set(tmp_path / "upload")
-    s3.upload_tree(tmp_path / "upload" / "eval", BUCKET, "data/eval")
+    assert upload_corpus(s3, BUCKET, SOURCES, tmp_path / "upload" / "eval") == DATA
     env = {
         **{key: value for key, value in os.environ.items() if not key.startswith(("AI_ASSETS_", "DAGSTER_", "AWS_"))},
         **postgres.env(),

@@ -28,25 +28,20 @@ from ai_assets.partitions import SOURCE_DIMENSION
 from ai_assets.resources import lancedb_from_settings
 from ai_assets.settings import Settings
 from ai_assets_tests.conftest import TINY_SOURCES, write_eval_set
-from ai_assets_tests.s3_server import S3Server, running_s3
+from ai_assets_tests.s3_server import S3Server, running_s3, upload_corpus
 from ai_assets_tests.sensor_tick import evaluate_sensor, requested
 from ai_assets_tests.system import data_files
 
 BIN = Path(sys.executable).parent
 
 
-def upload_corpus(s3: S3Server, bucket: str, tmp_path: Path) -> str:
-    s3.client().create_bucket(Bucket=bucket)
-    for source, files in TINY_SOURCES.items():
-        for relative, text in files.items():
-            s3.put(bucket, f"data/sources/{source}/{relative}", text)
+def upload_tiny_corpus(s3: S3Server, bucket: str, tmp_path: Path) -> str:
     write_eval_set(tmp_path / "upload")
-    s3.upload_tree(tmp_path / "upload" / "eval", bucket, "data/eval")
-    return f"s3://{bucket}/data"
+    return upload_corpus(s3, bucket, TINY_SOURCES, tmp_path / "upload" / "eval")
 
 
 def test_build_from_one_empty_directory_then_search_and_report_from_another(s3: S3Server, tmp_path: Path) -> None:
-    data = upload_corpus(s3, "kbase", tmp_path)
+    data = upload_tiny_corpus(s3, "kbase", tmp_path)
     build_dir, query_dir, state = tmp_path / "build_here", tmp_path / "query_here", tmp_path / "state"
     build_dir.mkdir()
     query_dir.mkdir()
@@ -112,7 +107,7 @@ def test_lancedb_uri_and_options_still_override_a_local_data_dir(
 def test_the_sensor_watches_the_bucket_and_never_destroys_on_absence(
     s3_env: S3Server, tmp_path: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = upload_corpus(s3_env, "watched", tmp_path)
+    data = upload_tiny_corpus(s3_env, "watched", tmp_path)
     definitions = build_definitions(Settings(data_dir=data))
     first = evaluate_sensor(definitions, instance, cursor=None)
     assert requested(first) == [(INGEST_JOB, "alpha"), (INGEST_JOB, "beta")]
@@ -181,7 +176,7 @@ def test_missing_bucket_unreachable_endpoint_and_refused_credentials_are_clear_e
     assert code == 2, output
     assert f"AI_ASSETS_DATA_DIR=s3://no-such-bucket/data: bucket 'no-such-bucket' does not exist at AWS_ENDPOINT_URL={s3_env.endpoint}" in output
 
-    data = upload_corpus(s3_env, "reachable", tmp_path)
+    data = upload_tiny_corpus(s3_env, "reachable", tmp_path)
     monkeypatch.setenv("AI_ASSETS_DATA_DIR", data)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
     code, output = run_cli(["build"], capsys)
