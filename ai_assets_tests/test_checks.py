@@ -179,7 +179,7 @@ def test_an_evaluation_that_finds_no_eval_set_where_the_last_one_scored_fails(
         for event in failed.all_events
         if event.is_step_failure and event.step_failure_data.error is not None
     ]
-    assert any(f"no eval set scored under {data_dir / 'eval'}" in message for message in messages), messages
+    assert any(f"no eval set found under {data_dir / 'eval'}" in message for message in messages), messages
     # The failed run recorded no evaluation: the latest is still the one that scored.
     assert latest_metadata(instance, "retrieval_evaluation", "minilm")["eval_sets"] == 1
     # Removed on purpose: said explicitly, it passes with nothing scored.

@@ -78,7 +78,8 @@ def build_retrieval_evaluation(partitions: EmbedderPartitions, freshness: dg.Fre
         searcher = Searcher(table, embedder)
         scores: list[RetrievalScore] = []
         skipped: list[str] = []
-        for path in source_files.eval_set_dirs():
+        eval_set_dirs = source_files.eval_set_dirs()
+        for path in eval_set_dirs:
             eval_set = load_eval_set_or_fail(path)
             missing = sorted(set(eval_set.sources) - indexed_sources)
             if missing:
@@ -105,11 +106,12 @@ def build_retrieval_evaluation(partitions: EmbedderPartitions, freshness: dg.Fre
             metadata[f"{prefix}/latency_p50_ms"] = round(score.latency_p50_ms, 2)
         current = [score.model_dump(by_alias=True) for score in scores]
         previous = previous_results(context.instance, context.partition_key)
-        if previous and not scores and not config.allow_no_eval_sets:
+        if previous and not eval_set_dirs and not config.allow_no_eval_sets:
             # An unmounted drive or a wrong prefix must not turn the gate green with nothing scored.
+            # (Sets skipped because their sources were removed were found: that is not absence.)
             raise dg.Failure(
-                f"no eval set scored under {source_files.eval_uri} (skipped: {', '.join(skipped) or 'none'}), "
-                f"where the previous evaluation scored {len({row['eval_set'] for row in previous})}. Restore the "
+                f"no eval set found under {source_files.eval_uri}, where the previous evaluation "
+                f"scored {len({row['eval_set'] for row in previous})}. Restore the "
                 "eval sets, or materialize with config allow_no_eval_sets: true if they were removed on purpose",
                 allow_retries=False,
             )

@@ -7,7 +7,10 @@ model, dimensions and normalization; opening it with another spec is an error.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import pyarrow as pa
@@ -16,8 +19,12 @@ from lancedb.table import Table
 
 from ai_assets.core.embedding.base import EmbedderSpec
 from ai_assets.core.hashing import sha256_hex
+from ai_assets.core.storage import filesystem, is_remote, join
+from ai_assets.core.storage.locations import SCHEME_PACKAGES
 
 SCHEMA_VERSION = "1"
+CREATE_ATTEMPTS = 20  # a waiting writer gives the one creating the table ~30 s to commit it
+CLAIM_STALE_SECONDS = 600  # creating an empty table takes seconds; a claim this old was abandoned
 _META_PREFIX = "ai_assets."
 
 
@@ -102,28 +109,90 @@ def open_table(db: DBConnection, spec: EmbedderSpec, create: bool = True) -> Tab
 
 
 def _open_verified(db: DBConnection, name: str, spec: EmbedderSpec, schema: pa.Schema | None) -> Table:
-    """Open a table written for ``spec`` (refusing another model's), or create it from ``schema``.
+    """Open a table written for ``spec`` (refusing another model's), or create it from ``schema``."""
+    table = _open_or_create(db, name, spec, schema)
+    verify_table(table, spec)
+    return table
 
-    Writers on other machines may create the same table at the same moment. LanceDB commits a
-    table's first version with the store's put-if-absent (a conditional PUT on S3, GCS and Azure,
-    an exclusive create on disk), so exactly one create wins and every other writer is told the
-    table already exists: it then opens the winner's table. No lock is needed, and none that
-    lives on one machine (a lock file in a temp directory) could serialize writers on several.
+
+def _open_or_create(db: DBConnection, name: str, spec: EmbedderSpec, schema: pa.Schema | None) -> Table:
+    """The table, created once however many writers on however many machines find it missing.
+
+    LanceDB alone does not serialize two creates: both pass its existence check, and the later
+    commit lands as an overwrite that fails the other writer's next append or wipes its rows
+    (seen on S3 here). So a writer creates only while it holds the table's creation claim: an
+    object written with put-if-absent beside the tables (a conditional PUT on S3, an exclusive
+    create on disk), seen by every machine that writes this database. The others wait for the
+    table to be committed and open it. A claim left by a writer that died is stale after
+    ``CLAIM_STALE_SECONDS`` and taken over.
     """
-    if name not in db.table_names(limit=None):
+    for attempt in range(CREATE_ATTEMPTS):
+        table = _open_if_committed(db, name)
+        if table is not None:
+            return table
         if schema is None:
             raise FileNotFoundError(
                 f"no table {name} in {db.uri}: run `ai-assets build` for embedder {spec.name!r} first"
             )
+        with creation_claim(str(db.uri), name) as claimed:
+            if claimed:
+                return _open_if_committed(db, name) or _create(db, name, schema)
+        time.sleep(min(0.05 * 2**attempt, 2.0))
+    raise TimeoutError(
+        f"table {name} in {db.uri} is being created by another writer that did not finish; if none is "
+        f"running, delete {claim_location(str(db.uri), name)}"
+    )
+
+
+def _create(db: DBConnection, name: str, schema: pa.Schema) -> Table:
+    try:
+        return db.create_table(name, schema=schema)
+    except ValueError as error:
+        if "already exists" not in str(error):
+            raise
+    # Files of a writer that died before committing its create: nothing to keep, nobody else
+    # creating (we hold the claim), and nobody can have written to a table never committed.
+    return db.create_table(name, schema=schema, mode="overwrite")
+
+
+def claim_location(uri: str, name: str) -> str:
+    return join(uri, "_creation_claims", f"{name}.claim")
+
+
+@contextmanager
+def creation_claim(uri: str, name: str) -> Iterator[bool]:
+    """True while this writer holds the right to create table ``name`` of database ``uri``."""
+    scheme = uri.split("://", 1)[0] if is_remote(uri) else "file"
+    if scheme != "file" and scheme not in SCHEME_PACKAGES:
+        yield True  # a database only LanceDB serves (LanceDB Cloud): it serializes creates itself
+        return
+    location = claim_location(uri, name)
+    fs, path = filesystem(location)
+    if scheme == "file":
+        fs.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        fs.pipe_file(path, str(time.time()).encode(), mode="create")
+    except FileExistsError:
         try:
-            return db.create_table(name, schema=schema)
-        except ValueError as error:
-            if "already exists" not in str(error):
-                raise
-            # Another writer created it between our look and our create: open theirs.
-    table = db.open_table(name)
-    verify_table(table, spec)
-    return table
+            if time.time() - fs.modified(path).timestamp() > CLAIM_STALE_SECONDS:
+                fs.rm_file(path)  # its writer died; the next attempt claims it
+        except FileNotFoundError:
+            pass  # released meanwhile: the table is there now, or the next attempt claims it
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        fs.rm_file(path)
+
+
+def _open_if_committed(db: DBConnection, name: str) -> Table | None:
+    try:
+        return db.open_table(name)
+    except ValueError as error:
+        if "was not found" in str(error):
+            return None
+        raise
 
 
 def vector_field(spec: EmbedderSpec) -> pa.Field:
@@ -190,6 +259,7 @@ def journal_schema(spec: EmbedderSpec) -> pa.Schema:
 def open_journal(db: DBConnection, spec: EmbedderSpec) -> Table:
     """Vectors embedded but not yet published, kept so an interrupted run does not pay twice."""
     name = journal_name(spec.name)
-    if name in db.table_names(limit=None) and "source" not in db.open_table(name).schema.names:
+    existing = _open_if_committed(db, name)
+    if existing is not None and "source" not in existing.schema.names:
         db.drop_table(name)  # a journal of the first layout; at worst, an interrupted run re-embeds
     return _open_verified(db, name, spec, journal_schema(spec))
