@@ -135,8 +135,9 @@ def _open_or_create(db: DBConnection, name: str, spec: EmbedderSpec, schema: pa.
                 f"no table {name} in {db.uri}: run `ai-assets build` for embedder {spec.name!r} first"
             )
         with creation_claim(str(db.uri), name) as claimed:
-            if claimed:
-                return _open_if_committed(db, name) or _create(db, name, schema)
+            table = (_open_if_committed(db, name) or _create(db, name, schema)) if claimed else None
+        if table is not None:
+            return table
         time.sleep(min(0.05 * 2**attempt, 2.0))
     raise TimeoutError(
         f"table {name} in {db.uri} is being created by another writer that did not finish; if none is "
@@ -144,15 +145,14 @@ def _open_or_create(db: DBConnection, name: str, spec: EmbedderSpec, schema: pa.
     )
 
 
-def _create(db: DBConnection, name: str, schema: pa.Schema) -> Table:
+def _create(db: DBConnection, name: str, schema: pa.Schema) -> Table | None:
+    """Create the table (holding its claim); None if it turned out to exist: open it again."""
     try:
         return db.create_table(name, schema=schema)
     except ValueError as error:
         if "already exists" not in str(error):
             raise
-    # Files of a writer that died before committing its create: nothing to keep, nobody else
-    # creating (we hold the claim), and nobody can have written to a table never committed.
-    return db.create_table(name, schema=schema, mode="overwrite")
+        return None
 
 
 def claim_location(uri: str, name: str) -> str:
@@ -171,7 +171,10 @@ def creation_claim(uri: str, name: str) -> Iterator[bool]:
     if scheme == "file":
         fs.makedirs(os.path.dirname(path), exist_ok=True)
     try:
-        fs.pipe_file(path, str(time.time()).encode(), mode="create")
+        if scheme == "file":
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # fsspec's local "create" is not atomic
+        else:
+            fs.pipe_file(path, str(time.time()).encode(), mode="create")
     except FileExistsError:
         try:
             if time.time() - fs.modified(path).timestamp() > CLAIM_STALE_SECONDS:
