@@ -14,6 +14,7 @@ import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from ai_assets.core.documents.fingerprints import SourceFingerprint, source_changes
+from ai_assets.core.documents.folders import SourcesUnavailable
 from ai_assets.history import latest_metadata
 from ai_assets.partitions import SOURCE_DIMENSION, source_partitions
 from ai_assets.resources import SourceFiles
@@ -29,7 +30,7 @@ source_files_asset = dg.AssetSpec(
     group_name="ingestion",
     kinds={"file"},
     description=(
-        "The files of one source folder under data/sources/, as they are on disk. Observed by "
+        "The files of one source folder under data/sources/ (on disk or in a bucket). Observed by "
         "source_sensor, whose data version is a hash of every file's path and bytes."
     ),
 )
@@ -77,10 +78,12 @@ def build_source_sensor(
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
-            "Watches data/sources/: a new folder becomes a source partition and is ingested; a file whose "
-            "bytes changed re-ingests its source only (a touched, unchanged file does nothing); a removed "
-            "folder loses its partition, and the index runs that follow delete its rows. The cursor holds "
-            "each source's content fingerprint, so it survives restarts."
+            "Watches the sources root (data/sources/, or its bucket prefix): a new folder becomes a source "
+            "partition and is ingested; a file whose bytes changed re-ingests its source only (a touched, "
+            "unchanged file does nothing); a removed folder loses its partition, and the index runs that "
+            "follow delete its rows. A root that is missing, unreadable or suddenly empty removes nothing "
+            "(the tick is skipped with a warning). The cursor holds each source's listing signature and "
+            "content fingerprint, so an unchanged root costs one listing per tick and survives restarts."
         ),
     )
     def source_sensor(context: dg.SensorEvaluationContext, source_files: SourceFiles) -> dg.SensorResult:
@@ -88,8 +91,15 @@ def build_source_sensor(
         previous = read_cursor(context.cursor)
         if not previous:
             previous = ingested_fingerprints(context.instance, sorted(partitions))
-        current = source_files.fingerprints(previous)
-        changes = source_changes(previous, current, partitions)
+        try:
+            # One listing of the sources root per tick; bytes are read only where a listed
+            # object's size or version (ETag, modification time) moved.
+            current = source_files.fingerprints(previous)
+            changes = source_changes(previous, current, partitions, source_files.sources_dir)
+        except SourcesUnavailable as error:
+            # Missing, unreadable or suddenly empty: never read as "every source was deleted".
+            context.log.warning(f"source_sensor skipped, nothing added or removed: {error}")
+            return dg.SensorResult(skip_reason=f"sources unavailable: {error}", cursor=context.cursor)
 
         requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
         if changes.added:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from ai_assets.automation import CONTENT_FINGERPRINT, source_observation
+from ai_assets.core.documents.fingerprints import sources_to_remove
 from ai_assets.core.documents.folders import SourcesUnavailable
 from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB
 from ai_assets.partitions import SOURCE_DIMENSION, source_embedder_key
@@ -47,11 +48,11 @@ def sync_source_partitions(instance: dg.DagsterInstance, source_files: SourceFil
     """
     try:
         folders = set(source_files.source_names())
+        known = set(instance.get_dynamic_partitions(SOURCE_DIMENSION))
+        added, removed = sorted(folders - known), sources_to_remove(known, folders, source_files.sources_dir)
     except SourcesUnavailable as error:
         # Never read as "no sources": that would remove every source's partition and rows.
         raise ValueError(f"{error}; put one folder per source there, or set AI_ASSETS_DATA_DIR") from None
-    known = set(instance.get_dynamic_partitions(SOURCE_DIMENSION))
-    added, removed = sorted(folders - known), sorted(known - folders)
     if added:
         instance.add_dynamic_partitions(SOURCE_DIMENSION, added)
     for source in removed:

@@ -22,6 +22,7 @@ from ai_assets.resources import (
     QualityGate,
     SourceFiles,
     embedders_from_settings,
+    io_manager_from_settings,
     lancedb_from_settings,
     openai_api_key,
 )
@@ -79,15 +80,19 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ),
         index_job,
     ]
-    chunk_store = ChunkStore(base_dir=str(settings.data_dir.resolve() / "chunks"))
+    chunk_store = ChunkStore(base_uri=settings.chunks_location)
     resources = {
         "source_files": SourceFiles(
-            data_dir=str(settings.data_dir.resolve()), max_document_bytes=settings.max_document_bytes,
-            max_file_bytes=settings.max_file_bytes, parse_timeout_seconds=settings.parse_timeout_seconds,
+            sources_uri=settings.sources_location,
+            eval_uri=settings.eval_location,
+            max_document_bytes=settings.max_document_bytes,
+            max_file_bytes=settings.max_file_bytes,
+            parse_timeout_seconds=settings.parse_timeout_seconds,
             parse_workers=settings.parse_workers,
         ),
         "chunk_store": chunk_store,
-        "chunk_files": ChunkFilesIOManager(base_dir=chunk_store.base_dir),
+        "chunk_files": ChunkFilesIOManager(base_uri=chunk_store.base_uri),
+        "io_manager": io_manager_from_settings(settings),
         "chunker": Chunker(
             max_tokens=settings.chunk_max_tokens, overlap_tokens=settings.chunk_overlap_tokens,
             context_prefix=settings.context_prefix,

@@ -1,4 +1,4 @@
-"""Dagster resources: one per external system (source files, the embedding models, LanceDB)."""
+"""Dagster resources: one per external system (source files, chunk files, the embedding models, LanceDB)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,19 @@ import lancedb
 from lancedb.db import DBConnection
 from lancedb.table import Table
 
-from ai_assets.core.chunking.chunk_files import ROWS_PER_GROUP, ChunkFile, ChunkSource, write_chunk_file
+from ai_assets.core.chunking.chunk_files import (
+    ROWS_PER_GROUP,
+    ChunkFile,
+    ChunkSource,
+    chunk_file_exists,
+    write_chunk_file,
+)
 from ai_assets.core.chunking.chunker import Chunk, ChunkerConfig, ChunkingResult, chunk_documents
 from ai_assets.core.documents.fingerprints import SourceFingerprint, content_fingerprint, fingerprint_sources
-from ai_assets.core.documents.folders import LocalSourceFolders, SourceFolders
+from ai_assets.core.documents.folders import SourceFolders
 from ai_assets.core.documents.loading import ParseSettings, load_source
 from ai_assets.core.documents.model import Document, SourceLoad
+from ai_assets.core.documents.object_folders import source_folders_at
 from ai_assets.core.embedding.base import Embedder, EmbedderSpec, embedder_spec
 from ai_assets.core.embedding.openai_embedder import OpenAISettings
 from ai_assets.core.embedding.registry import create_embedder
@@ -24,30 +31,32 @@ from ai_assets.core.embedding.tokenizer import minilm_tokenizer
 from ai_assets.core.evaluation.beir import list_eval_sets
 from ai_assets.core.hashing import sha256_hex
 from ai_assets.core.llm import ChatModel, OpenAIChatModel
+from ai_assets.core.storage import join, storage_errors, storage_path
 from ai_assets.core.store.tables import open_journal, open_table
 from ai_assets.settings import Settings
 
 
 class SourceFiles(dg.ConfigurableResource):
-    """The data folder: one sub-folder of ``sources/`` per source, eval sets under ``eval/``."""
+    """The sources root (one folder per source) and the eval sets root (one folder per set).
 
-    data_dir: str
+    Each is a local directory or an object-store prefix (``s3://bucket/data/sources``).
+    """
+
+    sources_uri: str
+    eval_uri: str
     max_document_bytes: int = 5_000_000
     max_file_bytes: int = ParseSettings().max_file_bytes
     parse_timeout_seconds: float = ParseSettings().timeout_seconds
     parse_workers: int = 0  # one per core
 
     @property
-    def sources_dir(self) -> Path:
-        return Path(self.data_dir) / "sources"
-
-    @property
-    def eval_dir(self) -> Path:
-        return Path(self.data_dir) / "eval"
+    def sources_dir(self) -> str:
+        """Where the sources are, as a user would write it (for messages)."""
+        return self.sources_uri
 
     @property
     def folders(self) -> SourceFolders:
-        return LocalSourceFolders(self.sources_dir)
+        return source_folders_at(self.sources_uri, setting="AI_ASSETS_DATA_DIR / AI_ASSETS_SOURCES_URI")
 
     def source_names(self) -> list[str]:
         return self.folders.source_names()
@@ -68,48 +77,62 @@ class SourceFiles(dg.ConfigurableResource):
         return content_fingerprint(self.folders, source)
 
     def eval_set_dirs(self) -> list[Path]:
-        return list_eval_sets(self.eval_dir)
+        """Every eval set's folder (``UPath`` on object storage); a store that fails raises."""
+        with storage_errors(self.eval_uri, "AI_ASSETS_DATA_DIR / AI_ASSETS_EVAL_URI"):
+            return list_eval_sets(storage_path(self.eval_uri))
 
     def eval_sets_fingerprint(self) -> str:
         """Hash of every eval set's name and files, recorded by the evaluations they were scored on."""
-        eval_sets = LocalSourceFolders(self.eval_dir)
+        eval_sets = source_folders_at(self.eval_uri, setting="AI_ASSETS_DATA_DIR / AI_ASSETS_EVAL_URI")
         return sha256_hex(*(f"{path.name}:{content_fingerprint(eval_sets, path.name)}" for path in self.eval_set_dirs()))
 
 
 class ChunkStore(dg.ConfigurableResource):
-    """Where ``document_chunks`` keeps each source's chunks: one Parquet file per source."""
+    """Where ``document_chunks`` keeps each source's chunks: one Parquet file per source, on
+    local disk or under an object-store prefix."""
 
-    base_dir: str
+    base_uri: str
 
-    def path(self, source: str) -> Path:
-        return Path(self.base_dir) / "document_chunks" / f"{source}.parquet"
+    def location(self, source: str) -> str:
+        return join(self.base_uri, "document_chunks", f"{source}.parquet")
 
     def existing(self, source: str) -> ChunkFile | None:
-        path = self.path(source)
-        return ChunkFile(path) if path.is_file() else None
+        location = self.location(source)
+        with storage_errors(location, "AI_ASSETS_DATA_DIR / AI_ASSETS_CHUNKS_URI"):
+            return ChunkFile(location) if chunk_file_exists(location) else None
 
 
 class ChunkFilesIOManager(dg.ConfigurableIOManager):
     """Stores ``document_chunks`` in the ``ChunkStore`` and hands it downstream as a ``ChunkFile``
     that is read in batches, so embedding a large source never loads it whole (Dagster's default
-    IO manager would unpickle the whole list)."""
+    IO manager would unpickle the whole list). Every step reads it from the store, never from a
+    path another step wrote on its own disk."""
 
-    base_dir: str  # the ChunkStore's: a plain field, since a nested resource turns this into a generator resource
+    base_uri: str  # the ChunkStore's: a plain field, since a nested resource turns this into a generator resource
 
     @property
     def store(self) -> ChunkStore:
-        return ChunkStore(base_dir=self.base_dir)
+        return ChunkStore(base_uri=self.base_uri)
 
     def handle_output(self, context: dg.OutputContext, obj: list[Chunk]) -> None:
-        chunk_file = write_chunk_file(self.store.path(context.asset_partition_key), obj)
-        context.add_output_metadata({"path": dg.MetadataValue.path(str(chunk_file.path))})
+        location = self.store.location(context.asset_partition_key)
+        with storage_errors(location, "AI_ASSETS_DATA_DIR / AI_ASSETS_CHUNKS_URI"):
+            chunk_file = write_chunk_file(location, obj)
+        context.add_output_metadata({"uri": dg.MetadataValue.path(chunk_file.location)})
 
     def load_input(self, context: dg.InputContext) -> ChunkFile:
         chunk_file = self.store.existing(context.asset_partition_key)
         if chunk_file is None:
-            path = self.store.path(context.asset_partition_key)
-            raise dg.Failure(f"no chunks at {path}: materialize document_chunks for this source first")
+            location = self.store.location(context.asset_partition_key)
+            raise dg.Failure(f"no chunks at {location}: materialize document_chunks for this source first")
         return chunk_file
+
+
+def io_manager_from_settings(settings: Settings) -> dg.FilesystemIOManager:
+    """Dagster's own filesystem IO manager (a ``UPathIOManager``) under the data dir, so in-graph
+    values such as ``source_documents`` live beside the data: on object storage when it is there,
+    never in one machine's ``DAGSTER_HOME``."""
+    return dg.FilesystemIOManager(base_dir=settings.io_location)
 
 
 class Chunker(dg.ConfigurableResource):
@@ -225,7 +248,7 @@ class LanceDBResource(dg.ConfigurableResource):
 def lancedb_from_settings(settings: Settings) -> LanceDBResource:
     return LanceDBResource(
         uri=settings.resolved_lancedb_uri,
-        storage_options=settings.lancedb_storage_options,
+        storage_options=settings.resolved_lancedb_storage_options,
         ann_min_rows=settings.ann_min_rows,
     )
 

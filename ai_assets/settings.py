@@ -6,12 +6,13 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ai_assets.core.embedding.base import EMBEDDER_SPECS, MINILM, OPENAI_SMALL
 from ai_assets.core.embedding.openai_embedder import OpenAISettings
 from ai_assets.core.embedding.precision import LocalPrecision
+from ai_assets.core.storage import is_remote, join, lancedb_storage_options, normalize_location, storage_path
 
 # USD per million input tokens (OpenAI's list prices, 2026); override with AI_ASSETS_OPENAI_PRICES.
 OPENAI_PRICES_PER_MILLION_TOKENS = {"text-embedding-3-small": 0.02, "text-embedding-3-large": 0.13}
@@ -24,7 +25,16 @@ class SettingsError(ValueError):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AI_ASSETS_", extra="ignore")
 
-    data_dir: Path = Field(default=Path("data"), description="Sources, eval sets and the default LanceDB directory.")
+    data_dir: str = Field(
+        default="data",
+        description=(
+            "Sources, eval sets, chunk files, in-graph values and the default LanceDB database: a local "
+            "path or an object-store URI (s3://bucket/prefix; gs://, az:// with their fsspec package)."
+        ),
+    )
+    sources_uri: str | None = Field(default=None, description="Override of <data_dir>/sources (path or URI).")
+    eval_uri: str | None = Field(default=None, description="Override of <data_dir>/eval (path or URI).")
+    chunks_uri: str | None = Field(default=None, description="Override of <data_dir>/chunks (path or URI).")
     lancedb_uri: str | None = Field(
         default=None, description="LanceDB URI: a directory or s3://bucket/path; default <data_dir>/lancedb."
     )
@@ -115,6 +125,16 @@ class Settings(BaseSettings):
     )
     dagster_ui_url: str = Field(default="http://127.0.0.1:3000", description="Base of run links in traces.")
 
+    @field_validator("data_dir", "sources_uri", "eval_uri", "chunks_uri", mode="before")
+    @classmethod
+    def _served_location(cls, value: object, info: ValidationInfo) -> object:
+        # A URI no filesystem serves is an error here, never a local folder named "s3:".
+        if value is None:
+            return None
+        if not isinstance(value, (str, os.PathLike)):
+            raise ValueError(f"expected a path or a URI, got {value!r}")
+        return normalize_location(value, f"AI_ASSETS_{str(info.field_name).upper()}")
+
     @field_validator("embedders", mode="before")
     @classmethod
     def _split_embedders(cls, value: object) -> object:
@@ -163,16 +183,42 @@ class Settings(BaseSettings):
         return bool(os.environ.get("OPENAI_API_KEY") or self.openai_base_url)
 
     @property
+    def data_is_remote(self) -> bool:
+        return is_remote(self.data_dir)
+
+    @property
+    def sources_location(self) -> str:
+        return self.sources_uri or join(self.data_dir, "sources")
+
+    @property
+    def eval_location(self) -> str:
+        return self.eval_uri or join(self.data_dir, "eval")
+
+    @property
+    def chunks_location(self) -> str:
+        return self.chunks_uri or join(self.data_dir, "chunks")
+
+    @property
+    def io_location(self) -> str:
+        """Where Dagster's IO manager keeps in-graph values (the pickled ``source_documents``)."""
+        return join(self.data_dir, "dagster_storage")
+
+    @property
     def sources_dir(self) -> Path:
-        return self.data_dir / "sources"
+        """The sources root as a path (``UPath`` on object storage)."""
+        return storage_path(self.sources_location)
 
     @property
     def eval_dir(self) -> Path:
-        return self.data_dir / "eval"
+        return storage_path(self.eval_location)
 
     @property
     def resolved_lancedb_uri(self) -> str:
-        return self.lancedb_uri or str((self.data_dir / "lancedb").resolve())
+        return self.lancedb_uri or join(self.data_dir, "lancedb")
+
+    @property
+    def resolved_lancedb_storage_options(self) -> dict[str, str]:
+        return lancedb_storage_options(self.resolved_lancedb_uri, self.lancedb_storage_options)
 
 
 def load_settings() -> Settings:

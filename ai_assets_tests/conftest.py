@@ -10,6 +10,9 @@ import dagster as dg
 import pytest
 
 from ai_assets.settings import Settings
+from ai_assets_tests.postgres_server import PostgresServer, postgres_bin_dir, running_postgres
+from ai_assets_tests.s3_server import S3Server, running_s3
+from ai_assets_tests.system import missing_system_package
 
 TINY_SOURCES: dict[str, dict[str, str]] = {
     "alpha": {
@@ -107,3 +110,28 @@ def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as test_instance:
         yield test_instance
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    """moto's S3 server, one per test module."""
+    with running_s3() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The server, reached through the standard AWS_* variables as a deployment would."""
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    return s3
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (Debian's package), one per test module."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        missing_system_package("PostgreSQL not found: `apt-get install -y postgresql` (.ci/run does)")
+    with running_postgres(bin_dir) as server:
+        yield server

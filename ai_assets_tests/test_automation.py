@@ -15,36 +15,13 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._time import get_current_datetime
 
 from ai_assets.automation import read_cursor
+from ai_assets.build import run_build
 from ai_assets.core.documents.fingerprints import SourceFingerprint, fingerprint_sources, source_changes
 from ai_assets.core.documents.folders import LocalSourceFolders
 from ai_assets.definitions import INDEX_JOB, INGEST_JOB, build_definitions
 from ai_assets.partitions import SOURCE_DIMENSION
 from ai_assets.settings import Settings
-
-
-def evaluate_sensor(
-    definitions: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None
-) -> dg.SensorResult:
-    """One tick, applied as the daemon would: partitions added/removed, observations stored."""
-    sensor = definitions.resolve_sensor_def("source_sensor")
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, definitions=definitions, resources=definitions.resources
-    )
-    result = sensor(context)
-    assert isinstance(result, dg.SensorResult)
-    for request in result.dynamic_partitions_requests or []:
-        if isinstance(request, dg.AddDynamicPartitionsRequest):
-            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-        else:
-            for key in request.partition_keys:
-                instance.delete_dynamic_partition(request.partitions_def_name, key)
-    for event in result.asset_events or []:
-        instance.report_runless_asset_event(event)
-    return result
-
-
-def requested(result: dg.SensorResult) -> list[tuple[str | None, str | None]]:
-    return sorted((request.job_name, request.partition_key) for request in result.run_requests or [])
+from ai_assets_tests.sensor_tick import evaluate_sensor, requested
 
 
 def test_sensor_adds_changes_and_removes_sources_by_content(settings: Settings, instance, data_dir: Path) -> None:
@@ -98,7 +75,9 @@ def test_content_fingerprints_are_reused_until_a_file_moves(data_dir: Path) -> N
                      for source, value in first.items()}
     # Same stat signature: the recorded content is trusted, no file is read.
     assert fingerprint_sources(LocalSourceFolders(sources_dir), stale_content)["alpha"].content == "old"
-    changes = source_changes(first, fingerprint_sources(LocalSourceFolders(sources_dir), first), {"alpha", "beta", "gone"})
+    changes = source_changes(
+        first, fingerprint_sources(LocalSourceFolders(sources_dir), first), {"alpha", "beta", "gone"}, str(sources_dir)
+    )
     assert (changes.added, changes.changed, changes.removed) == ([], [], ["gone"])
 
 
@@ -156,3 +135,23 @@ def test_exactly_the_assets_downstream_of_a_change_are_stale(
         if resolver.get_status(dg.AssetKey(asset), source) == StaleStatus.STALE
     }
     assert stale == expected_stale
+
+
+def test_an_emptied_sources_root_removes_nothing(settings: Settings, instance, data_dir: Path) -> None:
+    """An unmounted network drive shows an empty mount point: not "every source was deleted"."""
+    definitions = build_definitions(settings)
+    first = evaluate_sensor(definitions, instance, cursor=None)
+    sources = data_dir / "sources"
+    sources.rename(data_dir / "sources.real")
+    sources.mkdir()  # the bare mount point
+    skipped = evaluate_sensor(definitions, instance, first.cursor)
+    assert requested(skipped) == [] and skipped.cursor == first.cursor
+    assert f"sources folder {sources} lists no source while 2 source(s) are indexed" in str(skipped.skip_reason)
+    sources.rmdir()  # not even the mount point: the same
+    assert requested(evaluate_sensor(definitions, instance, first.cursor)) == []
+    assert sorted(instance.get_dynamic_partitions(SOURCE_DIMENSION)) == ["alpha", "beta"]
+    # `ai-assets build` refuses too, and says how to empty the knowledge base on purpose.
+    sources.mkdir()
+    with pytest.raises(ValueError, match="nothing is removed.*delete the source partitions"):
+        run_build(definitions, instance, settings.embedders, echo=lambda _: None)
+    assert sorted(instance.get_dynamic_partitions(SOURCE_DIMENSION)) == ["alpha", "beta"]

@@ -13,6 +13,7 @@ from ai_assets.core.chunking.chunker import Chunk
 from ai_assets.core.quality import chunk_quality, count_mismatches, quality_gate_failures, vector_quality
 from ai_assets.core.store.tables import scan
 from ai_assets.definitions import build_definitions
+from ai_assets.history import latest_metadata
 from ai_assets.settings import Settings
 from ai_assets_tests.test_assets_pipeline import build, table_for
 
@@ -161,3 +162,31 @@ def test_each_kind_of_bad_file_is_quarantined_with_a_warning_and_the_rest_indexe
     assert not any(key.startswith(f"alpha/{name}") for key in doc_keys)
     if kind == "malformed_jsonl":
         assert "alpha/ok" in doc_keys  # the good line of the same file is indexed
+
+
+def test_an_evaluation_that_finds_no_eval_set_where_the_last_one_scored_fails(
+    settings: Settings, instance: dg.DagsterInstance, data_dir: Path
+) -> None:
+    build(settings, instance)
+    # The eval folder gone (an unmounted drive, a wrong prefix): never an empty, green gate.
+    (data_dir / "eval").rename(data_dir / "eval.unmounted")
+    definitions = build_definitions(settings)
+    job = definitions.resolve_job_def("index_and_evaluate_job")
+    failed = job.execute_in_process(instance=instance, partition_key="minilm", raise_on_error=False)
+    assert not failed.success
+    messages = [
+        event.step_failure_data.error.message
+        for event in failed.all_events
+        if event.is_step_failure and event.step_failure_data.error is not None
+    ]
+    assert any(f"no eval set found under {data_dir / 'eval'}" in message for message in messages), messages
+    # The failed run recorded no evaluation: the latest is still the one that scored.
+    assert latest_metadata(instance, "retrieval_evaluation", "minilm")["eval_sets"] == 1
+    # Removed on purpose: said explicitly, it passes with nothing scored.
+    allowed = job.execute_in_process(
+        instance=instance,
+        partition_key="minilm",
+        run_config={"ops": {"retrieval_evaluation": {"config": {"allow_no_eval_sets": True}}}},
+    )
+    assert allowed.success
+    assert latest_metadata(instance, "retrieval_evaluation", "minilm")["eval_sets"] == 0

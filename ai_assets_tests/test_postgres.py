@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -26,21 +25,11 @@ from ai_assets.resources import lancedb_from_settings
 from ai_assets.retries import MODEL_POOL
 from ai_assets.settings import Settings
 from ai_assets_tests.conftest import write_sources
-from ai_assets_tests.postgres_server import PostgresServer, postgres_bin_dir, running_postgres
-from ai_assets_tests.system import missing_system_package
+from ai_assets_tests.postgres_server import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("alpha", "beta", "gamma")
 POOL_LIMIT = 1
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        missing_system_package("PostgreSQL not found: `apt-get install -y postgresql` (.ci/run does)")
-    with running_postgres(bin_dir) as server:
-        yield server
 
 
 def corpus() -> dict[str, dict[str, str]]:

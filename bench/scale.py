@@ -86,7 +86,7 @@ def worker(chunk_file: Path, db_dir: Path, run_id: str) -> dict:
     table, journal = open_table(db, HASH_SPEC), open_journal(db, HASH_SPEC)
     started = time.perf_counter()
     result = sync_source_embeddings(
-        table, SOURCE, ChunkFile(chunk_file), HashEmbedder(), run_id, journal=journal, batch_size=1024
+        table, SOURCE, ChunkFile(str(chunk_file)), HashEmbedder(), run_id, journal=journal, batch_size=1024
     )
     seconds = time.perf_counter() - started
     return {
@@ -133,8 +133,8 @@ def main() -> None:
     for rows in args.rows:
         work = args.dir / str(rows)
         shutil.rmtree(work, ignore_errors=True)
-        original = write_chunk_file(work / "chunks.parquet", synthetic_chunks(rows)).path
-        edited = write_chunk_file(work / "edited.parquet", synthetic_chunks(rows, edited=True)).path
+        original = write_chunk_file(work / "chunks.parquet", synthetic_chunks(rows)).location
+        edited = write_chunk_file(work / "edited.parquet", synthetic_chunks(rows, edited=True)).location
         for run, chunk_file in (("cold", original), ("warm", original), ("1% edited", edited)):
             result = in_subprocess("--worker", str(chunk_file), str(work / "lancedb"), run)
             print(

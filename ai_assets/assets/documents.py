@@ -2,7 +2,6 @@ import dagster as dg
 
 from ai_assets.automation import CONTENT_FINGERPRINT, SOURCE_FILES_KEY
 from ai_assets.core.documents.loading import UNSUPPORTED_TYPE
-from ai_assets.core.documents.model import SourceLoad
 from ai_assets.core.documents.reports import quarantine_table, skipped_table
 from ai_assets.core.hashing import sha256_hex
 from ai_assets.partitions import source_partitions

@@ -35,6 +35,11 @@ def evaluation_asset_arguments(
     }
 
 
+class RetrievalEvaluationConfig(dg.Config):
+    allow_no_eval_sets: bool = False
+    """Let an evaluation that finds no eval set pass where the previous one scored some (off: it fails)."""
+
+
 def build_retrieval_evaluation(partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:
     @dg.asset(
         # Every index change is scored at once: its blocking quality gate is what flags a bad change.
@@ -59,6 +64,7 @@ def build_retrieval_evaluation(partitions: EmbedderPartitions, freshness: dg.Fre
     )
     def retrieval_evaluation(
         context: dg.AssetExecutionContext,
+        config: RetrievalEvaluationConfig,
         source_files: SourceFiles,
         embedders: Embedders,
         lancedb: LanceDBResource,
@@ -72,7 +78,8 @@ def build_retrieval_evaluation(partitions: EmbedderPartitions, freshness: dg.Fre
         searcher = Searcher(table, embedder)
         scores: list[RetrievalScore] = []
         skipped: list[str] = []
-        for path in source_files.eval_set_dirs():
+        eval_set_dirs = source_files.eval_set_dirs()
+        for path in eval_set_dirs:
             eval_set = load_eval_set_or_fail(path)
             missing = sorted(set(eval_set.sources) - indexed_sources)
             if missing:
@@ -99,6 +106,15 @@ def build_retrieval_evaluation(partitions: EmbedderPartitions, freshness: dg.Fre
             metadata[f"{prefix}/latency_p50_ms"] = round(score.latency_p50_ms, 2)
         current = [score.model_dump(by_alias=True) for score in scores]
         previous = previous_results(context.instance, context.partition_key)
+        if previous and not eval_set_dirs and not config.allow_no_eval_sets:
+            # An unmounted drive or a wrong prefix must not turn the gate green with nothing scored.
+            # (Sets skipped because their sources were removed were found: that is not absence.)
+            raise dg.Failure(
+                f"no eval set found under {source_files.eval_uri}, where the previous evaluation "
+                f"scored {len({row['eval_set'] for row in previous})}. Restore the "
+                "eval sets, or materialize with config allow_no_eval_sets: true if they were removed on purpose",
+                allow_retries=False,
+            )
         failures = quality_gate_failures(
             current, previous, GATED_METRIC, quality_gate.min_ndcg_at_10, quality_gate.max_ndcg_drop
         )

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from ai_assets.cli.common import print_leaderboard
+from ai_assets.cli.common import check_storage, print_leaderboard
 from ai_assets.cli.instance import dagster_instance
 from ai_assets.settings import Settings
 
@@ -25,8 +25,9 @@ def build_command(args: argparse.Namespace, settings: Settings) -> int:
     from ai_assets.definitions import build_definitions
     from ai_assets.history import evaluation_leaderboard
 
+    check_storage(settings)
     instance = dagster_instance(settings, create=True)
-    print(f"data: {settings.data_dir.resolve()}  lancedb: {settings.resolved_lancedb_uri}")
+    print(f"data: {settings.data_dir}  lancedb: {settings.resolved_lancedb_uri}")
     print(f"dagster instance: {os.environ['DAGSTER_HOME']}  embedders: {', '.join(settings.embedders)}")
     report = run_build(build_definitions(settings), instance, settings.embedders, args.source, force=args.force)
     if not report.ok:

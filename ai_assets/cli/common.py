@@ -12,6 +12,21 @@ class CliError(Exception):
     """An error the user can fix; printed without a traceback."""
 
 
+def check_storage(settings: Settings) -> None:
+    """Fail before any run, naming the setting, when a bucket or its endpoint cannot be used."""
+    from ai_assets.core.storage import check_reachable
+
+    check_reachable(settings.data_dir, "AI_ASSETS_DATA_DIR")
+    for setting, location in (
+        ("AI_ASSETS_SOURCES_URI", settings.sources_uri),
+        ("AI_ASSETS_EVAL_URI", settings.eval_uri),
+        ("AI_ASSETS_CHUNKS_URI", settings.chunks_uri),
+        ("AI_ASSETS_LANCEDB_URI", settings.lancedb_uri),
+    ):
+        if location:
+            check_reachable(location, setting)
+
+
 def embedders(settings: Settings):
     from ai_assets.resources import embedders_from_settings
 
@@ -30,6 +45,7 @@ def open_searcher(settings: Settings, embedder_name: str | None):
     from ai_assets.core.retrieval.search import Searcher
     from ai_assets.resources import lancedb_from_settings
 
+    check_storage(settings)
     embedder = embedders(settings).get(enabled_embedder(settings, embedder_name))
     table = lancedb_from_settings(settings).table(embedder.spec, create=False)
     return Searcher(table, embedder)

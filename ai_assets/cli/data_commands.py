@@ -26,7 +26,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 def import_beir_command(args: argparse.Namespace, settings: Settings) -> int:
     from ai_assets.core.evaluation.beir import import_beir
 
-    result = import_beir(args.directory, settings.data_dir, args.name, overwrite=args.overwrite)
+    result = import_beir(
+        args.directory, settings.sources_dir.parent, args.name, overwrite=args.overwrite,
+        sources_dir=settings.sources_dir, eval_dir=settings.eval_dir,
+    )
     print(
         f"imported {result.documents} documents into {result.source_dir} and "
         f"{result.queries} judged queries ({result.judgments} judgments) into {result.eval_dir}; "

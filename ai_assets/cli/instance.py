@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from ai_assets.cli.common import CliError
@@ -23,11 +24,22 @@ concurrency:
 """
 
 
+def default_dagster_home(settings: Settings) -> Path:
+    """``<data dir>/dagster_home`` for a local data dir. A bucket cannot hold a Dagster instance,
+    so with object storage it is this user's state directory, one per data URI: every working
+    directory of this machine then finds the same runs; a team sets DAGSTER_HOME to a
+    ``dagster.yaml`` on PostgreSQL instead (docs/deployment.md)."""
+    if not settings.data_is_remote:
+        return Path(settings.data_dir) / "dagster_home"
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return state / "ai_assets" / "dagster_home" / re.sub(r"[^A-Za-z0-9._-]+", "_", settings.data_dir)
+
+
 def dagster_instance(settings: Settings, create: bool):
-    """The persistent Dagster instance; DAGSTER_HOME defaults to <data dir>/dagster_home."""
+    """The persistent Dagster instance: ``DAGSTER_HOME``, else ``default_dagster_home``."""
     import dagster as dg
 
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir / "dagster_home").resolve()
+    home = Path(os.environ.get("DAGSTER_HOME") or default_dagster_home(settings)).resolve()
     if not home.is_dir():
         if not create:
             raise CliError(f"no Dagster instance at {home}: run `ai-assets build` first (or set DAGSTER_HOME)")

@@ -48,8 +48,8 @@ def search_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def trace_command(args: argparse.Namespace, settings: Settings) -> int:
-    from ai_assets.core.documents.folders import LocalSourceFolders
     from ai_assets.core.documents.loading import ParseSettings
+    from ai_assets.core.documents.object_folders import source_folders_at
     from ai_assets.core.lineage import trace_hits
     from ai_assets.core.retrieval.search import fetch_chunk
 
@@ -65,7 +65,7 @@ def trace_command(args: argparse.Namespace, settings: Settings) -> int:
         hits = searcher.search(args.query, mode=args.mode, limit=args.k, sources=args.source)
     traces = trace_hits(
         hits,
-        LocalSourceFolders(settings.sources_dir),
+        source_folders_at(settings.sources_location),
         settings.max_document_bytes,
         table=searcher.table.name,
         table_version=searcher.table.version,

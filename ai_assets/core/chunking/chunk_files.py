@@ -10,12 +10,13 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ai_assets.core.chunking.chunker import Chunk
+from ai_assets.core.storage import filesystem, is_remote
 
 ROWS_PER_GROUP = 10_000
 
@@ -51,27 +52,63 @@ class ChunkList:
 
 @dataclass(frozen=True)
 class ChunkFile:
-    """Chunks in a Parquet file written by ``write_chunk_file``."""
+    """Chunks in a Parquet file written by ``write_chunk_file``: a local path or an object-store URI."""
 
-    path: Path
+    location: str
 
     def batches(self, size: int) -> Iterator[list[Chunk]]:
-        chunk_file = pq.ParquetFile(self.path)
-        if chunk_file.schema_arrow.names != CHUNK_FILE_SCHEMA.names:
-            return  # written by an earlier version: as if there were no previous chunks to reuse
-        for batch in chunk_file.iter_batches(batch_size=size):
-            yield [Chunk.model_construct(**row) for row in batch.to_pylist()]  # validated when written
+        if is_remote(self.location):
+            fs, path = filesystem(self.location)
+            with fs.open(path, "rb") as remote:
+                yield from _chunk_batches(pq.ParquetFile(remote), size)
+        else:
+            yield from _chunk_batches(pq.ParquetFile(self.location), size)
+
+
+def _chunk_batches(parquet: pq.ParquetFile, size: int) -> Iterator[list[Chunk]]:
+    if parquet.schema_arrow.names != CHUNK_FILE_SCHEMA.names:
+        return  # written by an earlier version: as if there were no previous chunks to reuse
+    for batch in parquet.iter_batches(batch_size=size):
+        yield [Chunk.model_construct(**row) for row in batch.to_pylist()]  # validated when written
 
 
 def as_chunk_source(chunks: Sequence[Chunk] | ChunkSource) -> ChunkSource:
     return chunks if isinstance(chunks, ChunkSource) else ChunkList(chunks)
 
 
-def write_chunk_file(path: Path, chunks: Iterable[Chunk]) -> ChunkFile:
-    """Write chunks in row groups; the file appears whole or not at all (written aside, renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with pq.ParquetWriter(partial, CHUNK_FILE_SCHEMA) as writer:
+def chunk_file_exists(location: str) -> bool:
+    fs, path = filesystem(location)
+    return fs.isfile(path)
+
+
+def write_chunk_file(location: str | os.PathLike[str], chunks: Iterable[Chunk]) -> ChunkFile:
+    """Write chunks in row groups; the file appears whole or not at all.
+
+    Locally it is written aside and renamed; on an object store the upload is committed only
+    once every row group is written (an object appears whole on its final PUT), else discarded.
+    """
+    location = os.fspath(location)
+    if not is_remote(location):
+        path = Path(location)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        _write_row_groups(partial, chunks)
+        os.replace(partial, path)
+        return ChunkFile(location)
+    fs, path = filesystem(location)
+    upload = fs.open(path, "wb", autocommit=False)
+    try:
+        _write_row_groups(upload, chunks)
+        upload.close()
+        upload.commit()
+    except BaseException:
+        upload.discard()
+        raise
+    return ChunkFile(location)
+
+
+def _write_row_groups(where: Path | BinaryIO, chunks: Iterable[Chunk]) -> None:
+    with pq.ParquetWriter(where, CHUNK_FILE_SCHEMA) as writer:
         group: list[dict] = []
         for chunk in chunks:
             group.append(chunk.model_dump())
@@ -80,5 +117,3 @@ def write_chunk_file(path: Path, chunks: Iterable[Chunk]) -> ChunkFile:
                 group = []
         if group:
             writer.write_table(pa.Table.from_pylist(group, schema=CHUNK_FILE_SCHEMA))
-    os.replace(partial, path)
-    return ChunkFile(path)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict
 
-from ai_assets.core.documents.folders import FileVanished, SourceFolders, SourceListing
+from ai_assets.core.documents.folders import FileVanished, SourceFolders, SourceListing, SourcesUnavailable
 from ai_assets.core.hashing import sha256_hex
 
 
@@ -68,8 +68,7 @@ def fingerprint_sources(
 ) -> dict[str, SourceFingerprint]:
     """The fingerprint of every source folder, reusing the previous content hash where no file moved."""
     current: dict[str, SourceFingerprint] = {}
-    for source in folders.source_names():
-        listing = folders.listing(source)
+    for source, listing in folders.listings().items():
         signature = stat_signature(listing)
         known = previous.get(source)
         if known is not None and known.stat_signature == signature:
@@ -85,15 +84,36 @@ def source_changes(
     previous: Mapping[str, SourceFingerprint],
     current: Mapping[str, SourceFingerprint],
     partitions: set[str],
+    location: str,
 ) -> SourceChanges:
     """Compare two scans. A source without a partition is added; one whose content differs from
     the previous scan (or that the previous scan never saw) is re-ingested; a partition whose
-    folder is gone is removed."""
+    folder is gone from a root that still lists sources is removed (see ``sources_to_remove``)."""
     added = sorted(set(current) - partitions)
     changed = sorted(
         source
         for source, fingerprint in current.items()
         if source in added or previous.get(source) is None or previous[source].content != fingerprint.content
     )
-    removed = sorted(partitions - set(current))
-    return SourceChanges(added=added, changed=changed, removed=removed)
+    return SourceChanges(added=added, changed=changed, removed=sources_to_remove(partitions, set(current), location))
+
+
+class EmptySourcesRoot(SourcesUnavailable):
+    """The sources root lists no source while sources are indexed: unmounted, emptied, or a wrong
+    prefix. Read as "every source was deleted", it would prune the whole index, so it is refused."""
+
+
+def sources_to_remove(partitions: set[str], listed: set[str], location: str) -> list[str]:
+    """Partitions whose folder is absent from a listing that still shows other sources.
+
+    A root that suddenly lists nothing while partitions exist removes nothing: it raises
+    ``EmptySourcesRoot`` (the caller skips, warns and keeps every row).
+    """
+    if partitions and not listed:
+        raise EmptySourcesRoot(
+            f"sources folder {location} lists no source while {len(partitions)} source(s) are indexed "
+            f"({', '.join(sorted(partitions)[:5])}): nothing is removed. If it is unmounted or the "
+            "prefix is wrong, fix that; to empty the knowledge base on purpose, delete the source "
+            "partitions in the Dagster UI"
+        )
+    return sorted(partitions - listed)

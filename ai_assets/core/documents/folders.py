@@ -1,7 +1,8 @@
 """Where a source's bytes come from: the folders under the sources root, listed and read.
 
 Loading, fingerprinting and the source sensor see the sources only through ``SourceFolders``,
-so where the files live (a directory of this machine here) is decided in one place. A root
+so where the files live (a directory of this machine here, a bucket in ``object_folders``) is
+decided in one place. A root
 that is missing or cannot be listed raises ``SourcesUnavailable``: callers must never read
 it as "no sources", which would delete every source's rows.
 
@@ -87,6 +88,20 @@ class SourceFolders(ABC):
     def read_bytes(self, source: str, relative: str) -> bytes:
         """A listed file's bytes; raises ``FileVanished`` if it is gone, ``OSError`` if unreadable
         (the message is the reason the loader quarantines it with)."""
+
+    def listings(self) -> dict[str, SourceListing]:
+        """Every source's listing at once (one recursive listing on an object store).
+
+        A folder that vanished between listing the root and listing it is left out, as removed.
+        Raises ``SourcesUnavailable`` when the root cannot be listed.
+        """
+        listings = {}
+        for source in self.source_names():
+            try:
+                listings[source] = self.listing(source)
+            except SourcesUnavailable:
+                continue
+        return listings
 
     def source_location(self, source: str, relative: str = "") -> str:
         """Where a source (or one of its files) lives, as a user would write it."""

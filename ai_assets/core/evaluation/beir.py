@@ -1,6 +1,6 @@
 """Evaluation sets in BEIR layout, and importing a BEIR dataset as a source plus an eval set.
 
-An eval set is a folder ``data/eval/<name>/`` with ``queries.jsonl`` (``_id``, ``text``),
+An eval set is a folder ``data/eval/<name>/`` (a ``Path``, or a ``UPath`` on object storage) with ``queries.jsonl`` (``_id``, ``text``),
 ``qrels/test.tsv`` (query id, document key, graded score; header row optional; score 0 means
 judged not relevant) and optionally ``eval.json`` (``{"sources": [...]}``: the sources it is
 about, used to prefilter search) and ``answers.jsonl`` (reference answers).
@@ -123,10 +123,18 @@ class BeirImport(BaseModel):
     judgments: int
 
 
-def import_beir(dataset_dir: Path, data_dir: Path, name: str, overwrite: bool = False) -> BeirImport:
+def import_beir(
+    dataset_dir: Path,
+    data_dir: Path,
+    name: str,
+    overwrite: bool = False,
+    sources_dir: Path | None = None,
+    eval_dir: Path | None = None,
+) -> BeirImport:
     """Copy a BEIR dataset's corpus into ``sources/<name>/`` and its test split into ``eval/<name>/``.
 
-    Qrels are rewritten to document keys (``<name>/<corpus-id>``) with a header row.
+    Qrels are rewritten to document keys (``<name>/<corpus-id>``) with a header row. The targets
+    may be ``UPath``s on object storage (``sources_dir``/``eval_dir`` override ``data_dir``'s).
     """
     validate_source_name(name)
     corpus = dataset_dir / "corpus.jsonl"
@@ -135,14 +143,16 @@ def import_beir(dataset_dir: Path, data_dir: Path, name: str, overwrite: bool = 
             raise EvalSetError(f"{dataset_dir} is not a BEIR dataset: missing {required.relative_to(dataset_dir)}")
     queries = read_queries(dataset_dir / "queries.jsonl")
     qrels = read_qrels(dataset_dir / "qrels" / "test.tsv")
-    source_dir, eval_dir = data_dir / "sources" / name, data_dir / "eval" / name
+    source_dir = (sources_dir or data_dir / "sources") / name
+    eval_dir = (eval_dir or data_dir / "eval") / name
     for target in (source_dir, eval_dir):
         if target.exists() and not overwrite:
             raise FileExistsError(f"{target} already exists; pass --overwrite to replace it")
     documents = sum(1 for line in corpus.open(encoding="utf-8", errors="replace") if line.strip())
 
     source_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(corpus, source_dir / "corpus.jsonl")
+    with corpus.open("rb") as original, (source_dir / "corpus.jsonl").open("wb") as copy:
+        shutil.copyfileobj(original, copy)  # not copyfile: the target may be on object storage
     (eval_dir / "qrels").mkdir(parents=True, exist_ok=True)
     judged_queries = {query_id: queries[query_id] for query_id in qrels if query_id in queries}
     with (eval_dir / "queries.jsonl").open("w", encoding="utf-8") as out:

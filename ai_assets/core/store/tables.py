@@ -9,25 +9,31 @@ opens a table of an earlier schema version migrates it (``migrate_table``), keep
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Sequence
-from pathlib import Path
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
-from filelock import FileLock
 from lancedb.db import DBConnection
 from lancedb.table import Table
 
 from ai_assets.core.embedding.base import EmbedderSpec
 from ai_assets.core.hashing import sha256_hex
+from ai_assets.core.storage import filesystem, is_remote, join
+from ai_assets.core.storage.locations import SCHEME_PACKAGES
 
 # 2: section, page and page_end columns (where in its document a chunk is).
 SCHEMA_VERSION = "2"
+CREATE_ATTEMPTS = 20  # a waiting writer gives the one creating the table ~30 s to commit it
+CLAIM_STALE_SECONDS = 600  # creating an empty table takes seconds; a claim this old was abandoned
 _META_PREFIX = "ai_assets."
 _SCHEMA_VERSION_KEY = f"{_META_PREFIX}schema_version"
 # Schema versions a writer migrates from (their columns are a subset of this version's).
 _MIGRATED_VERSIONS = frozenset({"1"})
+T = TypeVar("T")
 
 
 class TableMismatch(ValueError):
@@ -143,7 +149,7 @@ def migrate_table(db: DBConnection, name: str, spec: EmbedderSpec) -> str | None
     if found not in _MIGRATED_VERSIONS:
         return None
     verify_table(table, spec, schema_version=found)
-    with FileLock(creation_lock_path(db.uri, name)):
+    def rewrite() -> str | None:
         table = db.open_table(name)  # another writer may have migrated it meanwhile
         if read_table_metadata(table).get(_SCHEMA_VERSION_KEY) != found:
             return None
@@ -158,38 +164,114 @@ def migrate_table(db: DBConnection, name: str, spec: EmbedderSpec) -> str | None
             schema=schema,
         )
         db.create_table(name, data=migrated, schema=schema, mode="overwrite")
-    return found
+        return found
+
+    # Serialized with creation by the same claim: two writers must not overwrite it at once.
+    return _while_claimed(db, name, rewrite)
+
+
+def _while_claimed(db: DBConnection, name: str, action: Callable[[], T]) -> T:
+    """Run ``action`` once this writer holds the table's creation claim, waiting for another
+    holder to finish (see ``_open_or_create``)."""
+    for attempt in range(CREATE_ATTEMPTS):
+        with creation_claim(str(db.uri), name) as claimed:
+            if claimed:
+                return action()
+        time.sleep(min(0.05 * 2**attempt, 2.0))
+    raise TimeoutError(
+        f"table {name} in {db.uri} is being created or migrated by another writer that did not finish; "
+        f"if none is running, delete {claim_location(str(db.uri), name)}"
+    )
 
 
 def _open_verified(db: DBConnection, name: str, spec: EmbedderSpec, schema: pa.Schema | None) -> Table:
     """Open a table written for ``spec`` (refusing another model's), or create it from ``schema``."""
-    if name not in db.table_names(limit=None):
-        if schema is None:
-            raise FileNotFoundError(
-                f"no table {name} in {db.uri}: run `ai-assets build` for embedder {spec.name!r} first"
-            )
-        with FileLock(creation_lock_path(db.uri, name)):
-            # Checked again under the lock: another writer may have created it meanwhile.
-            if name not in db.table_names(limit=None):
-                return db.create_table(name, schema=schema)
-    table = db.open_table(name)
+    table = _open_or_create(db, name, spec, schema)
     verify_table(table, spec)
     return table
 
 
-def creation_lock_path(uri: str, name: str) -> str:
-    """The lock that makes creating table ``name`` of database ``uri`` happen once.
+def _open_or_create(db: DBConnection, name: str, spec: EmbedderSpec, schema: pa.Schema | None) -> Table:
+    """The table, created once however many writers on however many machines find it missing.
 
-    Two writers that both find the table missing would each commit a create, and LanceDB
-    resolves the later one as an overwrite: it fails the other writer's next append ("Append
-    transaction is incompatible with concurrent transaction Overwrite") or, landing after that
-    append, wipes its rows. A local database keeps the lock beside its tables; an object-store
-    one in the temp directory, which serializes the writers of this machine only.
+    LanceDB alone does not serialize two creates: both pass its existence check, and the later
+    commit lands as an overwrite that fails the other writer's next append or wipes its rows
+    (seen on S3 here). So a writer creates only while it holds the table's creation claim: an
+    object written with put-if-absent beside the tables (a conditional PUT on S3, an exclusive
+    create on disk), seen by every machine that writes this database. The others wait for the
+    table to be committed and open it. A claim left by a writer that died is stale after
+    ``CLAIM_STALE_SECONDS`` and taken over.
     """
-    local = "://" not in uri or uri.startswith("file://")
-    directory = Path(uri.removeprefix("file://")) if local else Path(tempfile.gettempdir()) / "ai_assets-locks" / sha256_hex(uri, length=16)
-    directory.mkdir(parents=True, exist_ok=True)
-    return str(directory / f"{name}.create.lock")
+    for attempt in range(CREATE_ATTEMPTS):
+        table = _open_if_committed(db, name)
+        if table is not None:
+            return table
+        if schema is None:
+            raise FileNotFoundError(
+                f"no table {name} in {db.uri}: run `ai-assets build` for embedder {spec.name!r} first"
+            )
+        with creation_claim(str(db.uri), name) as claimed:
+            table = (_open_if_committed(db, name) or _create(db, name, schema)) if claimed else None
+        if table is not None:
+            return table
+        time.sleep(min(0.05 * 2**attempt, 2.0))
+    raise TimeoutError(
+        f"table {name} in {db.uri} is being created by another writer that did not finish; if none is "
+        f"running, delete {claim_location(str(db.uri), name)}"
+    )
+
+
+def _create(db: DBConnection, name: str, schema: pa.Schema) -> Table | None:
+    """Create the table (holding its claim); None if it turned out to exist: open it again."""
+    try:
+        return db.create_table(name, schema=schema)
+    except ValueError as error:
+        if "already exists" not in str(error):
+            raise
+        return None
+
+
+def claim_location(uri: str, name: str) -> str:
+    return join(uri, "_creation_claims", f"{name}.claim")
+
+
+@contextmanager
+def creation_claim(uri: str, name: str) -> Iterator[bool]:
+    """True while this writer holds the right to create table ``name`` of database ``uri``."""
+    scheme = uri.split("://", 1)[0] if is_remote(uri) else "file"
+    if scheme != "file" and scheme not in SCHEME_PACKAGES:
+        yield True  # a database only LanceDB serves (LanceDB Cloud): it serializes creates itself
+        return
+    location = claim_location(uri, name)
+    fs, path = filesystem(location)
+    if scheme == "file":
+        fs.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        if scheme == "file":
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # fsspec's local "create" is not atomic
+        else:
+            fs.pipe_file(path, str(time.time()).encode(), mode="create")
+    except FileExistsError:
+        try:
+            if time.time() - fs.modified(path).timestamp() > CLAIM_STALE_SECONDS:
+                fs.rm_file(path)  # its writer died; the next attempt claims it
+        except FileNotFoundError:
+            pass  # released meanwhile: the table is there now, or the next attempt claims it
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        fs.rm_file(path)
+
+
+def _open_if_committed(db: DBConnection, name: str) -> Table | None:
+    try:
+        return db.open_table(name)
+    except ValueError as error:
+        if "was not found" in str(error):
+            return None
+        raise
 
 
 def vector_field(spec: EmbedderSpec) -> pa.Field:
@@ -256,8 +338,10 @@ def journal_schema(spec: EmbedderSpec) -> pa.Schema:
 def open_journal(db: DBConnection, spec: EmbedderSpec) -> Table:
     """Vectors embedded but not yet published, kept so an interrupted run does not pay twice."""
     name = journal_name(spec.name)
-    if name in db.table_names(limit=None):
-        journal = db.open_table(name)
-        if "source" not in journal.schema.names or read_table_metadata(journal).get(_SCHEMA_VERSION_KEY) != SCHEMA_VERSION:
-            db.drop_table(name)  # a journal of an earlier layout; at worst, an interrupted run re-embeds
+    existing = _open_if_committed(db, name)
+    if existing is not None and (
+        "source" not in existing.schema.names
+        or read_table_metadata(existing).get(_SCHEMA_VERSION_KEY) != SCHEMA_VERSION
+    ):
+        db.drop_table(name)  # a journal of an earlier layout; at worst, an interrupted run re-embeds
     return _open_verified(db, name, spec, journal_schema(spec))
