@@ -16,7 +16,7 @@ from ai_assets.cli import build_commands, data_commands, index_commands, search_
 from ai_assets.cli.common import CliError
 from ai_assets.cli.instance import INSTANCE_YAML, dagster_instance
 from ai_assets.core.embedding.openai_errors import ServiceUnavailable
-from ai_assets.settings import SettingsError, load_settings
+from ai_assets.settings import SettingsError, load_settings, unknown_variables
 
 __all__ = ["INSTANCE_YAML", "CliError", "dagster_instance", "main"]
 
@@ -28,6 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module="dagster")
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
     args = parser().parse_args(argv)
+    for warning in unknown_variables():
+        print(f"ai-assets: warning: {warning}", file=sys.stderr)
     try:
         settings = load_settings()
         return int(args.handler(args, settings) or 0)
