@@ -20,6 +20,12 @@ freshness:
 concurrency:
   pools:
     default_limit: 1
+# The daemon (`dagster dev`, `dagster-daemon run`) frees the pool slots of runs that ended without
+# freeing them, and marks canceled a run that stays CANCELING for 3 minutes. Runs of
+# `ai-assets build` whose process is gone are ended by the next build or `ai-assets doctor --fix`.
+run_monitoring:
+  enabled: true
+  free_slots_after_run_end_seconds: 60
 """
 
 
