@@ -39,7 +39,15 @@ from typing import IO, Literal
 import dagster as dg
 
 from ai_assets.core.documents.folders import LocalSourceFolders, SourcesUnavailable
-from ai_assets.run_recovery import BUILD_TAG, describe_run, end_run, recover, unfinished_runs, waiting_for_slots
+from ai_assets.run_recovery import (
+    BUILD_TAG,
+    describe_run,
+    end_run,
+    recover,
+    run_is_abandoned,
+    unfinished_runs,
+    waiting_for_slots,
+)
 
 Echo = Callable[[str], None]
 
@@ -88,7 +96,7 @@ def no_sources_message(error: Exception, data_dir: str | Path) -> str:
 def require_sources_folder(sources_dir: Path, data_dir: Path) -> None:
     """Fail, naming the data dir, before anything is created there (no instance, no empty table)."""
     try:
-        LocalSourceFolders(sources_dir).source_names()
+        LocalSourceFolders(sources_dir.resolve()).source_names()
     except SourcesUnavailable as error:
         raise ValueError(no_sources_message(error, data_dir.resolve())) from None
 
@@ -139,6 +147,21 @@ def build_lock(data_dir: Path, wait: bool, echo: Echo) -> Iterator[int]:
         os.close(descriptor)
 
 
+def lock_holder(data_dir: Path) -> str | None:
+    """Who holds the data dir's build lock (a build is running), or None."""
+    path = data_dir / LOCK_NAME
+    if not path.exists():
+        return None
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(descriptor, 500, 0).decode(errors="replace").strip() or "holder unknown"
+    finally:
+        os.close(descriptor)  # also releases the lock just taken
+    return None
+
+
 class StepLog:
     """The steps of the build as the worker reports them, read from its status pipe."""
 
@@ -182,8 +205,8 @@ class StepLog:
 
 
 class SlotWatch:
-    """Says once which run holds the slot a step of this build waits for; fails a holder whose
-    process is gone (a build killed meanwhile) so the step can go on."""
+    """Says which run holds the slot a step of this build waits for (again when the holder
+    changes), and ends a holder whose process is gone (a build killed meanwhile) so the step goes on."""
 
     def __init__(self, instance: dg.DagsterInstance, echo: Echo) -> None:
         self._instance = instance
@@ -198,6 +221,7 @@ class SlotWatch:
                 self._told[pool] = holders
                 described = "; ".join(describe_run(self._instance, holder) for holder in holders)
                 self._echo(f"    waiting for a {pool} slot, held by {described}")
+            if any(run_is_abandoned(self._instance, holder) for holder in holders):
                 recover(self._instance, self._echo)
 
 
@@ -271,7 +295,7 @@ def supervise(
             reason, code = f"interrupted by {stop}", 128 + stop.signum
         else:
             reason, code = f"{stop} was terminated in Dagster", EXIT_CANCELED
-        echo(f"build {reason}: stopped it")
+        echo(f"build stopped: {reason}")
         ended = end_unfinished_runs(instance, build_id, canceled=True, reason=f"ai-assets build {reason}", echo=echo)
         for line in steps.summary(ended):
             echo(line)

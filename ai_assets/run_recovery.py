@@ -12,7 +12,7 @@ freeing them.
 
 Dagster's public API has no call to read or free concurrency slots (the UI's "free concurrency
 slots" button is a GraphQL mutation of the webserver, and ``DagsterInstance`` marks no slot method
-public); ``_pool_slots`` and ``free_slots`` are the only places that reach into the instance's
+public); ``pool_usage`` and ``free_slots`` are the only places that reach into the instance's
 storage for them.
 """
 
@@ -122,8 +122,15 @@ class SlotClaim:
     waiting: bool  # True: the step waits for a slot; False: it holds one
 
 
-def _pool_slots(instance: dg.DagsterInstance) -> list[SlotClaim]:
-    """Every claimed slot and every step waiting for one, in every pool.
+@dataclass(frozen=True)
+class PoolUsage:
+    pool: str
+    limit: int | None  # None: no limit set
+    claims: list[SlotClaim]
+
+
+def pool_usage(instance: dg.DagsterInstance) -> list[PoolUsage]:
+    """Every pool: its limit, the slots claimed and the steps waiting for one.
 
     Missing public API: DagsterInstance has no public read of concurrency slots; this is the
     storage the instance itself uses (the UI's concurrency page reads the same).
@@ -131,16 +138,21 @@ def _pool_slots(instance: dg.DagsterInstance) -> list[SlotClaim]:
     storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:
         return []
-    claims: list[SlotClaim] = []
-    for pool in storage.get_concurrency_keys():
+    usage = []
+    for pool in sorted(storage.get_concurrency_keys()):
         info = storage.get_concurrency_info(pool)
-        claims += [SlotClaim(pool, slot.run_id, slot.step_key, waiting=False) for slot in info.claimed_slots]
+        claims = [SlotClaim(pool, slot.run_id, slot.step_key, waiting=False) for slot in info.claimed_slots]
         claims += [
             SlotClaim(pool, step.run_id, step.step_key, waiting=True)
             for step in info.pending_steps
             if step.assigned_timestamp is None
         ]
-    return claims
+        usage.append(PoolUsage(pool, info.limit if info.limit is not None else info.slot_count, claims))
+    return usage
+
+
+def slot_claims(instance: dg.DagsterInstance) -> list[SlotClaim]:
+    return [claim for pool in pool_usage(instance) for claim in pool.claims]
 
 
 def free_slots(instance: dg.DagsterInstance, run_id: str) -> int:
@@ -149,13 +161,9 @@ def free_slots(instance: dg.DagsterInstance, run_id: str) -> int:
     Missing public API: DagsterInstance has no public call to free a run's concurrency slots
     (Dagster's daemon and the webserver's GraphQL mutation call this same storage method).
     """
-    held = sum(1 for claim in _pool_slots(instance) if claim.run_id == run_id and not claim.waiting)
+    held = sum(1 for claim in slot_claims(instance) if claim.run_id == run_id and not claim.waiting)
     instance.event_log_storage.free_concurrency_slots_for_run(run_id)
     return held
-
-
-def slot_claims(instance: dg.DagsterInstance) -> list[SlotClaim]:
-    return _pool_slots(instance)
 
 
 def unfinished_runs(instance: dg.DagsterInstance, tags: dict[str, str] | None = None) -> list[dg.DagsterRun]:
@@ -191,6 +199,12 @@ def abandoned_runs(instance: dg.DagsterInstance) -> list[tuple[dg.DagsterRun, Pr
         if owner is not None and owner.state() == "gone":
             found.append((run, owner))
     return found
+
+
+def run_is_abandoned(instance: dg.DagsterInstance, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id)
+    owner = ProcessIdentity.from_tags(dict(run.tags)) if run is not None and run.status in UNFINISHED else None
+    return owner is not None and owner.state() == "gone"
 
 
 def recover(instance: dg.DagsterInstance, echo: Echo) -> int:
