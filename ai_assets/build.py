@@ -9,6 +9,7 @@ rebuilding an unchanged corpus launches no run at all; ``force`` runs everything
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -208,9 +209,8 @@ def root_cause(error: Any) -> str:
     while error.cause is not None:
         error = error.cause
     message = error.message.strip()
-    if error.cls_name and message.startswith(f"{error.cls_name}: "):
-        message = message[len(error.cls_name) + 2 :]
-    message = message.removeprefix("dagster._core.definitions.events.Failure: ")
+    if error.cls_name:  # "ai_assets.core.embedding.openai_errors.ServiceUnavailable: ..." -> "..."
+        message = re.sub(rf"^(?:[\w.]+\.)?{re.escape(error.cls_name)}: ", "", message)
     if outer.startswith("Exceeded max_retries"):
         message += f" ({outer[0].lower()}{outer[1:]})"
     return message
