@@ -28,8 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module="dagster")
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
     args = parser().parse_args(argv)
-    for warning in unknown_variables():
-        print(f"ai-assets: warning: {warning}", file=sys.stderr)
+    if getattr(args, "status_fd", None) is None:  # a build's worker: its supervisor warned already
+        for warning in unknown_variables():
+            print(f"ai-assets: warning: {warning}", file=sys.stderr)
     try:
         settings = load_settings()
         return int(args.handler(args, settings) or 0)
