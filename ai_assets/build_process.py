@@ -106,6 +106,7 @@ def signals_interrupt() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP raise ``Interrupted`` in the main thread while inside."""
 
     def interrupt(signum: int, _frame: object) -> None:
+        ignore_signals()  # a second Ctrl-C must not cut short the recording of the first
         raise Interrupted(signum)
 
     previous = {signum: signal.signal(signum, interrupt) for signum in HANDLED_SIGNALS}
@@ -117,7 +118,7 @@ def signals_interrupt() -> Iterator[None]:
 
 
 def ignore_signals() -> None:
-    """While the supervisor records the end of the runs: a second Ctrl-C must not cut that short."""
+    """While the supervisor stops the worker and records the end of its runs."""
     for signum in HANDLED_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
 

@@ -56,6 +56,14 @@ def start_build(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[
     return subprocess.Popen([ai_assets_command(), "build", *args], env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
 
 
+def build_held_mid_embedding(server: OpenAIServer, env: dict[str, str], log: Path) -> subprocess.Popen[str]:
+    """A build whose first embedding request the server holds unanswered."""
+    server.faults.append("hold")
+    build = start_build(env, log)
+    assert server.held.wait(timeout=180), log.read_text()
+    return build
+
+
 def run_build_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([ai_assets_command(), "build", *args], env=env, capture_output=True, text=True, timeout=600)
 
@@ -111,9 +119,7 @@ def test_kill_9_mid_embedding_then_the_next_build_fails_the_left_run_frees_its_s
     server: OpenAIServer, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = build_env(server, data_dir, tmp_path / "home")
-    server.faults.append("hold")
-    killed = start_build(env, tmp_path / "killed.log")
-    assert server.held.wait(timeout=180), (tmp_path / "killed.log").read_text()
+    killed = build_held_mid_embedding(server, env, tmp_path / "killed.log")
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=10)
 
@@ -139,9 +145,7 @@ def test_sigint_mid_embedding_cancels_the_run_through_dagster_and_a_waiting_buil
     server: OpenAIServer, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = build_env(server, data_dir, tmp_path / "home")
-    server.faults.append("hold")
-    interrupted = start_build(env, tmp_path / "interrupted.log")
-    assert server.held.wait(timeout=180), (tmp_path / "interrupted.log").read_text()
+    interrupted = build_held_mid_embedding(server, env, tmp_path / "interrupted.log")
 
     # The same data dir, twice at once: refused; with --wait, queued behind the first.
     refused = run_build_command(env)
@@ -183,9 +187,7 @@ def test_a_step_blocked_on_a_slot_names_its_holder_and_a_run_terminated_in_dagst
     server: OpenAIServer, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = tmp_path / "home"
-    server.faults.append("hold")
-    holding = start_build(build_env(server, data_dir, home), tmp_path / "holding.log")
-    assert server.held.wait(timeout=180), (tmp_path / "holding.log").read_text()
+    holding = build_held_mid_embedding(server, build_env(server, data_dir, home), tmp_path / "holding.log")
     instance = instance_at(home, monkeypatch)
     holder = embed_run(instance)
 
