@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal
 
@@ -43,6 +43,7 @@ from ai_assets.run_recovery import (
     BUILD_TAG,
     describe_run,
     end_run,
+    free_slots_of_finished_runs,
     recover,
     run_is_abandoned,
     unfinished_runs,
@@ -140,7 +141,7 @@ def build_lock(data_dir: Path, wait: bool, echo: Echo) -> Iterator[int]:
                 ) from None
             echo(f"another ai-assets build is running on the data dir {data_dir.resolve()} ({holder}); waiting for it")
             fcntl.flock(descriptor, fcntl.LOCK_EX)
-        started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n".encode(), 0)
         yield descriptor
@@ -183,7 +184,8 @@ class StepLog:
     def running_run_ids(self) -> list[str]:
         return [state.run_id for state in list(self.steps.values()) if state.status == "running" and state.run_id]
 
-    def summary(self, stopped_runs: Sequence[str]) -> list[str]:
+    def summary(self) -> list[str]:
+        """What finished, what failed, what was stopped and what never started."""
         states = [self.steps[number] for number in sorted(self.steps)]
         total = len(states)
 
@@ -200,8 +202,6 @@ class StepLog:
             + (", ".join(f"[{s.number}/{total}] {s.label} (run {(s.run_id or '')[:8]})" for s in stopped) or "none")
         )
         lines.append(f"  not started: {listed({'pending'})}")
-        if stopped_runs and not stopped:
-            lines.append(f"  (runs ended as canceled: {', '.join(run[:8] for run in stopped_runs)})")
         return lines
 
 
@@ -280,13 +280,13 @@ def supervise(
                 break
             except subprocess.TimeoutExpired:
                 pass
-            terminated = [
-                run for run in unfinished_runs(instance, {BUILD_TAG: build_id})
-                if run.status == dg.DagsterRunStatus.CANCELING
-            ]
-            if terminated:
-                raise CanceledInDagster(describe_run(instance, terminated[0].run_id))
-            slots.poll(steps.running_run_ids())
+            running = steps.running_run_ids()
+            for run_id in running:
+                run = instance.get_run_by_id(run_id)
+                # Terminate in the UI sets CANCELING; its "force termination", CANCELED at once.
+                if run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED):
+                    raise CanceledInDagster(describe_run(instance, run_id))
+            slots.poll(running)
     except (Interrupted, CanceledInDagster) as stop:
         ignore_signals()
         worker.kill()
@@ -297,8 +297,9 @@ def supervise(
         else:
             reason, code = f"{stop} was terminated in Dagster", EXIT_CANCELED
         echo(f"build stopped: {reason}")
-        ended = end_unfinished_runs(instance, build_id, canceled=True, reason=f"ai-assets build {reason}", echo=echo)
-        for line in steps.summary(ended):
+        end_unfinished_runs(instance, build_id, canceled=True, reason=f"ai-assets build {reason}", echo=echo)
+        free_slots_of_finished_runs(instance, echo)  # a run force-terminated in the UI ended holding its slot
+        for line in steps.summary():
             echo(line)
         echo(
             "build canceled: what finished is kept (the index as its last finished step left it, and vectors "
@@ -311,7 +312,7 @@ def supervise(
         reason = f"the build worker (pid {worker.pid}) was killed by {signal.Signals(-code).name}"
         echo(f"build failed: {reason}")
         end_unfinished_runs(instance, build_id, canceled=False, reason=reason, echo=echo)
-        for line in steps.summary([]):
+        for line in steps.summary():
             echo(line)
         return 1
     # A worker that ended on its own leaves no run behind; if it did, say so rather than leave it STARTED.
@@ -321,14 +322,9 @@ def supervise(
     return code
 
 
-def end_unfinished_runs(
-    instance: dg.DagsterInstance, build_id: str, canceled: bool, reason: str, echo: Echo
-) -> list[str]:
+def end_unfinished_runs(instance: dg.DagsterInstance, build_id: str, canceled: bool, reason: str, echo: Echo) -> None:
     """Record through Dagster the end of every run of this build still unfinished; free its slots."""
-    ended = []
     for run in unfinished_runs(instance, {BUILD_TAG: build_id}):
         description = describe_run(instance, run.run_id)
         freed = end_run(instance, run, canceled=canceled, message=f"{reason}.")
         echo(f"  {description}: marked {'canceled' if canceled else 'failed'} in Dagster, freed {freed} slot(s)")
-        ended.append(run.run_id)
-    return ended
