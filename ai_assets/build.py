@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -24,7 +25,7 @@ from ai_assets.core.documents.folders import SourcesUnavailable
 from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB
 from ai_assets.partitions import SOURCE_DIMENSION, source_embedder_key
 from ai_assets.resources import SourceFiles
-from ai_assets.run_recovery import BUILD_TAG, ProcessIdentity
+from ai_assets.run_recovery import BUILD_TAG, DATA_DIR_TAG, ProcessIdentity
 from ai_assets.up_to_date import BuildStep, UpToDate
 
 Echo = Callable[[str], None]
@@ -122,7 +123,11 @@ def run_build(
     labels = [f"{step.job} {step.partition}" if step.partition is not None else step.job for step in steps]
     for number, label in enumerate(labels, start=1):
         on_step(StepState(number, label, "pending"))
-    run_tags = {BUILD_TAG: build_id or uuid.uuid4().hex, **ProcessIdentity.current().tags()}
+    run_tags = {
+        BUILD_TAG: build_id or uuid.uuid4().hex,
+        DATA_DIR_TAG: str(Path(source_files.data_dir).resolve()),
+        **ProcessIdentity.current().tags(),
+    }
 
     ran: list[BuildStep] = []
     failed_sources: set[str] = set()

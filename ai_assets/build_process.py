@@ -41,6 +41,7 @@ import dagster as dg
 from ai_assets.core.documents.folders import LocalSourceFolders, SourcesUnavailable
 from ai_assets.run_recovery import (
     BUILD_TAG,
+    LockedDataDir,
     describe_run,
     end_run,
     free_slots_of_finished_runs,
@@ -209,8 +210,9 @@ class SlotWatch:
     """Says which run holds the slot a step of this build waits for (again when the holder
     changes), and ends a holder whose process is gone (a build killed meanwhile) so the step goes on."""
 
-    def __init__(self, instance: dg.DagsterInstance, echo: Echo) -> None:
+    def __init__(self, instance: dg.DagsterInstance, locked: LockedDataDir, echo: Echo) -> None:
         self._instance = instance
+        self._locked = locked
         self._echo = echo
         self._told: dict[str, list[str]] = {}
 
@@ -222,8 +224,8 @@ class SlotWatch:
                 self._told[pool] = holders
                 described = "; ".join(describe_run(self._instance, holder) for holder in holders)
                 self._echo(f"    waiting for a {pool} slot, held by {described}")
-            if any(run_is_abandoned(self._instance, holder) for holder in holders):
-                recover(self._instance, self._echo)
+            if any(run_is_abandoned(self._instance, holder, self._locked) for holder in holders):
+                recover(self._instance, self._echo, self._locked)
 
 
 def die_with_supervisor(supervisor_pid: int) -> None:
@@ -256,9 +258,10 @@ def status_writer(descriptor: int) -> Callable[[StepState], None]:
 
 
 def supervise(
-    instance: dg.DagsterInstance, worker_args: Sequence[str], lock_descriptor: int, build_id: str, echo: Echo
+    instance: dg.DagsterInstance, worker_args: Sequence[str], lock_descriptor: int, locked: LockedDataDir, echo: Echo
 ) -> int:
     """Run the build in a worker process and watch it; on a signal, stop it and cancel its runs."""
+    build_id = locked.build_id
     status_read, status_write = os.pipe()
     command = [
         sys.executable, "-m", "ai_assets.cli", *worker_args,
@@ -272,7 +275,7 @@ def supervise(
     )
     os.close(status_write)
     steps = StepLog(os.fdopen(status_read, encoding="utf-8"))
-    slots = SlotWatch(instance, echo)
+    slots = SlotWatch(instance, locked, echo)
     try:
         while True:
             try:

@@ -5,7 +5,9 @@ launcher and no daemon knows that process: when it is killed (``kill -9``, out o
 reboot), its run stays STARTED and keeps its ``model_calls`` slot, and every later run waits for
 that slot forever. Each run of a build therefore carries its process's identity as tags (host,
 boot, pid, the process's start time, so a reused pid is not mistaken for it). The next build and
-`ai-assets doctor` fail a run whose process is provably gone and free its slots; runs launched by
+`ai-assets doctor` fail a run whose process is provably gone and free its slots. Holding the data
+dir's build lock is such a proof for every other build's run on that data dir, whatever machine or
+container ran it: a live worker would still hold the lock. Runs launched by
 Dagster itself (UI, sensors, schedules) are left to the daemon's run monitoring
 (``run_monitoring`` in ``dagster.yaml``), which also frees the slots of runs that ended without
 freeing them.
@@ -30,6 +32,7 @@ import dagster as dg
 Echo = Callable[[str], None]
 
 BUILD_TAG = "ai_assets/build"  # the id of one `ai-assets build`
+DATA_DIR_TAG = "ai_assets/data_dir"  # the data dir it built (resolved)
 HOST_TAG = "ai_assets/host"
 BOOT_TAG = "ai_assets/boot_id"
 PID_TAG = "ai_assets/pid"
@@ -191,33 +194,47 @@ def end_run(instance: dg.DagsterInstance, run: dg.DagsterRun, canceled: bool, me
     return free_slots(instance, run.run_id)
 
 
-def abandoned_runs(instance: dg.DagsterInstance) -> list[tuple[dg.DagsterRun, ProcessIdentity]]:
-    """Unfinished runs of `ai-assets build` whose process is provably gone."""
-    found = []
-    for run in unfinished_runs(instance):
-        owner = ProcessIdentity.from_tags(dict(run.tags))
-        if owner is not None and owner.state() == "gone":
-            found.append((run, owner))
-    return found
+@dataclass(frozen=True)
+class LockedDataDir:
+    """The data dir whose build lock this process holds, and the build it runs (if any)."""
+
+    path: str
+    build_id: str = ""
 
 
-def run_is_abandoned(instance: dg.DagsterInstance, run_id: str) -> bool:
+def why_abandoned(run: dg.DagsterRun, locked: LockedDataDir | None = None) -> str | None:
+    """Why an unfinished run of `ai-assets build` can no longer be running, or None."""
+    owner = ProcessIdentity.from_tags(dict(run.tags))
+    if owner is None or run.status not in UNFINISHED:
+        return None
+    state = owner.state()
+    if state == "gone":
+        return f"its {owner.describe()} is gone"
+    # A process that looks alive is trusted over the lock (a lock on a network file system may lie).
+    if (
+        state == "elsewhere" and locked is not None
+        and run.tags.get(DATA_DIR_TAG) == locked.path and run.tags.get(BUILD_TAG) != locked.build_id
+    ):
+        return f"its build ({owner.describe()}) no longer holds the data dir's build lock"
+    return None
+
+
+def run_is_abandoned(instance: dg.DagsterInstance, run_id: str, locked: LockedDataDir | None = None) -> bool:
     run = instance.get_run_by_id(run_id)
-    owner = ProcessIdentity.from_tags(dict(run.tags)) if run is not None and run.status in UNFINISHED else None
-    return owner is not None and owner.state() == "gone"
+    return run is not None and why_abandoned(run, locked) is not None
 
 
-def recover(instance: dg.DagsterInstance, echo: Echo) -> int:
+def recover(instance: dg.DagsterInstance, echo: Echo, locked: LockedDataDir | None = None) -> int:
     """Fail the runs left by a dead `ai-assets build`, and free the slots that finished runs
     still hold; say what was done, one line each. Returns how many runs or slots it fixed."""
     fixed = 0
-    for run, owner in abandoned_runs(instance):
+    for run in unfinished_runs(instance):
+        reason = why_abandoned(run, locked)
+        if reason is None:
+            continue
         description = describe_run(instance, run.run_id)
-        freed = end_run(
-            instance, run, canceled=False,
-            message=f"The ai-assets build {owner.describe()} that ran it is gone (killed?): marked failed.",
-        )
-        echo(f"{description}: its {owner.describe()} is gone; marked it failed, freed {freed} slot(s)")
+        freed = end_run(instance, run, canceled=False, message=f"Marked failed by ai-assets: {reason}.")
+        echo(f"{description}: {reason}; marked it failed, freed {freed} slot(s)")
         fixed += 1
     fixed += free_slots_of_finished_runs(instance, echo)
     return fixed

@@ -13,7 +13,7 @@ import pytest
 
 from ai_assets.cli import INSTANCE_YAML
 from ai_assets.cli import main as cli_main
-from ai_assets.run_recovery import HOST_TAG, slot_claims
+from ai_assets.run_recovery import DATA_DIR_TAG, HOST_TAG, slot_claims
 
 # A run of a one-asset job in the model_calls pool, tagged as `ai-assets build` tags its runs,
 # that holds its slot until it is killed.
@@ -28,20 +28,29 @@ def stuck() -> None:
     time.sleep(600)
 
 tags = ProcessIdentity.current().tags()
-if sys.argv[1] == "elsewhere":
+if sys.argv[1] != "here":
     tags["{host_tag}"] = "another-machine"
+if sys.argv[2:]:
+    tags["{data_dir_tag}"] = sys.argv[2]
 job = dg.Definitions(assets=[stuck], jobs=[dg.define_asset_job("stuck_job", [stuck])]).resolve_job_def("stuck_job")
 job.execute_in_process(instance=dg.DagsterInstance.get(), tags=tags)
-""".replace("{host_tag}", HOST_TAG)
+""".replace("{host_tag}", HOST_TAG).replace("{data_dir_tag}", DATA_DIR_TAG)
 
 
-def killed_run_holding_a_slot(where: str, env: dict[str, str]) -> None:
+def killed_run_holding_a_slot(where: str, env: dict[str, str], *data_dir: str) -> dg.DagsterRun:
     process = subprocess.Popen(
-        [sys.executable, "-c", STUCK_RUN, where], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [sys.executable, "-c", STUCK_RUN, where, *data_dir],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     assert process.stdout is not None and process.stdout.readline() == "holding\n"
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
+    (run,) = [
+        record.dagster_run
+        for record in dg.DagsterInstance.get().get_run_records(dg.RunsFilter(job_name="stuck_job"))
+        if record.dagster_run.status == dg.DagsterRunStatus.STARTED
+    ]
+    return run
 
 
 def test_doctor_finds_a_killed_run_holding_its_slot_and_fix_frees_it(
@@ -55,12 +64,11 @@ def test_doctor_finds_a_killed_run_holding_its_slot_and_fix_frees_it(
     env = {**os.environ}
     instance = dg.DagsterInstance.get()
 
-    killed_run_holding_a_slot("here", env)
-    (stuck,) = [record.dagster_run for record in instance.get_run_records(dg.RunsFilter(job_name="stuck_job"))]
+    stuck = killed_run_holding_a_slot("here", env)
     assert cli_main(["doctor"]) == 1
     report = capsys.readouterr().out
     assert f"runs         PROBLEM: run {stuck.run_id[:8]} (stuck_job, STARTED, ai-assets build" in report
-    assert "its process is gone" in report
+    assert f"its process {stuck.tags['ai_assets/pid']} on this machine is gone" in report
     assert f"pools        ok: model_calls: 1 of 1 slot(s) in use, held by run {stuck.run_id[:8]}" in report
     assert "1 problem(s); `ai-assets doctor --fix` repairs those it can prove" in report
 
@@ -71,12 +79,7 @@ def test_doctor_finds_a_killed_run_holding_its_slot_and_fix_frees_it(
     assert slot_claims(instance) == []
 
     # A run of another machine cannot be checked from here: named, and ended only when asked to.
-    killed_run_holding_a_slot("elsewhere", env)
-    (elsewhere,) = [
-        record.dagster_run
-        for record in instance.get_run_records(dg.RunsFilter(job_name="stuck_job"))
-        if record.dagster_run.status == dg.DagsterRunStatus.STARTED
-    ]
+    elsewhere = killed_run_holding_a_slot("elsewhere", env)
     assert cli_main(["doctor", "--fix"]) == 0
     noted = capsys.readouterr().out
     assert f"process {elsewhere.tags['ai_assets/pid']} on another-machine): cannot be checked from here" in noted
@@ -89,3 +92,12 @@ def test_doctor_finds_a_killed_run_holding_its_slot_and_fix_frees_it(
     assert slot_claims(instance) == []
     assert cli_main(["doctor", "--fail-run", elsewhere.run_id]) == 2  # it has ended already
     assert "has already ended" in capsys.readouterr().err
+
+    # Another machine's build of this very data dir: with no build holding the data dir's lock,
+    # its run cannot be running any more (its worker would hold the lock).
+    same_data_dir = killed_run_holding_a_slot("elsewhere", env, str(data_dir.resolve()))
+    assert cli_main(["doctor"]) == 1
+    assert "no longer holds the data dir's build lock; it holds its slots until it is failed" in capsys.readouterr().out
+    assert cli_main(["doctor", "--fix"]) == 0
+    assert "no longer holds the data dir's build lock; marked it failed, freed 1 slot(s)" in capsys.readouterr().out
+    assert instance.get_run_by_id(same_data_dir.run_id).status == dg.DagsterRunStatus.FAILURE

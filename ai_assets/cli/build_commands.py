@@ -48,15 +48,16 @@ def build_command(args: argparse.Namespace, settings: Settings) -> int:
         signals_interrupt,
         supervise,
     )
-    from ai_assets.run_recovery import recover
+    from ai_assets.run_recovery import LockedDataDir, recover
 
     require_sources_folder(settings.sources_dir, settings.data_dir)
     worker_args = ["build", *(f"--source={source}" for source in args.source or []), *(["--force"] if args.force else [])]
     try:
         with signals_interrupt(), build_lock(settings.data_dir, args.wait, echo) as lock:
             instance = dagster_instance(settings, create=True)
-            recover(instance, echo)
-            return supervise(instance, worker_args, lock, uuid.uuid4().hex, echo)
+            locked = LockedDataDir(str(settings.data_dir.resolve()), build_id=uuid.uuid4().hex)
+            recover(instance, echo, locked)
+            return supervise(instance, worker_args, lock, locked, echo)
     except BuildBusy as busy:
         print(f"ai-assets: error: {busy}", file=sys.stderr)
         return EXIT_BUSY

@@ -66,11 +66,8 @@ def doctor_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.fail_run:
         fail_runs(instance, args.fail_run)
     if args.fix:
-        from ai_assets.run_recovery import recover
-
-        if not recover(instance, lambda line: print(f"{'fixed':<12} {line}")):
-            print(f"{'fixed':<12} nothing to fix")
-    check_runs(instance, findings)
+        fix(instance, settings.data_dir)
+    check_runs(instance, settings.data_dir, findings)
     check_pools(instance, findings)
     check_tables(settings, instance, findings)
     if findings.problems:
@@ -124,6 +121,24 @@ def check_instance_yaml(home: Path, findings: Findings) -> None:
         )
 
 
+def fix(instance, data_dir: Path) -> None:
+    """What the next build does first; holding the data dir's lock meanwhile proves every other
+    build's unfinished run on it dead (unless a build is running, then pids are the only proof)."""
+    from ai_assets.build_process import BuildBusy, build_lock
+    from ai_assets.run_recovery import LockedDataDir, recover
+
+    def echo(line: str) -> None:
+        print(f"{'fixed':<12} {line}")
+
+    try:
+        with build_lock(data_dir, wait=False, echo=echo):
+            fixed = recover(instance, echo, LockedDataDir(str(data_dir.resolve())))
+    except BuildBusy:
+        fixed = recover(instance, echo)
+    if not fixed:
+        echo("nothing to fix")
+
+
 def fail_runs(instance, run_ids: list[str]) -> None:
     from ai_assets.run_recovery import UNFINISHED, describe_run, end_run
 
@@ -138,19 +153,22 @@ def fail_runs(instance, run_ids: list[str]) -> None:
         print(f"{'fixed':<12} {description}: marked failed, freed {freed} slot(s)")
 
 
-def check_runs(instance, findings: Findings) -> None:
-    from ai_assets.run_recovery import ProcessIdentity, describe_run, unfinished_runs
+def check_runs(instance, data_dir: Path, findings: Findings) -> None:
+    from ai_assets.build_process import lock_holder
+    from ai_assets.run_recovery import LockedDataDir, ProcessIdentity, describe_run, unfinished_runs, why_abandoned
 
     runs = unfinished_runs(instance)
     if not runs:
         findings.ok("runs", "no unfinished run")
+    # With no build holding the data dir's lock, no build's run on it can still be running.
+    unlocked = None if lock_holder(data_dir) else LockedDataDir(str(data_dir.resolve()))
     for run in runs:
         description = describe_run(instance, run.run_id)
         owner = ProcessIdentity.from_tags(dict(run.tags))
-        state = owner.state() if owner else None
-        if state == "gone":
-            findings.problem("runs", f"{description}: its process is gone; it holds its slots until it is failed")
-        elif state == "alive":
+        abandoned = why_abandoned(run, unlocked)
+        if abandoned:
+            findings.problem("runs", f"{description}: {abandoned}; it holds its slots until it is failed")
+        elif owner is not None and owner.state() == "alive":
             findings.ok("runs", f"{description}: running")
         else:
             findings.note(
