@@ -131,10 +131,17 @@ def run_build(
 
     ran: list[BuildStep] = []
     failed_sources: set[str] = set()
+    failed_embeddings: dict[str, str] = {}  # embedder -> a step of it that failed
     for number, (step, label) in enumerate(zip(steps, labels, strict=True), start=1):
         job_name, partition, source = step.job, step.partition, step.source
+        skip = None
         if source in failed_sources:
-            echo(f"[{number}/{len(steps)}] {label}: skipped, ingestion of {source} failed")
+            skip = f"ingestion of {source} failed"
+        elif job_name == INDEX_JOB and step.embedder in failed_embeddings:
+            # An index and evaluation over a partly failed embedding would score what is not there.
+            skip = f"{failed_embeddings[step.embedder]} failed"
+        if skip:
+            echo(f"[{number}/{len(steps)}] {label}: skipped, {skip}")
             on_step(StepState(number, label, "skipped"))
             continue
         reason = "forced" if force else up_to_date.reason_to_run(step, ran)
@@ -178,6 +185,8 @@ def run_build(
         echo(f"[{number}/{len(steps)}] {message}")
         if job_name == INGEST_JOB and source:
             failed_sources.add(source)
+        if job_name == EMBED_JOB and step.embedder:
+            failed_embeddings.setdefault(step.embedder, label)
     return report
 
 

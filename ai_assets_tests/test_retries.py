@@ -60,6 +60,8 @@ def test_permanent_failure_fails_once_with_a_clear_message(
     report = run_build(build_definitions(settings), instance, settings.embedders, echo=lambda _: None)
     assert not report.ok
     assert any("dimensions: table has '768', embedder has '384'" in failure for failure in report.failures)
+    # Nothing is indexed or evaluated over the failed embeddings.
+    assert [job for job, _, _, _ in report.runs if job == "index_and_evaluate_job"] == []
     for run in embed_runs(instance):
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
         assert not step_events(instance, run.run_id, dg.DagsterEventType.STEP_UP_FOR_RETRY)

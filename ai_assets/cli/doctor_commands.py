@@ -155,7 +155,13 @@ def fail_runs(instance, run_ids: list[str]) -> None:
 
 def check_runs(instance, data_dir: Path, findings: Findings) -> None:
     from ai_assets.build_process import lock_holder
-    from ai_assets.run_recovery import LockedDataDir, ProcessIdentity, describe_run, unfinished_runs, why_abandoned
+    from ai_assets.run_recovery import (
+        LockedDataDir,
+        ProcessIdentity,
+        describe_run,
+        unfinished_runs,
+        why_abandoned,
+    )
 
     runs = unfinished_runs(instance)
     if not runs:
