@@ -34,7 +34,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 def search_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.k < 1:
         raise CliError("--k must be at least 1")
-    hits = open_searcher(settings, args.embedder, args.source).search(args.query, mode=args.mode, limit=args.k, sources=args.source)
+    searcher = open_searcher(settings, args.embedder, args.source)
+    hits = searcher.search(args.query, mode=args.mode, limit=args.k, sources=args.source)
     if args.json:
         print(json.dumps([hit.model_dump() for hit in hits], indent=2))
         return 0
