@@ -9,23 +9,32 @@ rebuilding an unchanged corpus launches no run at all; ``force`` runs everything
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from ai_assets.automation import CONTENT_FINGERPRINT, source_observation
+from ai_assets.build_process import StepState, no_sources_message
 from ai_assets.core.documents.fingerprints import sources_to_remove
 from ai_assets.core.documents.folders import SourcesUnavailable
 from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB
 from ai_assets.partitions import SOURCE_DIMENSION, source_embedder_key
 from ai_assets.resources import SourceFiles
+from ai_assets.run_recovery import BUILD_TAG, DATA_DIR_TAG, ProcessIdentity
 from ai_assets.up_to_date import BuildStep, UpToDate
 
 Echo = Callable[[str], None]
 # The terminal shows progress and problems; every event is still stored for the UI.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Metadata keys of source_documents that count what was not indexed ("skipped_unsupported" is
+# the older name of "skipped").
+QUARANTINED, SKIPPED, OLD_SKIPPED = "quarantined", "skipped", "skipped_unsupported"
 
 
 @dataclass
@@ -35,6 +44,8 @@ class BuildReport:
     runs: list[tuple[str, str, bool, float]] = field(default_factory=list)  # job, partition, ok, seconds
     up_to_date: list[tuple[str, str]] = field(default_factory=list)  # job, partition: skipped, nothing changed
     failures: list[str] = field(default_factory=list)
+    quarantined_files: int = 0  # over the sources ingested by this build
+    skipped_files: int = 0
 
     @property
     def ok(self) -> bool:
@@ -52,7 +63,7 @@ def sync_source_partitions(instance: dg.DagsterInstance, source_files: SourceFil
         added, removed = sorted(folders - known), sources_to_remove(known, folders, source_files.sources_dir)
     except SourcesUnavailable as error:
         # Never read as "no sources": that would remove every source's partition and rows.
-        raise ValueError(f"{error}; put one folder per source there, or set AI_ASSETS_DATA_DIR") from None
+        raise ValueError(no_sources_message(error, source_files.sources_uri)) from None
     if added:
         instance.add_dynamic_partitions(SOURCE_DIMENSION, added)
     for source in removed:
@@ -67,9 +78,15 @@ def run_build(
     sources: Sequence[str] | None = None,
     echo: Echo = print,
     force: bool = False,
+    build_id: str | None = None,
+    on_step: Callable[[StepState], None] = lambda _: None,
 ) -> BuildReport:
     """Ingest and embed every source, then index and evaluate every embedder: each run only when
-    its assets are missing or stale, or an upstream run of this build changed something (all with ``force``)."""
+    its assets are missing or stale, or an upstream run of this build changed something (all with ``force``).
+
+    Every run is tagged with ``build_id`` and this process's identity, so a run left behind by a
+    killed build can be told from a live one (``run_recovery``); ``on_step`` hears of each step
+    before it starts and when it ends (the supervisor of `ai-assets build` reports from it)."""
     source_files: SourceFiles = defs.resources["source_files"]  # type: ignore[assignment]
     report = BuildReport()
     report.added_sources, report.removed_sources = sync_source_partitions(instance, source_files)
@@ -83,8 +100,11 @@ def run_build(
     unknown = sorted(set(selected) - set(all_sources))
     if unknown:
         raise ValueError(f"unknown source(s) {unknown}; sources are the folders under {source_files.sources_dir}")
-    if not all_sources:
-        echo(f"no sources under {source_files.sources_dir}: nothing to index")
+    if not all_sources and not report.removed_sources:
+        raise ValueError(
+            f"no source folders under {source_files.sources_dir}: put one folder per source there "
+            "(sources/<name>/ with its documents), or set AI_ASSETS_DATA_DIR to another data dir"
+        )
     fingerprints = {source: source_files.content_fingerprint(source) for source in selected}
     up_to_date = UpToDate(defs, instance, fingerprints, removed_sources=report.removed_sources)
     for source, fingerprint in fingerprints.items():
@@ -101,29 +121,51 @@ def run_build(
         )
     steps.extend(BuildStep(INDEX_JOB, embedder) for embedder in embedders)
 
+    labels = [f"{step.job} {step.partition}" if step.partition is not None else step.job for step in steps]
+    for number, label in enumerate(labels, start=1):
+        on_step(StepState(number, label, "pending"))
+    run_tags = {
+        BUILD_TAG: build_id or uuid.uuid4().hex,
+        DATA_DIR_TAG: str(Path(source_files.data_dir).resolve()),
+        **ProcessIdentity.current().tags(),
+    }
+
     ran: list[BuildStep] = []
     failed_sources: set[str] = set()
-    for number, step in enumerate(steps, start=1):
+    failed_embeddings: dict[str, str] = {}  # embedder -> a step of it that failed
+    for number, (step, label) in enumerate(zip(steps, labels, strict=True), start=1):
         job_name, partition, source = step.job, step.partition, step.source
-        label = f"{job_name} {partition}" if partition is not None else job_name
+        skip = None
         if source in failed_sources:
-            echo(f"[{number}/{len(steps)}] {label}: skipped, ingestion of {source} failed")
+            skip = f"ingestion of {source} failed"
+        elif job_name == INDEX_JOB and step.embedder in failed_embeddings:
+            # An index and evaluation over a partly failed embedding would score what is not there.
+            skip = f"{failed_embeddings[step.embedder]} failed"
+        if skip:
+            echo(f"[{number}/{len(steps)}] {label}: skipped, {skip}")
+            on_step(StepState(number, label, "skipped"))
             continue
         reason = "forced" if force else up_to_date.reason_to_run(step, ran)
         if reason is None:
             report.up_to_date.append((job_name, str(partition or "")))
             echo(f"[{number}/{len(steps)}] {label}: up to date")
+            on_step(StepState(number, label, "up to date"))
             continue
         ran.append(step)
         echo(f"[{number}/{len(steps)}] {label} ({reason}) ...")
+        run_id = str(uuid.uuid4())  # known before the run starts, so it can be canceled from outside
+        on_step(StepState(number, label, "running", run_id))
         started = time.perf_counter()
         result = defs.resolve_job_def(job_name).execute_in_process(
             instance=instance,
             partition_key=str(partition) if partition is not None else None,
             raise_on_error=False,
             run_config=QUIET_RUN_CONFIG,
+            run_id=run_id,
+            tags=run_tags,
         )
         seconds = time.perf_counter() - started
+        on_step(StepState(number, label, "ok" if result.success else "failed", run_id))
         report.runs.append((job_name, str(partition or ""), result.success, seconds))
         # A failed ERROR check (a blocking quality gate among them) fails the build; a WARN is shown.
         for evaluation in result.get_asset_check_evaluations():
@@ -136,19 +178,54 @@ def run_build(
             echo(f"    {check} ({evaluation.severity.value.lower()}){detail}")
         if result.success:
             echo(f"[{number}/{len(steps)}] {label}: ok in {seconds:.1f}s (run {result.run_id[:8]})")
+            if job_name == INGEST_JOB:
+                echo_ingested(result, report, echo)
             continue
         message = f"{label} failed (run {result.run_id}): {_failure_message(result)}"
         report.failures.append(message)
         echo(f"[{number}/{len(steps)}] {message}")
         if job_name == INGEST_JOB and source:
             failed_sources.add(source)
+        if job_name == EMBED_JOB and step.embedder:
+            failed_embeddings.setdefault(step.embedder, label)
     return report
+
+
+def echo_ingested(result: dg.ExecuteInProcessResult, report: BuildReport, echo: Echo) -> None:
+    """What the ingestion read and left out, from its source_documents materialization."""
+    materializations = result.asset_materializations_for_node("source_documents")
+    if not materializations:
+        return
+    metadata: dict[str, Any] = {key: value.value for key, value in materializations[-1].metadata.items()}
+    quarantined = int(metadata.get(QUARANTINED, 0))
+    skipped = int(metadata.get(SKIPPED, metadata.get(OLD_SKIPPED, 0)))
+    report.quarantined_files += quarantined
+    report.skipped_files += skipped
+    line = f"    {metadata.get('documents', 0)} documents read, {quarantined} file(s) quarantined, {skipped} skipped"
+    if quarantined or skipped:
+        line += f"; names and reasons: source_documents metadata of run {result.run_id[:8]} in the Dagster UI"
+    echo(line)
 
 
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     messages = [
-        f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
+        f"{event.step_key}: {root_cause(event.step_failure_data.error)}"
         for event in result.all_events
         if event.is_step_failure and event.step_failure_data.error is not None
     ]
     return "; ".join(messages) or "the run failed (see the run's logs in the Dagster UI)"
+
+
+def root_cause(error: Any) -> str:
+    """The innermost error's message: Dagster wraps a step's own error (in "Error occurred while
+    executing op ...", or "Exceeded max_retries of 3" after its retries), and the cause is what
+    the user can act on. Says how many retries were spent when there were some."""
+    outer = error.message.strip()
+    while error.cause is not None:
+        error = error.cause
+    message = error.message.strip()
+    if error.cls_name:  # "ai_assets.core.embedding.openai_errors.ServiceUnavailable: ..." -> "..."
+        message = re.sub(rf"^(?:[\w.]+\.)?{re.escape(error.cls_name)}: ", "", message)
+    if outer.startswith("Exceeded max_retries"):
+        message += f" ({outer[0].lower()}{outer[1:]})"
+    return message

@@ -1,11 +1,23 @@
-"""Project settings, read from ``AI_ASSETS_*`` environment variables and validated once."""
+"""Project settings, read from ``AI_ASSETS_*`` environment variables and validated once.
+
+Every setting is checked when the settings are loaded (``ai-assets`` at start-up, the code
+location that `dagster dev` and the daemon load): field constraints, and the rules between
+fields that would otherwise fail in the middle of a build (overlap against chunk size, a valid
+cron, an OpenAI embedder without an endpoint). ``load_settings`` reports each problem on one
+line as ``VARIABLE=value: what is allowed``.
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
+import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
+import pydantic_settings
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -18,8 +30,42 @@ from ai_assets.core.storage import is_remote, join, lancedb_storage_options, nor
 OPENAI_PRICES_PER_MILLION_TOKENS = {"text-embedding-3-small": 0.02, "text-embedding-3-large": 0.13}
 
 
+# Chunks shorter than this say too little to embed; the chunker refuses them (ChunkerConfig).
+MIN_CHUNK_TOKENS = 16
+# Values of these settings may hold credentials: an error names the variable, not the value.
+UNSHOWN_VALUES = {"lancedb_storage_options"}
+
+
 class SettingsError(ValueError):
     """A bad configuration, reported with the environment variable that holds it."""
+
+
+def env_variable(field: str) -> str:
+    """The environment variable that sets a field (its alias, or AI_ASSETS_<FIELD>)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, str):
+        return alias
+    return f"AI_ASSETS_{field.upper()}" if info is not None else field
+
+
+def shown_value(field: str, value: object) -> str:
+    """The value as the user wrote it (the environment's text when it came from there), quoted
+    for a shell, cut short; never the value of a setting that may hold credentials."""
+    if field in UNSHOWN_VALUES:
+        return "<not shown>"
+    variable = env_variable(field)
+    raw = next((text for name, text in os.environ.items() if name.upper() == variable.upper()), None)
+    if raw is None:
+        raw = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    if len(raw) > 80:
+        raw = raw[:77] + "..."
+    return shlex.quote(raw)
+
+
+def violation(field: str, value: object, allowed: str) -> ValueError:
+    """A rule between settings, broken: named by the variable to change, its value, what is allowed."""
+    return ValueError(f"{env_variable(field)}={shown_value(field, value)}: {allowed}")
 
 
 class Settings(BaseSettings):
@@ -48,8 +94,10 @@ class Settings(BaseSettings):
     embedders: Annotated[list[str], NoDecode] = Field(
         default=[MINILM.name], description="Enabled embedders, comma-separated (AI_ASSETS_EMBEDDERS=minilm)."
     )
-    chunk_max_tokens: int = Field(default=MINILM.max_input_tokens - 2, description="Model tokens per chunk.")
-    chunk_overlap_tokens: int = Field(default=32, description="Tokens shared by consecutive chunks.")
+    chunk_max_tokens: int = Field(
+        default=MINILM.max_input_tokens - 2, ge=MIN_CHUNK_TOKENS, description="Model tokens per chunk."
+    )
+    chunk_overlap_tokens: int = Field(default=32, ge=0, description="Tokens shared by consecutive chunks.")
     max_document_bytes: int = Field(
         default=5_000_000, gt=0, description="Larger text files (and PDF/DOCX/PPTX text, corpus lines) are quarantined."
     )
@@ -99,7 +147,9 @@ class Settings(BaseSettings):
     ann_min_recall: float = Field(
         default=0.9, ge=0.0, le=1.0, description="Check: lowest acceptable ANN recall@10 against exact search."
     )
-    chat_model: str = Field(default="gpt-4o-mini", description="Chat model of generated answers and the judge.")
+    chat_model: str = Field(
+        default="gpt-4o-mini", min_length=1, description="Chat model of generated answers and the judge."
+    )
     openai_base_url: str | None = Field(
         default=None, validation_alias="OPENAI_BASE_URL", description="OpenAI-compatible server (else api.openai.com)."
     )
@@ -147,10 +197,42 @@ class Settings(BaseSettings):
     def _known_embedders(cls, value: list[str]) -> list[str]:
         unknown = [name for name in value if name not in EMBEDDER_SPECS]
         if unknown:
-            raise ValueError(f"unknown embedder(s) {unknown}; known: {sorted(EMBEDDER_SPECS)}")
+            raise ValueError(f"unknown embedder(s) {', '.join(unknown)}; known: {', '.join(sorted(EMBEDDER_SPECS))}")
         if not value:
             raise ValueError("at least one embedder must be enabled")
         return list(dict.fromkeys(value))
+
+    @field_validator("refresh_cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        # Dagster's own check, the one the daily_refresh schedule would fail on mid-load.
+        import dagster as dg
+
+        try:
+            dg.ScheduleDefinition(name="refresh_cron_check", cron_schedule=value, job_name="refresh_cron_check")
+        except dg.DagsterInvalidDefinitionError:
+            raise ValueError(
+                "must be a cron expression of 5 fields (minute hour day-of-month month day-of-week, "
+                "e.g. '0 3 * * *') or @hourly/@daily/@weekly/@monthly"
+            ) from None
+        return value
+
+    @field_validator("openai_base_url", "dagster_ui_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8000/v1")
+        return value
+
+    @field_validator("openai_prices")
+    @classmethod
+    def _prices_not_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        negative = sorted(model for model, price in value.items() if price < 0)
+        if negative:
+            raise ValueError(f"prices must be >= 0 USD per million tokens (negative: {', '.join(negative)})")
+        return value
 
     @model_validator(mode="after")
     def _openai_embedder_when_configured(self) -> Settings:
@@ -160,20 +242,43 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _openai_embedder_has_an_endpoint(self) -> Settings:
+        if OPENAI_SMALL.name in self.embedders and not self.openai_configured:
+            raise violation(
+                "embedders", self.embedders, f"{OPENAI_SMALL.name} needs OPENAI_API_KEY or OPENAI_BASE_URL to be set"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _chunks_fit_every_model(self) -> Settings:
         smallest_window = min(EMBEDDER_SPECS[name].max_input_tokens - 2 for name in self.embedders)
         if self.chunk_max_tokens > smallest_window:
-            raise ValueError(
-                f"AI_ASSETS_CHUNK_MAX_TOKENS={self.chunk_max_tokens} exceeds the smallest enabled model "
-                f"window of {smallest_window} tokens"
+            raise violation(
+                "chunk_max_tokens",
+                self.chunk_max_tokens,
+                f"must be between {MIN_CHUNK_TOKENS} and {smallest_window}, the smallest enabled model window",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _overlap_within_half_a_chunk(self) -> Settings:
+        # The chunker's own rule (ChunkerConfig): checked here so it fails before a run, not in one.
+        if self.chunk_overlap_tokens > self.chunk_max_tokens // 2:
+            raise violation(
+                "chunk_overlap_tokens",
+                self.chunk_overlap_tokens,
+                f"must be between 0 and half of AI_ASSETS_CHUNK_MAX_TOKENS={self.chunk_max_tokens} "
+                f"({self.chunk_max_tokens // 2})",
             )
         return self
 
     @model_validator(mode="after")
     def _warn_before_fail(self) -> Settings:
         if self.freshness_warn_minutes >= self.freshness_fail_minutes:
-            raise ValueError(
-                "AI_ASSETS_FRESHNESS_WARN_MINUTES must be less than AI_ASSETS_FRESHNESS_FAIL_MINUTES"
+            raise violation(
+                "freshness_warn_minutes",
+                self.freshness_warn_minutes,
+                f"must be less than AI_ASSETS_FRESHNESS_FAIL_MINUTES={self.freshness_fail_minutes} (0: no warning)",
             )
         return self
 
@@ -185,6 +290,16 @@ class Settings(BaseSettings):
     @property
     def data_is_remote(self) -> bool:
         return is_remote(self.data_dir)
+
+    @property
+    def machine_state_dir(self) -> Path:
+        """What this machine keeps for this data dir that cannot live in a bucket (the build lock,
+        the default Dagster instance): the data dir itself when it is local, else one folder per
+        data URI in this user's state directory."""
+        if not self.data_is_remote:
+            return Path(self.data_dir)
+        state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+        return state / "ai_assets" / re.sub(r"[^A-Za-z0-9._-]+", "_", self.data_dir)
 
     @property
     def sources_location(self) -> str:
@@ -222,12 +337,40 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    """Settings from the environment, with errors that name the variable to fix."""
+    """Settings from the environment; a bad value raises SettingsError, one line naming it."""
     try:
         return Settings()
     except ValidationError as error:
-        problems = "; ".join(
-            f"AI_ASSETS_{'_'.join(str(part) for part in problem['loc']).upper() or 'SETTINGS'}: {problem['msg']}"
-            for problem in error.errors()
-        )
-        raise SettingsError(f"invalid configuration: {problems}") from None
+        problems = [describe_problem(problem) for problem in error.errors()]
+    except pydantic_settings.SettingsError as error:
+        # A complex setting (a JSON object) that is not JSON fails before validation.
+        match = re.search(r'field "(\w+)"', str(error))
+        field = match.group(1) if match else "settings"
+        problems = [f"{env_variable(field)}={shown_value(field, '')}: must be a JSON object, e.g. {{\"key\": \"value\"}}"]
+    raise SettingsError(f"invalid setting {'; '.join(problems)}")
+
+
+def describe_problem(problem: Any) -> str:
+    """One pydantic error as ``VARIABLE=value: what is allowed``."""
+    context = problem.get("ctx") or {}
+    # A validator's own message (ours already names variable and value when loc is empty).
+    # pydantic says "Input should be greater than 0"; the line reads "...=0: must be greater than 0".
+    message = str(context["error"]) if "error" in context else re.sub(r"^\w+ should ", "must ", problem["msg"])
+    if not problem["loc"]:
+        return message
+    field = str(problem["loc"][0])
+    field = next((name for name, info in Settings.model_fields.items() if info.validation_alias == field), field)
+    return f"{env_variable(field)}={shown_value(field, problem.get('input'))}: {message}"
+
+
+def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
+    """AI_ASSETS_* variables that set nothing (a typo is otherwise silently ignored), each with
+    the closest setting's name when there is one."""
+    known = {env_variable(field) for field in Settings.model_fields}
+    warnings = []
+    for name in sorted(environ if environ is not None else os.environ):
+        upper = name.upper()
+        if upper.startswith("AI_ASSETS_") and upper not in known:
+            close = difflib.get_close_matches(upper, sorted(known), n=1)
+            warnings.append(f"{name} is not a setting{f' (did you mean {close[0]}?)' if close else ''}; it is ignored")
+    return warnings

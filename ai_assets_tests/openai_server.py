@@ -5,7 +5,8 @@ texts sharing words are close). Faults are scripted per embeddings request: ``42
 ``Retry-After``), ``500``, ``slow`` (replies after the client gave up), ``drop`` (closes the
 connection without a reply), ``malformed`` (200 with a body that is not JSON),
 ``wrong_count`` (one vector missing), ``400`` (a permanent client error), ``401`` (a bad key,
-echoed back in the message).
+echoed back in the message), ``hold`` (no reply until the test sets ``release``: a client
+caught in the middle of embedding, for as long as the test needs; ``held`` tells it has begun).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class OpenAIServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.slow_seconds = slow_seconds
         self.retry_after = retry_after
+        self.held = threading.Event()
+        self.release = threading.Event()
 
     @property
     def base_url(self) -> str:
@@ -114,6 +117,9 @@ class OpenAIHandler(BaseHTTPRequestHandler):
         else:
             if fault == "slow":
                 time.sleep(self.server.slow_seconds)
+            if fault == "hold":
+                self.server.held.set()
+                self.server.release.wait(timeout=300)
             dimensions = int(body.get("dimensions") or 1536)
             vectors = [bag_of_words_vector(text, dimensions) for text in inputs]
             if fault == "wrong_count":
@@ -173,5 +179,6 @@ def running_openai_server(**options: object) -> Iterator[OpenAIServer]:
     try:
         yield server
     finally:
+        server.release.set()
         server.shutdown()
         server.server_close()

@@ -210,3 +210,11 @@ def test_chunk_rows_carry_lineage(settings: Settings, instance: dg.DagsterInstan
 def test_unknown_source_is_a_clear_error(settings: Settings, instance: dg.DagsterInstance) -> None:
     with pytest.raises(ValueError, match="unknown source"):
         run_build(build_definitions(settings), instance, settings.embedders, sources=["nope"], echo=lambda _: None)
+
+
+def test_an_empty_sources_folder_is_an_error_not_an_empty_index(tmp_path: Path, instance: dg.DagsterInstance) -> None:
+    (tmp_path / "data" / "sources").mkdir(parents=True)
+    settings = Settings(data_dir=tmp_path / "data")
+    with pytest.raises(ValueError, match=r"no source folders under .*/data/sources: put one folder per source there"):
+        run_build(build_definitions(settings), instance, settings.embedders, echo=lambda _: None)
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == ["sources"]  # no empty table

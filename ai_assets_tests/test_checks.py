@@ -54,7 +54,17 @@ def test_quarantined_file_fails_the_warning_check(
     settings: Settings, instance: dg.DagsterInstance, data_dir: Path
 ) -> None:
     (data_dir / "sources" / "beta" / "image.html").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
-    build(settings, instance)  # a warning does not fail the build
+    (data_dir / "sources" / "beta" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # not a document: skipped
+    messages: list[str] = []
+    report = run_build(build_definitions(settings), instance, settings.embedders, echo=messages.append)
+    assert report.ok, report.failures  # a warning does not fail the build
+    # The terminal says what was left out, and where the names are.
+    assert (report.quarantined_files, report.skipped_files) == (1, 1)
+    assert any(
+        message.startswith("    2 documents read, 1 file(s) quarantined, 1 skipped; names and reasons: "
+                           "source_documents metadata of run ")
+        for message in messages
+    ), messages
     evaluation = latest_check(instance, "source_documents", "quarantine_empty", partition="beta")
     assert not evaluation.passed
     assert evaluation.severity == dg.AssetCheckSeverity.WARN

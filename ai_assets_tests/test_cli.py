@@ -67,6 +67,14 @@ def test_import_build_search_report(tmp_path: Path, cli_env: dict[str, str]) -> 
         mode_hits = json.loads(ai_assets("search", "tectonic plates", "--mode", mode, "--json", env=cli_env).stdout)
         assert mode_hits[0]["doc_key"] == "science/d6", mode
 
+    # A blank query would return arbitrary chunks; a source the table does not hold, nothing.
+    for command in ("search", "trace"):
+        blank = ai_assets(command, "  ", env=cli_env, check=False)
+        assert blank.returncode == 2 and "the query is empty" in blank.stderr, command
+        unknown = ai_assets(command, "moon", "--source", "nosuch", env=cli_env, check=False)
+        assert unknown.returncode == 2, command
+        assert unknown.stderr == "ai-assets: error: no source 'nosuch' in table chunks__minilm; known sources: science\n"
+
     report = json.loads(ai_assets("report", "--json", env=cli_env).stdout)
     assert {(row["eval_set"], row["mode"]) for row in report} == {
         ("science", "dense"), ("science", "fts"), ("science", "hybrid"),

@@ -66,6 +66,9 @@ def daemon_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def daemon(daemon_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen]:
+    # Create the new instance's SQLite schema first: the daemon and this test creating it at the
+    # same moment failed once ("table instigators already exists").
+    subprocess.run([sys.executable, "-c", "import dagster; dagster.DagsterInstance.get()"], env=daemon_env, check=True)
     log = (tmp_path / "daemon.log").open("wb")
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-m", "ai_assets.definitions"],

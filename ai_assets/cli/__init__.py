@@ -1,4 +1,4 @@
-"""`ai-assets`: build, search, trace, roll back, import BEIR datasets, and report evaluations.
+"""`ai-assets`: build, search, trace, roll back, import BEIR datasets, report evaluations, and doctor.
 
 Honours ``AI_ASSETS_DATA_DIR`` (default ``./data``) and ``DAGSTER_HOME`` (default
 ``<data dir>/dagster_home``), so runs started here are the ones the Dagster UI shows. Each
@@ -12,15 +12,22 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from ai_assets.cli import build_commands, data_commands, index_commands, quarantine_commands, search_commands
+from ai_assets.cli import (
+    build_commands,
+    data_commands,
+    doctor_commands,
+    index_commands,
+    quarantine_commands,
+    search_commands,
+)
 from ai_assets.cli.common import CliError
 from ai_assets.cli.instance import INSTANCE_YAML, dagster_instance
 from ai_assets.core.embedding.openai_errors import ServiceUnavailable
-from ai_assets.settings import SettingsError, load_settings
+from ai_assets.settings import SettingsError, load_settings, unknown_variables
 
 __all__ = ["INSTANCE_YAML", "CliError", "dagster_instance", "main"]
 
-COMMAND_GROUPS = (build_commands, search_commands, index_commands, data_commands, quarantine_commands)
+COMMAND_GROUPS = (build_commands, search_commands, index_commands, data_commands, quarantine_commands, doctor_commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module="dagster")
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
     args = parser().parse_args(argv)
+    if getattr(args, "status_fd", None) is None:  # a build's worker: its supervisor warned already
+        for warning in unknown_variables():
+            print(f"ai-assets: warning: {warning}", file=sys.stderr)
     try:
         settings = load_settings()
         return int(args.handler(args, settings) or 0)

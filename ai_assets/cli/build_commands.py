@@ -1,14 +1,23 @@
-"""`ai-assets build`: materialize what is missing or stale, for every source and embedder."""
+"""`ai-assets build`: materialize what is missing or stale, for every source and embedder.
+
+The command the user runs supervises (``build_process``): it checks the data dir, takes its build
+lock, ends the runs a killed build left behind, and runs the build in a worker process, which it
+stops on Ctrl-C or SIGTERM. The worker is the same command with hidden options.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
+import uuid
 
 from ai_assets.cli.common import check_storage, print_leaderboard
 from ai_assets.cli.instance import dagster_instance
 from ai_assets.settings import Settings
+
+echo = functools.partial(print, flush=True)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -17,24 +26,71 @@ def register(commands: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--force", action="store_true", help="run every step, even those whose assets are up to date"
     )
+    build.add_argument(
+        "--wait", action="store_true", help="if another build runs on this data dir, start when it ends (default: refuse)"
+    )
+    # The worker process of a build (see build_process): not for users.
+    build.add_argument("--build-id", help=argparse.SUPPRESS)
+    build.add_argument("--status-fd", type=int, help=argparse.SUPPRESS)
+    build.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)
     build.set_defaults(handler=build_command)
 
 
 def build_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.status_fd is not None:
+        return worker_build(args, settings)
+    from ai_assets.build_process import (
+        EXIT_BUSY,
+        BuildBusy,
+        Interrupted,
+        build_lock,
+        require_sources_folder,
+        signals_interrupt,
+        supervise,
+    )
+    from ai_assets.run_recovery import LockedDataDir, recover
+
+    check_storage(settings)
+    require_sources_folder(settings.sources_location, settings.data_dir)
+    worker_args = ["build", *(f"--source={source}" for source in args.source or []), *(["--force"] if args.force else [])]
+    try:
+        with signals_interrupt(), build_lock(settings.machine_state_dir, settings.data_dir, args.wait, echo) as lock:
+            instance = dagster_instance(settings, create=True)
+            locked = LockedDataDir(settings.data_dir, build_id=uuid.uuid4().hex)
+            recover(instance, echo, locked)
+            return supervise(instance, worker_args, lock, locked, echo)
+    except BuildBusy as busy:
+        print(f"ai-assets: error: {busy}", file=sys.stderr)
+        return EXIT_BUSY
+    except Interrupted as interrupted:  # before the worker started: nothing ran
+        print(f"ai-assets: interrupted by {interrupted} before the build started", file=sys.stderr)
+        return 128 + interrupted.signum
+
+
+def worker_build(args: argparse.Namespace, settings: Settings) -> int:
     from ai_assets.build import run_build
+    from ai_assets.build_process import die_with_supervisor, status_writer
     from ai_assets.definitions import build_definitions
     from ai_assets.history import evaluation_leaderboard
 
+    die_with_supervisor(args.supervisor_pid)
+    on_step = status_writer(args.status_fd)
     check_storage(settings)
     instance = dagster_instance(settings, create=True)
     print(f"data: {settings.data_dir}  lancedb: {settings.resolved_lancedb_uri}")
     print(f"dagster instance: {os.environ['DAGSTER_HOME']}  embedders: {', '.join(settings.embedders)}")
-    report = run_build(build_definitions(settings), instance, settings.embedders, args.source, force=args.force)
+    report = run_build(
+        build_definitions(settings), instance, settings.embedders, args.source, force=args.force,
+        build_id=args.build_id, on_step=on_step,
+    )
     if not report.ok:
         print(f"build failed: {len(report.failures)} of {len(report.runs)} runs failed:", file=sys.stderr)
         for failure in report.failures:
             print(f"  - {failure}", file=sys.stderr)
         return 1
-    print(f"build complete: {len(report.runs)} runs succeeded, {len(report.up_to_date)} steps up to date")
+    left_out = ""
+    if report.quarantined_files or report.skipped_files:
+        left_out = f"; {report.quarantined_files} file(s) quarantined and {report.skipped_files} skipped (see above)"
+    print(f"build complete: {len(report.runs)} runs succeeded, {len(report.up_to_date)} steps up to date{left_out}")
     print_leaderboard(evaluation_leaderboard(instance, settings.embedders))
     return 0

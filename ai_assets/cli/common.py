@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,13 +42,27 @@ def enabled_embedder(settings: Settings, name: str | None) -> str:
     return name
 
 
-def open_searcher(settings: Settings, embedder_name: str | None):
+def query_text(value: str) -> str:
+    """An argparse type: a query must hold words (a blank one would return arbitrary chunks)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("the query is empty: give the words to search for")
+    return value
+
+
+def open_searcher(settings: Settings, embedder_name: str | None, sources: Sequence[str] | None = None):
+    """A searcher over the embedder's table; every source asked for must be in it."""
     from ai_assets.core.retrieval.search import Searcher
+    from ai_assets.core.store.tables import source_row_counts, sql_literal
     from ai_assets.resources import lancedb_from_settings
 
     check_storage(settings)
     embedder = embedders(settings).get(enabled_embedder(settings, embedder_name))
     table = lancedb_from_settings(settings).table(embedder.spec, create=False)
+    missing = [source for source in sources or [] if not table.count_rows(f"source = {sql_literal(source)}")]
+    if missing:
+        # Only on this error path is the whole source column read, to list what there is.
+        known = ", ".join(sorted(source_row_counts(table))) or "none yet (run `ai-assets build`)"
+        raise CliError(f"no source {', '.join(map(repr, missing))} in table {table.name}; known sources: {known}")
     return Searcher(table, embedder)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from ai_assets.cli.common import CliError
@@ -21,6 +20,12 @@ freshness:
 concurrency:
   pools:
     default_limit: 1
+# The daemon (`dagster dev`, `dagster-daemon run`) frees the pool slots of runs that ended without
+# freeing them, and marks canceled a run that stays CANCELING for 3 minutes. Runs of
+# `ai-assets build` whose process is gone are ended by the next build or `ai-assets doctor --fix`.
+run_monitoring:
+  enabled: true
+  free_slots_after_run_end_seconds: 60
 """
 
 
@@ -29,10 +34,7 @@ def default_dagster_home(settings: Settings) -> Path:
     so with object storage it is this user's state directory, one per data URI: every working
     directory of this machine then finds the same runs; a team sets DAGSTER_HOME to a
     ``dagster.yaml`` on PostgreSQL instead (docs/deployment.md)."""
-    if not settings.data_is_remote:
-        return Path(settings.data_dir) / "dagster_home"
-    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return state / "ai_assets" / "dagster_home" / re.sub(r"[^A-Za-z0-9._-]+", "_", settings.data_dir)
+    return settings.machine_state_dir / "dagster_home"
 
 
 def dagster_instance(settings: Settings, create: bool):

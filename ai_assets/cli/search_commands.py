@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from ai_assets.cli.common import CliError, open_searcher
+from ai_assets.cli.common import CliError, open_searcher, query_text
 from ai_assets.core.retrieval.search import SEARCH_MODES
 from ai_assets.settings import Settings
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     search = commands.add_parser("search", help="search the index")
-    search.add_argument("query")
+    search.add_argument("query", type=query_text)
     search.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
     search.add_argument("--k", type=int, default=10, help="number of chunks (default 10)")
     search.add_argument("--embedder", help="embedder name (default: the first enabled)")
@@ -21,7 +21,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.set_defaults(handler=search_command)
 
     trace = commands.add_parser("trace", help="where each retrieved chunk came from")
-    trace.add_argument("query", nargs="?", help="question to retrieve chunks for")
+    trace.add_argument("query", nargs="?", type=query_text, help="question to retrieve chunks for")
     trace.add_argument("--chunk", help="trace one chunk by id instead of a query")
     trace.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
     trace.add_argument("--k", type=int, default=5, help="number of chunks (default 5)")
@@ -34,7 +34,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 def search_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.k < 1:
         raise CliError("--k must be at least 1")
-    hits = open_searcher(settings, args.embedder).search(args.query, mode=args.mode, limit=args.k, sources=args.source)
+    searcher = open_searcher(settings, args.embedder, args.source)
+    hits = searcher.search(args.query, mode=args.mode, limit=args.k, sources=args.source)
     if args.json:
         print(json.dumps([hit.model_dump() for hit in hits], indent=2))
         return 0
@@ -53,9 +54,9 @@ def trace_command(args: argparse.Namespace, settings: Settings) -> int:
     from ai_assets.core.lineage import trace_hits
     from ai_assets.core.retrieval.search import fetch_chunk
 
-    if bool(args.query) == bool(args.chunk):
+    if (args.query is None) == (args.chunk is None):
         raise CliError("give either a QUERY or --chunk CHUNK_ID")
-    searcher = open_searcher(settings, args.embedder)
+    searcher = open_searcher(settings, args.embedder, args.source)
     if args.chunk:
         hit = fetch_chunk(searcher.table, args.chunk)
         if hit is None:

@@ -123,5 +123,6 @@ class OpenAIChatModel:
             ),
             self.model,
             self._api_key,
+            str(self._client.base_url),
         )
         return response.choices[0].message.content or ""

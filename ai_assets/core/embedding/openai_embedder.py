@@ -153,6 +153,7 @@ class OpenAIEmbedder(Embedder):
             ),
             self.spec.model,
             self.settings.api_key,
+            str(self._client.base_url),
         )
         vectors = self._check_reply(reply, len(texts))
         usage = getattr(reply, "usage", None)

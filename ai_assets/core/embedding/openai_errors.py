@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 T = TypeVar("T")
 
@@ -31,8 +32,32 @@ def redact(text: str, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
 
 
-def call_openai(request: Callable[[], T], model: str, api_key: str | None) -> T:
-    """``request()``, with the client's exceptions translated as the module docstring says."""
+def display_url(url: str) -> str:
+    """A URL as it may be shown: without user, password, query or fragment (they can hold secrets)."""
+    parts = urlsplit(str(url))
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}".rstrip("/")
+
+
+def connection_cause(error: BaseException) -> str:
+    """What the operating system said, from the innermost exception: 'connection refused',
+    'name or service not known', 'timed out'."""
+    innermost = error
+    while innermost.__cause__ is not None or innermost.__context__ is not None:
+        innermost = innermost.__cause__ or innermost.__context__  # type: ignore[assignment]
+    if isinstance(innermost, OSError) and innermost.strerror:
+        return innermost.strerror.lower()
+    return str(innermost).lower() or type(innermost).__name__
+
+
+def call_openai(request: Callable[[], T], model: str, api_key: str | None, base_url: str = "") -> T:
+    """``request()``, with the client's exceptions translated as the module docstring says.
+
+    ``base_url`` is the server the client talks to, named when it cannot be reached.
+    """
     import openai
 
     try:
@@ -44,6 +69,10 @@ def call_openai(request: Callable[[], T], model: str, api_key: str | None) -> T:
         detail = "authentication failed: check OPENAI_API_KEY" if error.status_code in (401, 403) else message
         raise RequestRejected(f"{model} request rejected ({error.status_code}): {detail}") from None
     except openai.APIConnectionError as error:  # timeouts included
-        raise ServiceUnavailable(f"{model}: no reply after retries ({type(error).__name__})") from None
+        url = display_url(base_url or str(error.request.url))
+        cause = redact(connection_cause(error), api_key)[:200]
+        if isinstance(error, openai.APITimeoutError):
+            raise ServiceUnavailable(f"{model}: no reply from {url} ({cause}), after retries") from None
+        raise ServiceUnavailable(f"{model}: cannot connect to {url}: {cause}, after retries") from None
     except (openai.APIResponseValidationError, ValueError) as error:
         raise MalformedReply(f"{model} reply is not a valid response: {redact(str(error), api_key)[:300]}") from None

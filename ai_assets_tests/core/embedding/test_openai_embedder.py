@@ -18,6 +18,7 @@ from ai_assets.core.embedding.pacing import RateLimiter
 from ai_assets.core.store.tables import open_journal, open_table, scan
 from ai_assets.core.store.writes import sync_source_embeddings
 from ai_assets_tests.openai_server import OpenAIServer, bag_of_words_vector, running_openai_server
+from ai_assets_tests.system import free_port
 
 SENTINEL_KEY = "sk-test-SENTINEL-77d2e0"
 DIMENSIONS = 64
@@ -95,6 +96,21 @@ def test_a_bad_reply_is_a_clear_error_sent_once(server: OpenAIServer, fault: str
     assert raised.value.__cause__ is None
     assert raised.value.__context__ is None or raised.value.__suppress_context__
     assert SENTINEL_KEY not in str(raised.value)
+
+
+def test_an_unreachable_server_is_named_with_the_cause_and_without_secrets() -> None:
+    port = free_port()  # nothing listens there
+    settings = OpenAISettings(
+        api_key=SENTINEL_KEY, base_url=f"http://user:{SENTINEL_KEY}@127.0.0.1:{port}/v1?key={SENTINEL_KEY}",
+        timeout_seconds=0.5, max_retries=0,
+        requests_per_minute=None, tokens_per_minute=None, price_per_million_tokens=0.02,
+    )
+    with pytest.raises(ServiceUnavailable) as raised:
+        OpenAIEmbedder(embedder_spec(OPENAI_SMALL.name, DIMENSIONS), settings).embed(TEXTS[:1])
+    assert str(raised.value) == (
+        f"text-embedding-3-small: cannot connect to http://127.0.0.1:{port}/v1: connection refused, after retries"
+    )
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
 
 
 def test_requests_are_batched_by_inputs_and_by_tokens(server: OpenAIServer) -> None:
