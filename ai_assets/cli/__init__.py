@@ -1,4 +1,4 @@
-"""`ai-assets`: build, search, trace, roll back, import BEIR datasets, and report evaluations.
+"""`ai-assets`: build, search, ask, trace, promote and roll back, import BEIR datasets, and report evaluations.
 
 Honours ``AI_ASSETS_DATA_DIR`` (default ``./data``) and ``DAGSTER_HOME`` (default
 ``<data dir>/dagster_home``), so runs started here are the ones the Dagster UI shows. Each
@@ -12,7 +12,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from ai_assets.cli import build_commands, data_commands, index_commands, search_commands
+from ai_assets.cli import answer_commands, build_commands, data_commands, index_commands, search_commands
 from ai_assets.cli.common import CliError
 from ai_assets.cli.instance import INSTANCE_YAML, dagster_instance
 from ai_assets.core.embedding.openai_errors import ServiceUnavailable
@@ -20,7 +20,7 @@ from ai_assets.settings import SettingsError, load_settings
 
 __all__ = ["INSTANCE_YAML", "CliError", "dagster_instance", "main"]
 
-COMMAND_GROUPS = (build_commands, search_commands, index_commands, data_commands)
+COMMAND_GROUPS = (build_commands, search_commands, answer_commands, index_commands, data_commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""What several commands share: errors for the user, the embedders, a searcher over a table."""
+"""What several commands share: errors for the user, the embedders, a searcher over a table version."""
 
 from __future__ import annotations
 
@@ -26,13 +26,42 @@ def enabled_embedder(settings: Settings, name: str | None) -> str:
     return name
 
 
-def open_searcher(settings: Settings, embedder_name: str | None):
+def add_version_argument(parser) -> None:
+    parser.add_argument(
+        "--version", default="served", metavar="served|latest|N",
+        help="table version to read: the served one (default), the latest written, or a version number",
+    )
+
+
+def open_searcher(settings: Settings, embedder_name: str | None, version: str = "served"):
+    """A searcher over the embedder's table pinned to ``version`` (see ``add_version_argument``)."""
     from ai_assets.core.retrieval.search import Searcher
+    from ai_assets.core.store.versions import NoServedVersion, parse_version_selector
     from ai_assets.resources import lancedb_from_settings
 
+    selector = parse_version_selector(version)
     embedder = embedders(settings).get(enabled_embedder(settings, embedder_name))
-    table = lancedb_from_settings(settings).table(embedder.spec, create=False)
+    try:
+        table = lancedb_from_settings(settings).table_at(embedder.spec, selector)
+    except NoServedVersion as error:
+        raise CliError(str(error)) from None
     return Searcher(table, embedder)
+
+
+def serving_note(settings: Settings, searcher) -> str | None:
+    """A line for stderr when what is read is not everything written: a candidate not served yet,
+    or another version than the served one."""
+    from ai_assets.core.store.versions import serving_state
+    from ai_assets.resources import lancedb_from_settings
+
+    state = serving_state(lancedb_from_settings(settings).table(searcher.embedder.spec, create=False))
+    read = searcher.table.version
+    if read != state.served:
+        served = f"v{state.served}" if state.served is not None else "nothing"
+        return f"note: reading {state.table} v{read}, which is not the served version (serving {served})"
+    if state.candidate is not None and state.candidate != state.served:
+        return f"note: {state.describe()}; `ai-assets promote --list` says why"
+    return None
 
 
 def print_leaderboard(rows: Sequence[Any]) -> None:

@@ -114,6 +114,15 @@ def mark_candidate(table: Table, version: int) -> None:
     _set_tag(table, CANDIDATE_TAG, version)
 
 
+def extend_hold(table: Table, unchanged_since: int) -> None:
+    """Index maintenance of a held table holds its result too. When no row changed since
+    ``unchanged_since`` (a version at or before the hold), the versions written since (compaction,
+    indexes) hold the rows the rollback moved away from, so the hold moves up to the latest."""
+    state = serving_state(table)
+    if state.held is not None and unchanged_since <= state.held < state.latest:
+        _set_tag(table, HELD_TAG, state.latest)
+
+
 def move_served(table: Table, version: int, hold_up_to: int | None = None) -> ServingState:
     """Serve ``version``. ``hold_up_to`` (a rollback): no candidate up to that version is promoted
     automatically afterwards. Serving a version past the hold lifts it."""
@@ -174,6 +183,13 @@ def checkout(table: Table, selector: VersionSelector = "served") -> int:
     return selector
 
 
+def version_to_evaluate(state: ServingState, override_hold: bool = False) -> int | None:
+    """The candidate; while a rollback holds it back, the served version (nothing would be promoted)."""
+    if state.candidate is not None and state.is_held(state.candidate) and not override_hold:
+        return state.served
+    return state.candidate
+
+
 class PromotionDecision(BaseModel):
     promote: bool
     reason: str
@@ -188,7 +204,13 @@ def promotion_decision(
         served = f"v{state.served} stays served" if state.served is not None else "nothing is served yet"
         return PromotionDecision(promote=False, reason=f"quality gate failed ({'; '.join(failures)}); {served}")
     if candidate == state.served:
-        return PromotionDecision(promote=False, reason=f"v{candidate} is already served")
+        reason = f"v{candidate} is already served"
+        if state.candidate is not None and state.candidate != state.served and state.is_held(state.candidate):
+            reason += (
+                f"; candidate v{state.candidate} is held back by a rollback "
+                "(`ai-assets promote` evaluates it and serves it if it passes)"
+            )
+        return PromotionDecision(promote=False, reason=reason)
     if state.is_held(candidate) and not override_hold:
         return PromotionDecision(
             promote=False,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lancedb
 import pytest
+from lancedb.index import BTree
 from lancedb.table import Table
 
 from ai_assets.core.embedding.base import MINILM, Embedder
@@ -24,12 +25,14 @@ from ai_assets.core.store.versions import (
     checkout,
     cleanup_window,
     existing_versions,
+    extend_hold,
     mark_candidate,
     move_served,
     parse_version_selector,
     promotion_decision,
     serving_state,
     tagged_version_timestamps,
+    version_to_evaluate,
 )
 from ai_assets.core.store.writes import sync_source_embeddings
 from ai_assets_tests.core.store.test_store import chunks_of, documents
@@ -98,6 +101,14 @@ def test_rollback_holds_what_it_moved_away_from_and_history_is_bounded(tmp_path:
     assert (rolled.served, rolled.held, rolled.candidate) == (served[-2], served[-1], served[-1])
     assert rolled.pending is None  # the candidate it moved away from is held, not pending
     assert "held back by a rollback" in rolled.describe()
+
+    # Index maintenance (no row changed since the hold) stays held; a write of new rows does not.
+    table.create_index("chunk_index", config=BTree(), name="maintenance_idx")
+    extend_hold(table, unchanged_since=rolled.latest)
+    maintained = serving_state(table)
+    assert maintained.held == maintained.latest > rolled.latest
+    mark_candidate(table, maintained.latest)
+    assert serving_state(table).pending is None
 
     newer = publish(table, embedder, "after-rollback", count=1)
     mark_candidate(table, newer)
@@ -175,3 +186,12 @@ def test_compaction_never_deletes_a_tagged_version_however_old(tmp_path: Path, e
     again = reopened(table)
     checkout(again, "served")
     assert Searcher(again, embedder).search("zeppelin", mode="fts", limit=3)[0].run_id == "run-zeppelin"
+
+
+def test_a_held_candidate_is_not_evaluated_the_served_version_is() -> None:
+    held = state(3, 5, held=5)
+    assert version_to_evaluate(held) == 3 and version_to_evaluate(held, override_hold=True) == 5
+    decision = promotion_decision(held, version_to_evaluate(held), [])
+    assert not decision.promote
+    assert "v3 is already served; candidate v5 is held back by a rollback (`ai-assets promote`" in decision.reason
+    assert version_to_evaluate(state(3, 6, held=5)) == 6
