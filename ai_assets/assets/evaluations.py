@@ -8,27 +8,15 @@ from ai_assets.core.embedding.base import Embedder
 from ai_assets.core.embedding.query_cache import CachingEmbedder, is_paid
 from ai_assets.core.evaluation.answers import AnswerResult, evaluate_answers, read_answers
 from ai_assets.core.evaluation.beir import EvalSet, EvalSetError, load_eval_set
-from ai_assets.core.evaluation.retrieval import (
-    RetrievalScore,
-    comparison_markdown,
-    evaluate_candidate_and_served,
-    scores_markdown,
-)
-from ai_assets.core.quality import quality_gate_failures
+from ai_assets.core.evaluation.retrieval import RetrievalScore, comparison_markdown, scores_markdown
+from ai_assets.core.evaluation.serving import GATED_METRIC, NoCandidate, ServingEvaluation
+from ai_assets.core.evaluation.serving import evaluate_and_serve as evaluate_and_serve_version
 from ai_assets.core.retrieval.search import Searcher
-from ai_assets.core.store.versions import (
-    NoServedVersion,
-    ServingState,
-    move_served,
-    promotion_decision,
-    serving_state,
-    version_to_evaluate,
-)
+from ai_assets.core.store.versions import NoServedVersion, ServingState
 from ai_assets.partitions import EmbedderPartitions
 from ai_assets.resources import ChatModelResource, Embedders, LanceDBResource, QualityGate, SourceFiles
 from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fail_once
 
-GATED_METRIC = "ndcg@10"
 # Metadata key: the eval sets' files an evaluation scored, so `ai-assets build` re-evaluates when they change.
 EVAL_SETS_FINGERPRINT = "eval_sets_fingerprint"
 RETRIEVAL_EVALUATION = "retrieval_evaluation"
@@ -116,92 +104,32 @@ def build_evaluate_and_serve(partitions: EmbedderPartitions, freshness: dg.Fresh
     ):
         with permanent_errors_fail_once():
             embedder = evaluation_embedder(embedders, lancedb, context.partition_key)
-            state = serving_state(lancedb.table(embedder.spec, create=False))
-        evaluated = version_to_evaluate(state, override_hold=config.override_hold)
-        if evaluated is None:
-            raise dg.Failure(f"{state.table} has no candidate version: materialize search_index first", allow_retries=False)
-        candidate = Searcher(lancedb.table_at(embedder.spec, evaluated), embedder)
-        separate_served = state.served is not None and state.served != evaluated
-        served = Searcher(lancedb.table_at(embedder.spec, state.served), embedder) if separate_served else None
-        eval_sets_fingerprint = source_files.eval_sets_fingerprint()
+            table = lancedb.table(embedder.spec, create=False)
         eval_sets = [load_eval_set_or_fail(path) for path in source_files.eval_set_dirs()]
-        for eval_set in eval_sets:
-            context.log.info(f"evaluating {eval_set.name} ({len(eval_set.qrels)} judged queries) on v{evaluated}")
-        scores = evaluate_candidate_and_served(candidate, served, eval_sets, one_by_one=not is_paid(embedder.spec))
-        for skipped in scores.skipped:
-            context.log.warning(f"skipping eval set {skipped}")
-        served_scores = scores.served if separate_served else scores.candidate if state.served is not None else []
-        failures = quality_gate_failures(
-            dumped(scores.candidate), dumped(served_scores), GATED_METRIC, quality_gate.min_ndcg_at_10,
-            quality_gate.max_ndcg_drop, baseline=f"the served version (v{state.served})",
-        )
-        decision = promotion_decision(
-            state, evaluated, [failure.describe() for failure in failures], override_hold=config.override_hold
-        )
-        after = move_served(lancedb.table(embedder.spec, create=False), evaluated) if decision.promote else state
-        context.log.info(f"{after.describe()}: {decision.reason}")
-
-        metadata: dict[str, dg.RawMetadataValue] = {
-            "eval_sets": len({score.eval_set for score in scores.candidate}),
-            "skipped_eval_sets": ", ".join(scores.skipped) or "none",
-            "table_version": evaluated,
-            "compared_with_served_version": state.served if state.served is not None else "none",
-            "query_encode_in_latency": scores.query_encode_timed,
-            EVAL_SETS_FINGERPRINT: eval_sets_fingerprint,
-            "scores": dg.MetadataValue.md(scores_markdown(scores.candidate)),
-            "results": dg.MetadataValue.json(dumped(scores.candidate)),
-            **embedder.take_usage_metadata(),  # query embeddings of a paid embedder, and its cache
-        }
-        for score in scores.candidate:
-            prefix = f"{score.eval_set}/{score.mode}"
-            metadata[f"{prefix}/ndcg@10"] = round(score.ndcg_at_10, 4)
-            metadata[f"{prefix}/recall@100"] = round(score.recall_at_100, 4)
-            metadata[f"{prefix}/mrr@10"] = round(score.mrr_at_10, 4)
-            metadata[f"{prefix}/latency_p50_ms"] = round(score.latency_p50_ms, 2)
-        served_now = scores.candidate if decision.promote else served_scores
-        not_served = "" if state.served == evaluated else f"candidate v{evaluated} not promoted: "
+        try:
+            result = evaluate_and_serve_version(
+                table, lambda version: lancedb.table_at(embedder.spec, version), embedder, eval_sets,
+                floor=quality_gate.min_ndcg_at_10, max_drop=quality_gate.max_ndcg_drop,
+                override_hold=config.override_hold, one_by_one=not is_paid(embedder.spec),
+            )
+        except NoCandidate as error:
+            raise dg.Failure(str(error), allow_retries=False) from None
+        for skipped in result.scores.skipped:
+            context.log.warning(f"skipped eval set {skipped}")
+        context.log.info(f"{result.after.describe()}: {result.decision.reason}")
         yield dg.MaterializeResult(
             asset_key=RETRIEVAL_EVALUATION,
-            metadata=metadata,
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="retrieval_quality_gate",
-                    asset_key=RETRIEVAL_EVALUATION,
-                    passed=not failures,
-                    metadata={
-                        "metric": GATED_METRIC,
-                        "floor": quality_gate.min_ndcg_at_10,
-                        "max_drop": quality_gate.max_ndcg_drop,
-                        "evaluated_version": evaluated,
-                        "compared_with": f"served v{state.served}" if state.served is not None else "nothing served yet",
-                        "failures": dg.MetadataValue.md(
-                            "\n".join(f"- {failure.describe()}" for failure in failures) or "none"
-                        ),
-                    },
-                    description=(not_served + "; ".join(failure.describe() for failure in failures)) if failures else None,
-                )
-            ],
+            metadata={
+                **evaluation_metadata(result, source_files.eval_sets_fingerprint()),
+                **embedder.take_usage_metadata(),  # query embeddings of a paid embedder, and its cache
+            },
+            check_results=[gate_result(result, quality_gate)],
         )
         yield dg.MaterializeResult(
             asset_key=SERVED_INDEX,
             metadata={
-                **serving_metadata(after, action="evaluation"),
-                "promoted": decision.promote,
-                "decision": decision.reason,
-                "gate": "passed" if not failures else "failed",
-                "gate_failures": dg.MetadataValue.md(
-                    "\n".join(f"- {failure.describe()}" for failure in failures) or "none"
-                ),
-                "scores": dg.MetadataValue.md(
-                    comparison_markdown(
-                        scores.candidate, served_scores, f"evaluated v{evaluated}",
-                        f"served v{state.served}" if state.served is not None else "served: none",
-                    )
-                ),
-                "candidate_results": dg.MetadataValue.json(dumped(scores.candidate)),
-                SERVED_RESULTS: dg.MetadataValue.json(dumped(served_now)),
-                **{f"served/{score.eval_set}/{score.mode}/ndcg@10": round(score.ndcg_at_10, 4) for score in served_now},
-                "sample_answers": dg.MetadataValue.md(sample_answers(lancedb, embedder, after, eval_sets)),
+                **served_index_metadata(result),
+                "sample_answers": dg.MetadataValue.md(sample_answers(lancedb, embedder, result.after, eval_sets)),
             },
         )
 
@@ -210,6 +138,69 @@ def build_evaluate_and_serve(partitions: EmbedderPartitions, freshness: dg.Fresh
 
 def dumped(scores: list[RetrievalScore]) -> list[dict]:
     return [score.model_dump(by_alias=True) for score in scores]
+
+
+def failures_markdown(result: ServingEvaluation) -> dg.MetadataValue:
+    return dg.MetadataValue.md("\n".join(f"- {failure.describe()}" for failure in result.failures) or "none")
+
+
+def evaluation_metadata(result: ServingEvaluation, eval_sets_fingerprint: str) -> dict[str, Any]:
+    scores = result.scores.candidate
+    metadata: dict[str, Any] = {
+        "eval_sets": len({score.eval_set for score in scores}),
+        "skipped_eval_sets": ", ".join(result.scores.skipped) or "none",
+        "table_version": result.evaluated,
+        "compared_with_served_version": result.before.served if result.before.served is not None else "none",
+        "query_encode_in_latency": result.scores.query_encode_timed,
+        EVAL_SETS_FINGERPRINT: eval_sets_fingerprint,
+        "scores": dg.MetadataValue.md(scores_markdown(scores)),
+        "results": dg.MetadataValue.json(dumped(scores)),
+    }
+    for score in scores:
+        prefix = f"{score.eval_set}/{score.mode}"
+        metadata[f"{prefix}/ndcg@10"] = round(score.ndcg_at_10, 4)
+        metadata[f"{prefix}/recall@100"] = round(score.recall_at_100, 4)
+        metadata[f"{prefix}/mrr@10"] = round(score.mrr_at_10, 4)
+        metadata[f"{prefix}/latency_p50_ms"] = round(score.latency_p50_ms, 2)
+    return metadata
+
+
+def gate_result(result: ServingEvaluation, quality_gate: QualityGate) -> dg.AssetCheckResult:
+    served = result.before.served
+    return dg.AssetCheckResult(
+        check_name="retrieval_quality_gate",
+        asset_key=RETRIEVAL_EVALUATION,
+        passed=not result.failures,
+        metadata={
+            "metric": GATED_METRIC,
+            "floor": quality_gate.min_ndcg_at_10,
+            "max_drop": quality_gate.max_ndcg_drop,
+            "evaluated_version": result.evaluated,
+            "compared_with": f"served v{served}" if served is not None else "nothing served yet",
+            "failures": failures_markdown(result),
+        },
+        description=result.gate_description(),
+    )
+
+
+def served_index_metadata(result: ServingEvaluation) -> dict[str, Any]:
+    served = result.before.served
+    return {
+        **serving_metadata(result.after, action="evaluation"),
+        "promoted": result.decision.promote,
+        "decision": result.decision.reason,
+        "gate": "passed" if not result.failures else "failed",
+        "gate_failures": failures_markdown(result),
+        "scores": dg.MetadataValue.md(
+            comparison_markdown(
+                result.scores.candidate, result.served_scores, f"evaluated v{result.evaluated}",
+                f"served v{served}" if served is not None else "served: none",
+            )
+        ),
+        "candidate_results": dg.MetadataValue.json(dumped(result.scores.candidate)),
+        SERVED_RESULTS: dg.MetadataValue.json(dumped(result.served_now)),
+        **{f"served/{score.eval_set}/{score.mode}/ndcg@10": round(score.ndcg_at_10, 4) for score in result.served_now},
+    }
 
 
 def serving_metadata(state: ServingState, action: str) -> dict[str, Any]:

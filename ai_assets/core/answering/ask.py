@@ -135,5 +135,8 @@ def answer_question(
             warnings.append(f"the chat model failed ({error}); this is the extractive answer")
     extracted, citations = extractive_answer(vector, hits, searcher.embedder.embed)
     return answer.model_copy(
-        update={"answer": extracted, "answer_kind": "extractive" if extracted else "none", "citations": citations}
+        update={
+            "answer": extracted, "answer_kind": "extractive" if extracted else "none", "citations": citations,
+            "warnings": warnings,
+        }
     )
