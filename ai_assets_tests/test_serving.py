@@ -3,6 +3,7 @@ candidate is promoted by the next passing build, and readers follow the served p
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 
@@ -126,3 +127,14 @@ def test_nothing_served_yet_is_explained_with_the_command_to_run(
     assert status["served"] is None and status["candidate"] == state.candidate and status["gate"] == "failed"
     assert "below the floor" in status["last_decision"]
     assert status["candidate_results"] and status["served_results"] == []
+
+    # An operator may serve it anyway, with a reason that is recorded; then answers come from it.
+    assert main(["promote", "--force"]) == 2 and "needs --reason" in capsys.readouterr().err
+    assert main(["promote", "--force", "--reason", "the qrels are being fixed"]) == 0
+    assert f"now serving v{state.candidate} without its quality gate" in capsys.readouterr().out
+    assert serving_state(table_for(cli_data_dir)).served == state.candidate
+    record = latest_metadata(instance, "served_index", "minilm")
+    assert (record["action"], record["moved_to"], record["reason"]) == ("forced promotion", state.candidate, "the qrels are being fixed")
+    assert record["moved_by"] == getpass.getuser() and record["moved_from"] == "none"
+    assert main(["ask", "how do I launch a job on a cron?", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["citations"][0]["doc_key"] == "alpha/schedules.md"

@@ -54,7 +54,7 @@ def operator() -> str:
         return os.environ.get("USER") or "unknown"
 
 
-def record_move(settings: Settings, instance, embedder: str, state, action: str, moved_from, reason: str) -> None:
+def record_move(instance, embedder: str, state, action: str, moved_from, reason: str) -> None:
     """A materialization of served_index: where the pointer is now, who moved it, when and why."""
     import dagster as dg
 
@@ -104,7 +104,7 @@ def rollback_command(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(f"{table.name} v{target} is already served")
     instance = dagster_instance(settings, create=False)  # checked first: a move is never unrecorded
     after = move_served(table, target, hold_up_to=state.latest)
-    record_move(settings, instance, embedder, after, "rollback", state.served, reason)
+    record_move(instance, embedder, after, "rollback", state.served, reason)
     was = f"v{state.served}" if state.served is not None else "nothing"
     print(
         f"{table.name}: now serving v{target} (was {was}); recorded as a served_index materialization.\n"
@@ -115,13 +115,9 @@ def rollback_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def print_versions(table, state) -> None:
-    markers = {
-        state.served: "served",
-        state.candidate: "candidate",
-    }
     for entry in sorted(table.list_versions(), key=lambda item: item["version"]):
         version = entry["version"]
-        labels = [label for key, label in markers.items() if key == version]
+        labels = [label for key, label in ((state.served, "served"), (state.candidate, "candidate")) if key == version]
         if version == state.latest:
             labels.append("latest")
         if version in state.history and version != state.served:
@@ -160,7 +156,7 @@ def force_promotion(settings: Settings, embedder: str, reason: str) -> int:
         raise CliError(f"{table.name} has no candidate waiting (serving v{state.served}); run `ai-assets build`")
     instance = dagster_instance(settings, create=False)
     after = move_served(table, state.candidate)
-    record_move(settings, instance, embedder, after, "forced promotion", state.served, reason)
+    record_move(instance, embedder, after, "forced promotion", state.served, reason)
     print(f"{table.name}: now serving v{state.candidate} without its quality gate (was v{state.served}); recorded.")
     return 0
 
