@@ -9,7 +9,7 @@ import dagster as dg
 from ai_assets.assets.chunks import document_chunks
 from ai_assets.assets.documents import source_documents
 from ai_assets.assets.embeddings import build_chunk_embeddings
-from ai_assets.assets.evaluations import build_answer_evaluation, build_retrieval_evaluation
+from ai_assets.assets.evaluations import build_answer_evaluation, build_evaluate_and_serve
 from ai_assets.assets.index import build_search_index
 from ai_assets.assets.leaderboard import model_leaderboard
 from ai_assets.automation import build_daily_refresh, build_source_sensor, source_files_asset
@@ -54,7 +54,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         document_chunks,
         build_chunk_embeddings(partitions),
         build_search_index(partitions, freshness),
-        build_retrieval_evaluation(partitions, freshness),
+        build_evaluate_and_serve(partitions, freshness),
         build_answer_evaluation(partitions, freshness, answer_automation),
         model_leaderboard,
     ]
@@ -67,10 +67,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     # per change, and it always reflects the evaluation just made.
     index_job = dg.define_asset_job(
         INDEX_JOB,
-        selection=["search_index", "retrieval_evaluation", "answer_evaluation", "model_leaderboard"],
+        selection=["search_index", "retrieval_evaluation", "served_index", "answer_evaluation", "model_leaderboard"],
         description=(
-            "Build an embedder's indexes, evaluate retrieval and answers on every eval set, "
-            "then rebuild the model leaderboard."
+            "Build an embedder's indexes (the candidate), evaluate its retrieval on every eval set and "
+            "serve it if it passes, evaluate the served version's answers, then rebuild the model leaderboard."
         ),
     )
     jobs = [

@@ -31,15 +31,19 @@ def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str | N
 
 
 def evaluation_leaderboard(instance: dg.DagsterInstance, embedders: list[str]) -> list[LeaderboardRow]:
-    """The latest retrieval and answer evaluations and index size of each embedder, joined."""
+    """The served version's retrieval scores, the latest answer evaluation and the index size of each embedder, joined."""
     retrieval: dict[str, list[dict[str, Any]]] = {}
     answers: dict[str, list[dict[str, Any]]] = {}
     indexes: dict[str, dict[str, Any]] = {}
     for embedder in embedders:
-        scores = latest_metadata(instance, "retrieval_evaluation", embedder)
+        # The served version's scores, as its latest evaluation recorded them; a rollback's record
+        # has none (until the next evaluation), and then the latest evaluation's are shown.
+        served = latest_metadata(instance, "served_index", embedder) or {}
+        scores = served if "served_results" in served else latest_metadata(instance, "retrieval_evaluation", embedder)
         if scores is None:
             continue
-        retrieval[embedder] = [{**row, "run_id": scores["run_id"]} for row in scores.get("results", [])]
+        results = scores.get("served_results", scores.get("results", []))
+        retrieval[embedder] = [{**row, "run_id": scores["run_id"]} for row in results]
         answers[embedder] = (latest_metadata(instance, "answer_evaluation", embedder) or {}).get("results", [])
         indexes[embedder] = latest_metadata(instance, "search_index", embedder) or {}
     return leaderboard_rows(retrieval, answers, indexes)

@@ -32,7 +32,8 @@ from ai_assets.core.evaluation.beir import list_eval_sets
 from ai_assets.core.hashing import sha256_hex
 from ai_assets.core.llm import ChatModel, OpenAIChatModel
 from ai_assets.core.storage import join, storage_errors, storage_path
-from ai_assets.core.store.tables import open_journal, open_table
+from ai_assets.core.store.tables import open_journal, open_query_cache, open_table
+from ai_assets.core.store.versions import VersionSelector, checkout
 from ai_assets.settings import Settings
 
 
@@ -243,6 +244,15 @@ class LanceDBResource(dg.ConfigurableResource):
 
     def journal(self, spec: EmbedderSpec) -> Table:
         return open_journal(self.connect(), spec)
+
+    def table_at(self, spec: EmbedderSpec, version: VersionSelector) -> Table:
+        """The embedder's table pinned to a version: ``served`` (what readers read), ``latest`` or a number."""
+        table = self.table(spec, create=False)
+        checkout(table, version)
+        return table
+
+    def query_cache(self, spec: EmbedderSpec) -> Table:
+        return open_query_cache(self.connect(), spec)
 
 
 def lancedb_from_settings(settings: Settings) -> LanceDBResource:

@@ -7,7 +7,8 @@ the instance about three times as many questions, which cost an unchanged rebuil
 the rest of it. On top, the build re-runs what Dagster cannot see: the files of a source that
 changed since they were ingested, a changed chunker setting, eval sets that changed on disk, a
 table whose rows or version no longer match what was recorded (deleted, restored, written
-elsewhere), and a step whose error check failed last time. A step downstream of a run of this
+elsewhere), a table with nothing served or a candidate not promoted yet (a failed gate is
+re-evaluated by the next build), and a step whose error check failed last time. A step downstream of a run of this
 build always runs: each asset is cheap when its input did not really change.
 """
 
@@ -24,6 +25,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from ai_assets.assets.evaluations import EVAL_SETS_FINGERPRINT
 from ai_assets.automation import CONTENT_FINGERPRINT
 from ai_assets.core.store.tables import sql_literal
+from ai_assets.core.store.versions import serving_state
 from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB
 from ai_assets.history import latest_materialization, metadata_values
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, source_embedder_key
@@ -179,24 +181,35 @@ class UpToDate:
             self.latest("chunk_embeddings", str(source_embedder_key(source, embedder)))
             for source in self._instance.get_dynamic_partitions(SOURCE_DIMENSION)
         ]
-        index = self.latest("search_index", embedder)
-        evaluations = [self.latest(asset, embedder) for asset in ("retrieval_evaluation", "answer_evaluation")]
-        reason = (
-            self._stale("search_index", embedder, *vectors)
-            or self._stale("retrieval_evaluation", embedder, index)
-            or self._stale("answer_evaluation", embedder, index)
-            or self._stale("model_leaderboard", None, *evaluations)
-        )
+        reason = self._stale("search_index", embedder, *vectors)
         if reason:
             return reason
         try:
-            version = self._lancedb.table(self._embedders.spec(embedder), create=False).version
-        except Exception:  # noqa: BLE001
+            table = self._lancedb.table(self._embedders.spec(embedder), create=False)
+        except Exception:  # noqa: BLE001 - any reason the table cannot be opened means: rebuild it
             return "its table is missing"
+        serving = serving_state(table)
+        if serving.served is None:
+            return "nothing is served yet"
+        if serving.pending is not None:
+            return f"candidate v{serving.pending} is not served yet (serving v{serving.served})"
+        index = self.latest("search_index", embedder)
+        evaluation = self.latest("retrieval_evaluation", embedder)
+        served = self.latest("served_index", embedder)
+        answers = self.latest("answer_evaluation", embedder)
+        reason = (
+            self._stale("retrieval_evaluation", embedder, index)
+            or self._stale("served_index", embedder, evaluation)
+            # After the served version moved: a promotion, or a rollback's recorded move.
+            or self._stale("answer_evaluation", embedder, served)
+            or self._stale("model_leaderboard", None, served, answers)
+        )
+        if reason:
+            return reason
         indexed = index.metadata.get(TABLE_VERSION) if index else None
-        if indexed != version:
-            return f"table version {version} is not the indexed one ({indexed})"
+        if indexed != table.version:
+            return f"table version {table.version} is not the indexed one ({indexed})"
         fingerprint = self._source_files.eval_sets_fingerprint()
-        if any(evaluation and evaluation.metadata.get(EVAL_SETS_FINGERPRINT) != fingerprint for evaluation in evaluations):
+        if any(record and record.metadata.get(EVAL_SETS_FINGERPRINT) != fingerprint for record in (evaluation, answers)):
             return "eval sets changed"
         return None

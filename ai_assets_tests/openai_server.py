@@ -7,6 +7,8 @@ connection without a reply), ``malformed`` (200 with a body that is not JSON),
 ``wrong_count`` (one vector missing), ``400`` (a permanent client error), ``401`` (a bad key,
 echoed back in the message), ``hold`` (no reply until the test sets ``release``: a client
 caught in the middle of embedding, for as long as the test needs; ``held`` tells it has begun).
+Chat requests have their own script, ``chat_faults``: ``401`` and ``garbage`` (a reply that is
+not JSON).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class OpenAIServer(ThreadingHTTPServer):
     def __init__(self, slow_seconds: float = 3.0, retry_after: str = "1") -> None:
         super().__init__(("127.0.0.1", 0), OpenAIHandler)
         self.faults: deque[str] = deque()
+        self.chat_faults: deque[str] = deque()
         self.received: list[Received] = []
         self.chat_requests: list[dict] = []
         self.lock = threading.Lock()
@@ -133,22 +136,26 @@ class OpenAIHandler(BaseHTTPRequestHandler):
             })
 
     def _chat(self, body: dict) -> None:
-        """Answers with the first context passage and cites it; judges 0.75 / 0.5. The first reply
+        """Answers by citing the first context passage ([1]); judges 0.75 / 0.5. The first reply
         of a server is invalid JSON, to prove it is retried rather than fatal."""
         with self.server.lock:
+            fault = self.server.chat_faults.popleft() if self.server.chat_faults else "ok"
             self.server.chat_requests.append(body)
             self.server.received.append(
-                Received(time.monotonic(), self.path, [], self.headers.get("Authorization", ""), "ok")
+                Received(time.monotonic(), self.path, [], self.headers.get("Authorization", ""), fault)
             )
             first = len(self.server.chat_requests) == 1
+        if fault == "401":
+            self._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+            return
         system, user = body["messages"][0]["content"], body["messages"][1]["content"]
-        if first:
+        if first or fault == "garbage":
             content = "this is not JSON"
         elif "grade an answer" in system:
             content = json.dumps({"faithfulness": 0.75, "correctness": 0.5, "explanation": "partly"})
-        else:
-            chunk_id = user.split("Context passages:\n[", 1)[1].split("]", 1)[0]
-            content = json.dumps({"answer": f"See passage {chunk_id}.", "cited_chunk_ids": [chunk_id]})
+        else:  # cites the first numbered passage inline
+            number = user.split("Context passages:\n[", 1)[1].split("]", 1)[0]
+            content = json.dumps({"answer": f"See passage [{number}]."})
         self._send(200, {
             "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
             "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],

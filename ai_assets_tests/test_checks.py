@@ -83,30 +83,6 @@ def test_rows_left_from_an_emptied_source_fail_the_row_count_check(
     assert "| beta | 0 |" in evaluation.metadata["mismatches"].value
 
 
-def test_quality_gate_blocks_and_fails_the_build(
-    settings: Settings, instance: dg.DagsterInstance, data_dir: Path
-) -> None:
-    build(settings, instance)
-    assert latest_check(instance, "retrieval_evaluation", "retrieval_quality_gate").passed
-    # Judge a wrong document relevant for q1: scores drop against the previous evaluation.
-    qrels = data_dir / "eval" / "tiny_qa" / "qrels" / "test.tsv"
-    qrels.write_text(qrels.read_text().replace("q1\talpha/retries.md\t2", "q1\tbeta/flows.rst\t2"))
-    messages: list[str] = []
-    report = run_build(build_definitions(settings), instance, settings.embedders, echo=messages.append)
-    assert not report.ok
-    assert any("retrieval_quality_gate failed" in failure for failure in report.failures)
-    evaluation = latest_check(instance, "retrieval_evaluation", "retrieval_quality_gate")
-    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
-    assert "tiny_qa/dense ndcg@10" in evaluation.description
-    assert "dropped more than 0.02 from the previous evaluation" in evaluation.description
-    assert any("retrieval_quality_gate failed (error)" in message for message in messages)
-
-    floor = settings.model_copy(update={"quality_min_ndcg_at_10": 0.99})
-    report = run_build(build_definitions(floor), instance, floor.embedders, echo=lambda _: None)
-    assert not report.ok
-    assert "below the floor" in latest_check(instance, "retrieval_evaluation", "retrieval_quality_gate").description
-
-
 def chunk(chunk_id: str, text: str, tokens: int) -> Chunk:
     return Chunk(
         chunk_id=chunk_id, source="s", doc_key="s/d", doc_path="d", doc_title="d", doc_content_hash="h",
@@ -138,8 +114,11 @@ def test_count_mismatches_and_gate() -> None:
     assert count_mismatches({"a": 3, "b": 2}, {"a": 3, "c": 1}) == {"b": (2, 0), "c": (0, 1)}
     current = [{"eval_set": "x", "mode": "dense", "ndcg@10": 0.50}]
     assert quality_gate_failures(current, [{"eval_set": "x", "mode": "dense", "ndcg@10": 0.51}], "ndcg@10", 0.1, 0.02) == []
-    dropped = quality_gate_failures(current, [{"eval_set": "x", "mode": "dense", "ndcg@10": 0.60}], "ndcg@10", 0.1, 0.02)
-    assert len(dropped) == 1 and dropped[0].limit == pytest.approx(0.60) and "dropped" in dropped[0].describe()
+    dropped = quality_gate_failures(
+        current, [{"eval_set": "x", "mode": "dense", "ndcg@10": 0.60}], "ndcg@10", 0.1, 0.02, baseline="the served version (v3)"
+    )
+    assert len(dropped) == 1 and dropped[0].limit == pytest.approx(0.60)
+    assert "dropped more than 0.02 below the served version (v3)" in dropped[0].describe()
     assert quality_gate_failures(current, [], "ndcg@10", 0.6, 0.02)[0].reason == "below the floor"
 
 
@@ -196,7 +175,7 @@ def test_an_evaluation_that_finds_no_eval_set_where_the_last_one_scored_fails(
     allowed = job.execute_in_process(
         instance=instance,
         partition_key="minilm",
-        run_config={"ops": {"retrieval_evaluation": {"config": {"allow_no_eval_sets": True}}}},
+        run_config={"ops": {"evaluate_and_serve": {"config": {"allow_no_eval_sets": True}}}},
     )
     assert allowed.success
     assert latest_metadata(instance, "retrieval_evaluation", "minilm")["eval_sets"] == 0

@@ -10,7 +10,7 @@ from ai_assets.settings import Settings
 
 EXPECTED_ASSETS = {
     "source_files", "source_documents", "document_chunks", "chunk_embeddings", "search_index", "retrieval_evaluation",
-    "answer_evaluation", "model_leaderboard",
+    "served_index", "answer_evaluation", "model_leaderboard",
 }
 
 
@@ -32,6 +32,7 @@ def test_assets_are_grouped_partitioned_and_described(tmp_path) -> None:
         "chunk_embeddings": "embeddings",
         "search_index": "index",
         "retrieval_evaluation": "evaluation",
+        "served_index": "index",
         "answer_evaluation": "evaluation",
         "model_leaderboard": "evaluation",
     }
@@ -68,7 +69,7 @@ def test_downstream_assets_follow_by_automation_and_the_sensor_and_schedule_star
 
     # The sensor and the schedule start the ingestion; everything after it follows.
     assert condition("source_documents") is None
-    for asset in ("document_chunks", "chunk_embeddings", "search_index", "retrieval_evaluation",
+    for asset in ("document_chunks", "chunk_embeddings", "search_index", "retrieval_evaluation", "served_index",
                   "answer_evaluation", "model_leaderboard"):
         assert condition(asset) == "eager", asset
     sensors = {sensor.name: sensor for sensor in definitions.sensors}
@@ -81,6 +82,17 @@ def test_downstream_assets_follow_by_automation_and_the_sensor_and_schedule_star
     for asset in ("chunk_embeddings", "retrieval_evaluation", "answer_evaluation"):
         assert definitions.resolve_assets_def(asset).op.pool == MODEL_POOL, asset
     assert graph.get(dg.AssetKey("chunk_embeddings")).kinds == {"lancedb", "pytorch"}
+
+    # The candidate is served only once every blocking check passed: the index's checks and the gate.
+    blocking = {
+        spec.key.name
+        for assets_def in (definitions.resolve_assets_def("search_index"), definitions.resolve_assets_def("served_index"))
+        for spec in assets_def.check_specs
+        if spec.blocking
+    }
+    assert blocking == {"index_rows_match_chunks", "ann_recall", "retrieval_quality_gate"}
+    # The gate and the promotion are one step: the served version's record is written even when it fails.
+    assert definitions.resolve_assets_def("served_index") is definitions.resolve_assets_def("retrieval_evaluation")
 
     # With a paid chat model, answers are generated and judged once a day instead, and the
     # OpenAI embedder shows in the graph.

@@ -1,14 +1,17 @@
-"""`ai-assets trace` and `ai-assets rollback` on a real build."""
+"""`ai-assets trace`, `ai-assets rollback` and `ai-assets promote` on a real build."""
 
 from __future__ import annotations
 
+import getpass
 import json
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from ai_assets.cli import main
+from ai_assets.core.store.versions import serving_state
 from ai_assets.settings import Settings
 from ai_assets_tests.test_assets_pipeline import build, latest_metadata, rows_by_chunk, table_for
 
@@ -50,22 +53,47 @@ def test_trace_points_at_document_file_version_and_run(
     assert "beta/sensors.html" in text and "/runs/" in text and "chunks__minilm version" in text
 
 
-def test_rollback_restores_a_recorded_version_and_build_moves_forward(
+def test_rollback_moves_the_served_pointer_records_who_when_why_and_keeps_every_version(
     built: Settings, instance: dg.DagsterInstance, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    recorded = latest_metadata(instance, "search_index", "minilm")["table_version"]
-    original = rows_by_chunk(built)
+    first = serving_state(table_for(built)).served
     (data_dir / "sources" / "beta" / "flows.rst").unlink()
     build(built, instance)
-    after_delete = rows_by_chunk(built)
-    assert len(after_delete) < len(original)
+    second = serving_state(table_for(built)).served
+    assert second > first
+    latest_rows = rows_by_chunk(built)
+    assert "beta/flows.rst" not in {row["doc_key"] for row in latest_rows.values()}
 
-    output = run_cli(capsys, "rollback", "--to", str(recorded))
-    assert f"to the contents of version {recorded}" in output
-    assert rows_by_chunk(built) == original
+    output = run_cli(capsys, "rollback", "--reason", "the flows page went missing")
+    assert f"now serving v{first} (was v{second})" in output
+    state = serving_state(table_for(built))
+    assert (state.served, state.held) == (first, state.latest)
+    # Readers follow the pointer; nothing was written or deleted.
+    hits = json.loads(run_cli(capsys, "search", "flow decorator", "--mode", "fts", "--json"))
+    assert hits[0]["doc_key"] == "beta/flows.rst"
+    assert rows_by_chunk(built) == latest_rows and table_for(built).version == state.latest
+    record = latest_metadata(instance, "served_index", "minilm")
+    assert (record["action"], record["moved_from"], record["moved_to"]) == ("rollback", second, first)
+    assert record["moved_by"] == getpass.getuser() and record["reason"] == "the flows page went missing"
+    assert datetime.fromisoformat(record["moved_at"]).tzinfo is not None
+    assert record["run_id"] == ""  # recorded by hand, outside any run
 
+    # The next build keeps the rollback (the candidate is held) and scores the answers it serves.
     build(built, instance)
-    assert rows_by_chunk(built).keys() == after_delete.keys()
-    assert "(current)" in run_cli(capsys, "rollback", "--list")
-    assert main(["rollback", "--to", "99999"]) == 2
+    assert serving_state(table_for(built)).served == first
+    assert latest_metadata(instance, "answer_evaluation", "minilm")["index_version"] == first
+    assert "held back by a rollback" in latest_metadata(instance, "served_index", "minilm")["decision"]
+    listing = run_cli(capsys, "rollback", "--list")
+    assert f"{first:>5}" in listing and "served" in listing and "held" in listing and "latest" in listing
+    status = run_cli(capsys, "promote", "--list")
+    assert f"serving v{first}" in status and f"candidate v{second} held back by a rollback" in status
+
+    # `promote` evaluates the held candidate and serves it, since it passes.
+    assert f"serving v{second}" in run_cli(capsys, "promote")
+    assert serving_state(table_for(built)).served == second and serving_state(table_for(built)).held is None
+
+    assert main(["rollback", "--to", "99999", "--reason", "x"]) == 2
     assert "has no version 99999" in capsys.readouterr().err
+    assert main(["rollback", "--to", str(first)]) == 2
+    assert "needs --reason" in capsys.readouterr().err
+    assert serving_state(table_for(built)).served == second  # neither error moved anything

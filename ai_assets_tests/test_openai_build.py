@@ -95,6 +95,15 @@ def test_full_build_through_a_faulty_openai_server_is_exact_paid_once_and_keeps_
     paid_chunks = Counter(text for text in server.embedded_texts() if text in chunk_texts)
     assert set(paid_chunks) == chunk_texts and set(paid_chunks.values()) == {1}
 
+    # Every other text the evaluations embedded was sent once too: each eval query once, shared by
+    # dense and hybrid search, by the answer evaluation and the sample answers (the query cache).
+    embedded = server.embedded_texts()
+    queries = ["how many times is a failed run retried", "cron expression to launch a job", "sensor cursor for new files"]
+    assert Counter(embedded)[queries[1]] == 1 and len(embedded) - len(set(embedded)) <= len(queries)
+    retrieval = latest_metadata(instance, "retrieval_evaluation", OPENAI_SMALL.name)
+    assert (retrieval["query_cache_misses"], retrieval["query_cache_hits"]) == (len(queries), 0)
+    assert retrieval["query_encode_in_latency"] is False  # batched through the cache, not timed one by one
+
     # Usage and cost per materialization, from the server's own usage field.
     usage = [chunk_embedding_metadata(instance, source, OPENAI_SMALL.name) for source in ("alpha", "beta")]
     chunk_requests = [r for r in server.embedding_requests("ok") if set(r.inputs) <= chunk_texts]
@@ -116,9 +125,12 @@ def test_full_build_through_a_faulty_openai_server_is_exact_paid_once_and_keeps_
     # Forced, so every embedding step runs again (an unforced build would skip them all as up to date).
     report = run_build(build_definitions(settings), instance, settings.embedders, echo=lambda _: None, force=True)
     assert report.ok, report.failures
-    assert not chunk_texts & set(server.embedded_texts()[paid_before:])
+    # Nor any evaluation text: the unchanged re-evaluation pays nothing.
+    assert server.embedded_texts()[paid_before:] == []
     again = [chunk_embedding_metadata(instance, source, OPENAI_SMALL.name) for source in ("alpha", "beta")]
     assert all(m["api_requests"] == 0 and m["cache_hits"] == m["chunks"] for m in again)
+    retrieval = latest_metadata(instance, "retrieval_evaluation", OPENAI_SMALL.name)
+    assert (retrieval["api_requests"], retrieval["query_cache_misses"], retrieval["query_cache_hits"]) == (0, 0, len(queries))
 
     # The CLI on the OpenAI path, then with the server rejecting the key (and echoing it back).
     assert cli_main(["search", "cron expression to launch a job", "--embedder", OPENAI_SMALL.name]) == 0

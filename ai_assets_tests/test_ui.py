@@ -97,7 +97,7 @@ def test_the_ui_shows_the_graph_partitions_and_metadata(webserver: str, tmp_path
         groups = {
             "ingestion": ("source_files", "source_documents", "document_chunks"),
             "embeddings": ("chunk_embeddings",),
-            "index": ("search_index",),
+            "index": ("search_index", "served_index"),
             "evaluation": ("retrieval_evaluation", "answer_evaluation", "model_leaderboard"),
         }
         for group, assets in groups.items():
@@ -130,6 +130,12 @@ def test_the_ui_shows_the_graph_partitions_and_metadata(webserver: str, tmp_path
             page.reload()
         expect(page.get_by_text("Passing").first).to_be_visible()
         page.screenshot(path=screenshots / "search_index_overview.png", full_page=True)
+
+        # served_index: what is served, the candidate, the gate's result, sample answers.
+        page.goto(f"{webserver}/assets/served_index?view=events&partition=minilm")
+        for key in ("served_version", "candidate_version", "decision", "sample_answers"):
+            expect(page.get_by_text(key).first).to_be_visible()
+        page.screenshot(path=screenshots / "served_index_events.png")
 
         # source_documents: a source partition.
         page.goto(f"{webserver}/assets/source_documents?view=partitions")

@@ -8,7 +8,9 @@ Embeds a BEIR corpus (default `../shared/benchmarks/msmarco`) into a LanceDB tab
 given from it (the corpus's rows repeated, their real vectors jittered), indexes them with
 `build_indexes` (HNSW-SQ from AI_ASSETS_ANN_MIN_ROWS rows) and times every search mode through
 `Searcher.search`, as `ai-assets search` runs it. For each mode it prints p50/p95 of the whole
-query, of the query encoding alone and of the search alone (given the encoded vector). Each
+query, of the query encoding alone and of the search alone (given the encoded vector), and the
+p50 ratio of searches on the served version (a handle pinned to the `served` tag, which is what
+`ai-assets search` and `ask` read) over searches on a handle at the latest version. Each
 query is run `--repeats` times (the machine is shared and noisy); percentiles pool every run.
 Every timed call follows an idle gap (`--gap-ms`), as a user's query does: the local model's
 OpenMP threads spin for a while after an encode, which slows whatever runs right after it
@@ -58,6 +60,7 @@ from ai_assets.core.retrieval.search import (
 )
 from ai_assets.core.store.indexes import build_indexes
 from ai_assets.core.store.tables import fixed_list_to_numpy, open_journal, open_table, scan
+from ai_assets.core.store.versions import checkout, move_served
 from ai_assets.core.store.writes import chunk_rows, sync_source_embeddings
 from ai_assets.settings import Settings
 
@@ -100,6 +103,8 @@ class LatencyReport:
     hybrid_candidates_recall_at_100: float | None = None  # hybrid's dense candidates vs exact top 100
     hybrid_top10_overlap: float | None = None  # hybrid's top 10 vs the top 10 fused from exact candidates
     modes: dict[str, ModeLatency] = field(default_factory=dict)
+    # p50 of whole queries on the served version's pinned handle over a handle at the latest version
+    served_over_latest: dict[str, float] = field(default_factory=dict)
 
     def as_table(self) -> dict[str, tuple[float, float]]:
         """mode -> (p50 ms, p95 ms) of whole queries, plus "ann recall@10" -> (recall on the
@@ -212,6 +217,33 @@ def measure_latency(
     )
 
 
+def served_over_latest(
+    table: Table, embedder: Embedder, queries: Sequence[str], repeats: int = 3, limit: int = 10, gap_ms: float = 50.0
+) -> dict[str, float]:
+    """p50 of whole queries on the served version (a handle pinned to the ``served`` tag, as `ai-assets
+    search` opens it) over p50 on a handle at the latest version, per mode, interleaved query by query."""
+    move_served(table, table.version)
+    pinned = open_table(table._conn, MINILM, create=False)  # noqa: SLF001 - the bench table's own connection
+    checkout(pinned, "served")
+    searchers = {"served": Searcher(pinned, embedder), "latest": Searcher(table, embedder)}
+    samples: dict[tuple[str, str], list[float]] = {(name, mode): [] for name in searchers for mode in SEARCH_MODES}
+    for searcher in searchers.values():
+        for mode in SEARCH_MODES:
+            searcher.search(queries[0], mode=mode, limit=limit)  # warm caches of both handles
+    for _ in range(repeats):
+        for number, query in enumerate(queries):
+            for mode in SEARCH_MODES:
+                # Each handle goes first for half the queries: no order effect between the two.
+                for name, searcher in sorted(searchers.items(), reverse=number % 2 == 1):
+                    samples[(name, mode)].append(
+                        _timed(lambda: searcher.search(query, mode=mode, limit=limit), gap_ms / 1000.0)
+                    )
+    return {
+        mode: Percentiles.of(samples[("served", mode)]).p50_ms / Percentiles.of(samples[("latest", mode)]).p50_ms
+        for mode in SEARCH_MODES
+    }
+
+
 def latency_report(
     settings: Settings, rows: int, queries: Sequence[str], workdir: Path, repeats: int = 3, gap_ms: float = 50.0
 ) -> LatencyReport:
@@ -220,7 +252,9 @@ def latency_report(
     chunks, vectors = template_rows(source_table)
     table = synthetic_table(workdir / f"latency{rows}", rows, chunks, vectors, settings.ann_min_rows)
     embedder = create_embedder("minilm", precision=settings.local_precision)
-    return measure_latency(table, embedder, queries, repeats=repeats, gap_ms=gap_ms)
+    report = measure_latency(table, embedder, queries, repeats=repeats, gap_ms=gap_ms)
+    report.served_over_latest.update(served_over_latest(table, embedder, queries, repeats=repeats, gap_ms=gap_ms))
+    return report
 
 
 def latency_table(
@@ -266,6 +300,9 @@ def print_report(report: LatencyReport) -> None:
         if mode == "fts":
             cells[1] = "—"
         print(f"| {mode} | {' | '.join(cells)} |")
+    if report.served_over_latest:
+        ratios = ", ".join(f"{mode} {ratio:.2f}" for mode, ratio in report.served_over_latest.items())
+        print(f"served version (pinned handle) / latest handle, p50 of whole queries: {ratios}")
 
 
 def main() -> None:

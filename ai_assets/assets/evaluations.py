@@ -1,158 +1,281 @@
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
+from ai_assets.core.answering.ask import answer_question
+from ai_assets.core.embedding.base import Embedder
+from ai_assets.core.embedding.query_cache import CachingEmbedder, is_paid
 from ai_assets.core.evaluation.answers import AnswerResult, evaluate_answers, read_answers
 from ai_assets.core.evaluation.beir import EvalSet, EvalSetError, load_eval_set
-from ai_assets.core.evaluation.retrieval import RetrievalScore, evaluate_retrieval, scores_markdown
-from ai_assets.core.quality import quality_gate_failures
+from ai_assets.core.evaluation.retrieval import RetrievalScore, comparison_markdown, scores_markdown
+from ai_assets.core.evaluation.serving import GATED_METRIC, NoCandidate, ServingEvaluation
+from ai_assets.core.evaluation.serving import evaluate_and_serve as evaluate_and_serve_version
 from ai_assets.core.retrieval.search import Searcher
-from ai_assets.core.store.tables import source_row_counts
+from ai_assets.core.store.versions import NoServedVersion, ServingState
 from ai_assets.history import latest_metadata
 from ai_assets.partitions import EmbedderPartitions
 from ai_assets.resources import ChatModelResource, Embedders, LanceDBResource, QualityGate, SourceFiles
 from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fail_once
 
-GATED_METRIC = "ndcg@10"
 # Metadata key: the eval sets' files an evaluation scored, so `ai-assets build` re-evaluates when they change.
 EVAL_SETS_FINGERPRINT = "eval_sets_fingerprint"
+RETRIEVAL_EVALUATION = "retrieval_evaluation"
+SERVED_INDEX = "served_index"
+# Metadata keys of served_index, read by `ai-assets promote --list`, the leaderboard and the build.
+SERVED_VERSION = "served_version"
+SERVED_RESULTS = "served_results"
+SAMPLE_QUESTIONS = 3
 
 
-def evaluation_asset_arguments(
-    partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy, automation: dg.AutomationCondition
-) -> dict:
-    """What every per-embedder evaluation asset shares: it reads the index, calls the model, is watched."""
-    return {
-        "automation_condition": automation,
-        "partitions_def": partitions.embedder,
-        "deps": ["search_index"],
-        "group_name": "evaluation",
-        "kinds": set(partitions.model_kinds),
-        "code_version": "1",
-        "retry_policy": MODEL_CALL_RETRY,
-        "pool": MODEL_POOL,
-        "freshness_policy": freshness,
-    }
-
-
-class RetrievalEvaluationConfig(dg.Config):
+class ServeConfig(dg.Config):
+    override_hold: bool = False
+    """Promote a candidate that a rollback held back, if it passes (what `ai-assets promote` asks)."""
     allow_no_eval_sets: bool = False
     """Let an evaluation that finds no eval set pass where the previous one scored some (off: it fails)."""
 
 
-def build_retrieval_evaluation(partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:
-    @dg.asset(
-        # Every index change is scored at once: its blocking quality gate is what flags a bad change.
-        **evaluation_asset_arguments(partitions, freshness, dg.AutomationCondition.eager()),
+def evaluation_embedder(embedders: Embedders, lancedb: LanceDBResource, name: str) -> Embedder:
+    """The embedder an evaluation encodes with: a paid one reads and fills its query-vector cache."""
+    embedder = embedders.get(name)
+    return CachingEmbedder(embedder, lancedb.query_cache(embedder.spec)) if is_paid(embedder.spec) else embedder
+
+
+def build_evaluate_and_serve(partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:
+    """``retrieval_evaluation`` scores the candidate that ``search_index`` built; its blocking gate
+    decides, in the same step, whether the candidate becomes ``served_index``. One step, so the
+    served version's record (promoted or not, and why) is written even when the gate fails."""
+
+    @dg.multi_asset(
+        name="evaluate_and_serve",
+        partitions_def=partitions.embedder,
+        retry_policy=MODEL_CALL_RETRY,
+        pool=MODEL_POOL,
+        specs=[
+            dg.AssetSpec(
+                RETRIEVAL_EVALUATION,
+                deps=["search_index"],
+                group_name="evaluation",
+                kinds=set(partitions.model_kinds),
+                code_version="2",
+                freshness_policy=freshness,
+                # Every candidate is scored at once: its blocking quality gate decides whether it is served.
+                automation_condition=dg.AutomationCondition.eager(),
+                description=(
+                    "Retrieval quality of the embedder's candidate version (the one search_index built) on "
+                    "every eval set under data/eval/ (BEIR layout): nDCG@10, recall@10/100 and MRR@10 per "
+                    "search mode (dense, fts, hybrid), with query latency p50/p95. The served version is "
+                    "scored beside it with the same query vectors, each query embedded once. Documents are "
+                    "ranked by their best chunk."
+                ),
+            ),
+            dg.AssetSpec(
+                SERVED_INDEX,
+                deps=[RETRIEVAL_EVALUATION],
+                group_name="index",
+                kinds={"lancedb"},
+                code_version="1",
+                automation_condition=dg.AutomationCondition.eager(),
+                description=(
+                    "The table version that search, ask and the answer evaluation read (a LanceDB tag). "
+                    "The candidate becomes it only when every blocking check passed; each materialization "
+                    "records the served and candidate versions, the gate's result, both versions' scores "
+                    "and sample answers, and rollbacks record who moved it, when and why."
+                ),
+            ),
+        ],
         check_specs=[
             dg.AssetCheckSpec(
                 "retrieval_quality_gate",
-                asset="retrieval_evaluation",
+                asset=RETRIEVAL_EVALUATION,
                 partitions_def=partitions.embedder,
                 blocking=True,
                 description=(
-                    "Blocking: nDCG@10 of every eval set and mode is above the configured floor and did not "
-                    "drop more than the configured margin since the previous evaluation."
+                    "Blocking: nDCG@10 of the candidate on every eval set and mode is above the configured "
+                    "floor and did not drop more than the configured margin below the served version."
                 ),
             )
         ],
-        description=(
-            "Retrieval quality of the embedder's index on every eval set under data/eval/ (BEIR "
-            "layout): nDCG@10, recall@10/100 and MRR@10 per search mode (dense, fts, hybrid), with "
-            "query latency p50/p95 including query encoding. Documents are ranked by their best chunk."
-        ),
     )
-    def retrieval_evaluation(
+    def evaluate_and_serve(
         context: dg.AssetExecutionContext,
-        config: RetrievalEvaluationConfig,
+        config: ServeConfig,
         source_files: SourceFiles,
         embedders: Embedders,
         lancedb: LanceDBResource,
         quality_gate: QualityGate,
     ):
         with permanent_errors_fail_once():
-            embedder = embedders.get(context.partition_key)
-            table = lancedb.table(embedder.spec)
-        indexed_sources = set(source_row_counts(table))
-        eval_sets_fingerprint = source_files.eval_sets_fingerprint()
-        searcher = Searcher(table, embedder)
-        scores: list[RetrievalScore] = []
-        skipped: list[str] = []
-        eval_set_dirs = source_files.eval_set_dirs()
-        for path in eval_set_dirs:
-            eval_set = load_eval_set_or_fail(path)
-            missing = sorted(set(eval_set.sources) - indexed_sources)
-            if missing:
-                skipped.append(f"{eval_set.name} (sources not indexed: {', '.join(missing)})")
-                context.log.warning(f"skipping eval set {eval_set.name}: sources not indexed: {missing}")
-                continue
-            context.log.info(f"evaluating {eval_set.name} ({len(eval_set.qrels)} judged queries)")
-            scores.extend(evaluate_retrieval(searcher, eval_set))
-
-        metadata: dict[str, dg.RawMetadataValue] = {
-            "eval_sets": len({score.eval_set for score in scores}),
-            "skipped_eval_sets": ", ".join(skipped) or "none",
-            "table_version": table.version,
-            EVAL_SETS_FINGERPRINT: eval_sets_fingerprint,
-            "scores": dg.MetadataValue.md(scores_markdown(scores)),
-            "results": dg.MetadataValue.json([score.model_dump(by_alias=True) for score in scores]),
-            **embedder.take_usage_metadata(),  # query embeddings of a paid embedder
-        }
-        for score in scores:
-            prefix = f"{score.eval_set}/{score.mode}"
-            metadata[f"{prefix}/ndcg@10"] = round(score.ndcg_at_10, 4)
-            metadata[f"{prefix}/recall@100"] = round(score.recall_at_100, 4)
-            metadata[f"{prefix}/mrr@10"] = round(score.mrr_at_10, 4)
-            metadata[f"{prefix}/latency_p50_ms"] = round(score.latency_p50_ms, 2)
-        current = [score.model_dump(by_alias=True) for score in scores]
-        previous = previous_results(context.instance, context.partition_key)
-        if previous and not eval_set_dirs and not config.allow_no_eval_sets:
-            # An unmounted drive or a wrong prefix must not turn the gate green with nothing scored.
-            # (Sets skipped because their sources were removed were found: that is not absence.)
-            raise dg.Failure(
-                f"no eval set found under {source_files.eval_uri}, where the previous evaluation "
-                f"scored {len({row['eval_set'] for row in previous})}. Restore the "
-                "eval sets, or materialize with config allow_no_eval_sets: true if they were removed on purpose",
-                allow_retries=False,
+            embedder = evaluation_embedder(embedders, lancedb, context.partition_key)
+            table = lancedb.table(embedder.spec, create=False)
+        eval_sets = [load_eval_set_or_fail(path) for path in source_files.eval_set_dirs()]
+        if not eval_sets and not config.allow_no_eval_sets:
+            require_no_eval_sets_before(context.instance, context.partition_key, source_files.eval_uri)
+        try:
+            result = evaluate_and_serve_version(
+                table, lambda version: lancedb.table_at(embedder.spec, version), embedder, eval_sets,
+                floor=quality_gate.min_ndcg_at_10, max_drop=quality_gate.max_ndcg_drop,
+                override_hold=config.override_hold, one_by_one=not is_paid(embedder.spec),
             )
-        failures = quality_gate_failures(
-            current, previous, GATED_METRIC, quality_gate.min_ndcg_at_10, quality_gate.max_ndcg_drop
-        )
-        yield dg.Output(scores, metadata=metadata)
-        yield dg.AssetCheckResult(
-            check_name="retrieval_quality_gate",
-            passed=not failures,
+        except NoCandidate as error:
+            raise dg.Failure(str(error), allow_retries=False) from None
+        for skipped in result.scores.skipped:
+            context.log.warning(f"skipped eval set {skipped}")
+        context.log.info(f"{result.after.describe()}: {result.decision.reason}")
+        yield dg.MaterializeResult(
+            asset_key=RETRIEVAL_EVALUATION,
             metadata={
-                "metric": GATED_METRIC,
-                "floor": quality_gate.min_ndcg_at_10,
-                "max_drop": quality_gate.max_ndcg_drop,
-                "compared_with_previous": bool(previous),
-                "failures": dg.MetadataValue.md(
-                    "\n".join(f"- {failure.describe()}" for failure in failures) or "none"
-                ),
+                **evaluation_metadata(result, source_files.eval_sets_fingerprint()),
+                **embedder.take_usage_metadata(),  # query embeddings of a paid embedder, and its cache
             },
-            description="; ".join(failure.describe() for failure in failures) or None,
+            check_results=[gate_result(result, quality_gate)],
+        )
+        yield dg.MaterializeResult(
+            asset_key=SERVED_INDEX,
+            metadata={
+                **served_index_metadata(result),
+                "sample_answers": dg.MetadataValue.md(sample_answers(lancedb, embedder, result.after, eval_sets)),
+            },
         )
 
-    return retrieval_evaluation
+    return evaluate_and_serve
 
 
-def previous_results(instance: dg.DagsterInstance, embedder: str) -> list[dict]:
-    """Results of the latest earlier retrieval_evaluation of this embedder (empty if none)."""
-    metadata = latest_metadata(instance, "retrieval_evaluation", embedder) or {}
-    return list(metadata.get("results", []))
+def require_no_eval_sets_before(instance: dg.DagsterInstance, embedder: str, eval_location: str) -> None:
+    """An unmounted drive or a wrong prefix must not turn the gate green with nothing scored, nor
+    promote a candidate that nothing scored. (Sets skipped because their sources were removed were
+    found: that is not absence.)"""
+    previous = latest_metadata(instance, RETRIEVAL_EVALUATION, embedder) or {}
+    if previous.get("eval_sets"):
+        raise dg.Failure(
+            f"no eval set found under {eval_location}, where the previous evaluation scored "
+            f"{previous['eval_sets']}. Restore the eval sets, or materialize with config "
+            "allow_no_eval_sets: true if they were removed on purpose",
+            allow_retries=False,
+        )
+
+
+def dumped(scores: list[RetrievalScore]) -> list[dict]:
+    return [score.model_dump(by_alias=True) for score in scores]
+
+
+def failures_markdown(result: ServingEvaluation) -> dg.MetadataValue:
+    return dg.MetadataValue.md("\n".join(f"- {failure.describe()}" for failure in result.failures) or "none")
+
+
+def evaluation_metadata(result: ServingEvaluation, eval_sets_fingerprint: str) -> dict[str, Any]:
+    scores = result.scores.candidate
+    metadata: dict[str, Any] = {
+        "eval_sets": len({score.eval_set for score in scores}),
+        "skipped_eval_sets": ", ".join(result.scores.skipped) or "none",
+        "table_version": result.evaluated,
+        "compared_with_served_version": result.before.served if result.before.served is not None else "none",
+        "query_encode_in_latency": result.scores.query_encode_timed,
+        EVAL_SETS_FINGERPRINT: eval_sets_fingerprint,
+        "scores": dg.MetadataValue.md(scores_markdown(scores)),
+        "results": dg.MetadataValue.json(dumped(scores)),
+    }
+    for score in scores:
+        prefix = f"{score.eval_set}/{score.mode}"
+        metadata[f"{prefix}/ndcg@10"] = round(score.ndcg_at_10, 4)
+        metadata[f"{prefix}/recall@100"] = round(score.recall_at_100, 4)
+        metadata[f"{prefix}/mrr@10"] = round(score.mrr_at_10, 4)
+        metadata[f"{prefix}/latency_p50_ms"] = round(score.latency_p50_ms, 2)
+    return metadata
+
+
+def gate_result(result: ServingEvaluation, quality_gate: QualityGate) -> dg.AssetCheckResult:
+    served = result.before.served
+    return dg.AssetCheckResult(
+        check_name="retrieval_quality_gate",
+        asset_key=RETRIEVAL_EVALUATION,
+        passed=not result.failures,
+        metadata={
+            "metric": GATED_METRIC,
+            "floor": quality_gate.min_ndcg_at_10,
+            "max_drop": quality_gate.max_ndcg_drop,
+            "evaluated_version": result.evaluated,
+            "compared_with": f"served v{served}" if served is not None else "nothing served yet",
+            "failures": failures_markdown(result),
+        },
+        description=result.gate_description(),
+    )
+
+
+def served_index_metadata(result: ServingEvaluation) -> dict[str, Any]:
+    served = result.before.served
+    return {
+        **serving_metadata(result.after, action="evaluation"),
+        "promoted": result.decision.promote,
+        "decision": result.decision.reason,
+        "gate": "passed" if not result.failures else "failed",
+        "gate_failures": failures_markdown(result),
+        "scores": dg.MetadataValue.md(
+            comparison_markdown(
+                result.scores.candidate, result.served_scores, f"evaluated v{result.evaluated}",
+                f"served v{served}" if served is not None else "served: none",
+            )
+        ),
+        "candidate_results": dg.MetadataValue.json(dumped(result.scores.candidate)),
+        SERVED_RESULTS: dg.MetadataValue.json(dumped(result.served_now)),
+        **{f"served/{score.eval_set}/{score.mode}/ndcg@10": round(score.ndcg_at_10, 4) for score in result.served_now},
+    }
+
+
+def serving_metadata(state: ServingState, action: str) -> dict[str, Any]:
+    """What every served_index materialization records, whatever moved (or kept) the pointer."""
+    return {
+        "action": action,
+        "table": state.table,
+        SERVED_VERSION: state.served if state.served is not None else "none",
+        "candidate_version": state.candidate if state.candidate is not None else "none",
+        "latest_version": state.latest,
+        "held_up_to": state.held if state.held is not None else "none",
+        "recently_served": ", ".join(f"v{version}" for version in state.history) or "none",
+        "status": state.describe(),
+    }
+
+
+def sample_answers(lancedb: LanceDBResource, embedder: Embedder, state: ServingState, eval_sets: list[EvalSet]) -> str:
+    """A few eval questions answered from the served version, as `ai-assets ask` answers them offline."""
+    if state.served is None:
+        return "Nothing is served yet."
+    searcher = Searcher(lancedb.table_at(embedder.spec, state.served), embedder)
+    rows = []
+    for eval_set in eval_sets[:1]:
+        for query_id in sorted(eval_set.queries)[:SAMPLE_QUESTIONS]:
+            answer = answer_question(searcher, eval_set.queries[query_id], sources=eval_set.sources or None)
+            sources = ", ".join(f"[{cited.number}] {cited.doc_key}" for cited in answer.citations) or "-"
+            rows.append(f"| {cell(answer.question)} | {cell(answer.answer)} | {cell(sources)} |\n")
+    if not rows:
+        return "No eval set to sample questions from."
+    return f"Answers from v{state.served}:\n\n| question | answer | sources |\n|---|---|---|\n" + "".join(rows)
+
+
+def cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "/")[:240]
 
 
 def build_answer_evaluation(
     partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy, automation: dg.AutomationCondition
 ) -> dg.AssetsDefinition:
     @dg.asset(
-        **evaluation_asset_arguments(partitions, freshness, automation),
+        automation_condition=automation,
+        partitions_def=partitions.embedder,
+        deps=[SERVED_INDEX],
+        group_name="evaluation",
+        kinds=set(partitions.model_kinds),
+        code_version="2",
+        retry_policy=MODEL_CALL_RETRY,
+        pool=MODEL_POOL,
+        freshness_policy=freshness,
         description=(
-            "Answer quality on every eval set that ships reference answers (answers.jsonl). Offline: "
-            "the retrieved sentence closest to the question is the extractive answer, scored by token "
-            "F1 against the reference; context containment is the share of the reference's words found "
-            "in the top 5 retrieved chunks. Per-question results are in the metadata table."
+            "Answer quality of the served version on every eval set that ships reference answers "
+            "(answers.jsonl), with the answers `ai-assets ask` gives. Offline: the retrieved sentences "
+            "closest to the question form the extractive answer, scored by token F1 against the "
+            "reference and by whether its citations point at a relevant document; context containment "
+            "is the share of the reference's words found in the top 5 chunks. Per-question results are "
+            "in the metadata table."
         ),
     )
     def answer_evaluation(
@@ -163,8 +286,12 @@ def build_answer_evaluation(
         chat_model: ChatModelResource,
     ) -> dg.Output[list[AnswerResult]]:
         with permanent_errors_fail_once():
-            embedder = embedders.get(context.partition_key)
-            searcher = Searcher(lancedb.table(embedder.spec), embedder)
+            embedder = evaluation_embedder(embedders, lancedb, context.partition_key)
+            try:
+                table = lancedb.table_at(embedder.spec, "served")
+            except NoServedVersion as error:
+                raise dg.Failure(str(error), allow_retries=False) from None
+        searcher = Searcher(table, embedder)
         eval_sets_fingerprint = source_files.eval_sets_fingerprint()
         results: list[AnswerResult] = []
         for path in source_files.eval_set_dirs():
@@ -176,11 +303,12 @@ def build_answer_evaluation(
                 answers = read_answers(answers_path)
             except EvalSetError as error:
                 raise dg.Failure(f"eval set {path.name} cannot be read: {error}") from None
-            context.log.info(f"answering {len(answers)} questions of {eval_set.name}")
+            context.log.info(f"answering {len(answers)} questions of {eval_set.name} from v{table.version}")
             results.extend(evaluate_answers(searcher, eval_set, answers, chat=chat_model.chat()))
 
         metadata: dict[str, dg.RawMetadataValue] = {
             "questions": len(results),
+            "index_version": table.version,
             "chat_model": chat_model.model if chat_model.enabled else "none (offline: extractive answers only)",
             "invalid_llm_replies": sum(1 for result in results if result.llm_error),
             EVAL_SETS_FINGERPRINT: eval_sets_fingerprint,
@@ -202,8 +330,8 @@ def answer_aggregates(results: list[AnswerResult]) -> list[dict]:
     for result in results:
         by_set.setdefault(result.eval_set, []).append(result)
 
-    def mean(values: list[float | None]) -> float | None:
-        present = [value for value in values if value is not None]
+    def mean(values: list[float | bool | None]) -> float | None:
+        present = [float(value) for value in values if value is not None]
         return round(sum(present) / len(present), 4) if present else None
 
     return [
@@ -211,8 +339,10 @@ def answer_aggregates(results: list[AnswerResult]) -> list[dict]:
             "eval_set": name,
             "questions": len(rows),
             "answer_f1": mean([row.answer_f1 for row in rows]),
+            "citations_relevant": mean([row.cited_relevant for row in rows]),
             "context_containment": mean([row.context_containment for row in rows]),
             "generated_answer_f1": mean([row.generated_answer_f1 for row in rows]),
+            "generated_citations_relevant": mean([row.generated_cited_relevant for row in rows]),
             "faithfulness": mean([row.faithfulness for row in rows]),
             "correctness": mean([row.correctness for row in rows]),
         }
@@ -224,21 +354,21 @@ def answers_markdown(results: list[AnswerResult]) -> str:
     if not results:
         return "No eval set with answers.jsonl."
 
-    def cell(text: str) -> str:
-        return " ".join(text.split()).replace("|", "/")[:160]
-
     def score(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f}"
 
+    def verdict(value: bool | None) -> str:
+        return "-" if value is None else "yes" if value else "no"
+
     rows = "".join(
         f"| {r.eval_set} | {r.query_id} | {cell(r.question)} | {cell(r.answer)} | {r.answer_f1:.2f} | "
-        f"{r.context_containment:.2f} | {cell(r.generated_answer or r.llm_error or '-')} | "
+        f"{verdict(r.cited_relevant)} | {r.context_containment:.2f} | {cell(r.generated_answer or r.llm_error or '-')} | "
         f"{score(r.faithfulness)} | {score(r.correctness)} | {cell('; '.join(r.generated_citations or r.citations) or '-')} |\n"
         for r in results
     )
     return (
-        "| set | id | question | extractive answer | F1 | containment | LLM answer | faithful | correct | cited |\n"
-        "|---|---|---|---|---:|---:|---|---:|---:|---|\n" + rows
+        "| set | id | question | extractive answer | F1 | cites relevant | containment | LLM answer | faithful | correct | cited |\n"
+        "|---|---|---|---|---:|---|---:|---|---:|---:|---|\n" + rows
     )
 
 

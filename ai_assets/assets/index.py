@@ -6,6 +6,7 @@ from ai_assets.core.quality import count_mismatches
 from ai_assets.core.retrieval.search import ann_recall_at_10
 from ai_assets.core.store.indexes import build_indexes
 from ai_assets.core.store.tables import prune_sources, source_row_counts
+from ai_assets.core.store.versions import extend_hold, mark_candidate, serving_state
 from ai_assets.history import latest_metadata
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
 from ai_assets.resources import Embedders, LanceDBResource, QualityGate
@@ -25,7 +26,7 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
         ],
         group_name="index",
         kinds={"lancedb"},
-        code_version="1",
+        code_version="2",
         retry_policy=MODEL_CALL_RETRY,
         freshness_policy=freshness,
         # Re-index as soon as any source's vectors change (and only once all of them exist).
@@ -35,19 +36,23 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
                 "index_rows_match_chunks",
                 asset="search_index",
                 partitions_def=partitions.embedder,
+                # Blocking: a table that lost or kept rows is never evaluated, so never served.
+                blocking=True,
                 description="The table holds exactly one row per current chunk of every source.",
             ),
             dg.AssetCheckSpec(
                 "ann_recall",
                 asset="search_index",
                 partitions_def=partitions.embedder,
+                blocking=True,
                 description="Recall@10 of the ANN vector index against exact search is above the floor.",
             ),
         ],
         description=(
             "Full-text (BM25) and scalar indexes on an embedder's table, after compaction. The only "
-            "writer of index structures, so it never races the per-source writers. Records the "
-            "LanceDB table version that searches and evaluations read."
+            "writer of index structures, so it never races the per-source writers. The version it "
+            "builds is the candidate (a LanceDB tag): retrieval_evaluation scores it, and it is served "
+            "only once every blocking check passed (see served_index)."
         ),
     )
     def search_index(
@@ -59,6 +64,7 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
         started = time.perf_counter()
         with permanent_errors_fail_once():
             table = lancedb.table(embedders.spec(context.partition_key))
+            version_before = table.version
             # A source folder that was removed lost its partition (source_sensor, `ai-assets build`);
             # its rows go here, the one writer that sees every source.
             pruned = prune_sources(table, set(context.instance.get_dynamic_partitions(SOURCE_DIMENSION)))
@@ -66,6 +72,10 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
                 context.log.info(f"deleted {rows} rows of removed source {source!r}")
             report = build_indexes(table, ann_min_rows=lancedb.ann_min_rows)
             recall = ann_recall_at_10(table)
+            mark_candidate(table, report.version)
+            if not pruned:  # only compaction and indexes were written: a held candidate stays held
+                extend_hold(table, version_before)
+        serving = serving_state(table)
         counts = source_row_counts(table)
         rows_by_source = "| source | rows |\n|---|---:|\n" + "".join(
             f"| {source} | {count} |\n" for source, count in sorted(counts.items())
@@ -102,6 +112,9 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
             metadata={
                 "rows": report.rows,
                 "table_version": report.version,
+                "candidate_version": report.version,
+                "served_version": serving.served if serving.served is not None else "none",
+                "serving": serving.describe(),
                 "sources": len(counts),
                 "removed_sources": ", ".join(pruned) or "none",
                 "rows_deleted_of_removed_sources": sum(pruned.values()),

@@ -6,7 +6,7 @@ from ai_assets.resources import Embedders
 
 
 @dg.asset(
-    deps=["retrieval_evaluation", "answer_evaluation"],
+    deps=["served_index", "answer_evaluation"],
     group_name="evaluation",
     kinds={"python"},
     code_version="1",
@@ -14,8 +14,8 @@ from ai_assets.resources import Embedders
     automation_condition=dg.AutomationCondition.eager(),
     description=(
         "Every enabled embedder x eval set x search mode in one table: nDCG@10, recall@100, MRR@10, "
-        "query latency, answer F1 and context containment, and index size. Read it before switching "
-        "models; it is rebuilt whenever an evaluation is."
+        "query latency, answer F1 and context containment, and index size, of the version each "
+        "embedder serves. Read it before switching models; it is rebuilt whenever an evaluation is."
     ),
 )
 def model_leaderboard(context: dg.AssetExecutionContext, embedders: Embedders) -> dg.Output[list[LeaderboardRow]]:

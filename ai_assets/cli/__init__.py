@@ -1,4 +1,4 @@
-"""`ai-assets`: build, search, trace, roll back, import BEIR datasets, report evaluations, and doctor.
+"""`ai-assets`: build, search, ask, trace, promote and roll back, import BEIR datasets, report evaluations, doctor.
 
 Honours ``AI_ASSETS_DATA_DIR`` (default ``./data``) and ``DAGSTER_HOME`` (default
 ``<data dir>/dagster_home``), so runs started here are the ones the Dagster UI shows. Each
@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Sequence
 
 from ai_assets.cli import (
+    answer_commands,
     build_commands,
     data_commands,
     doctor_commands,
@@ -27,7 +28,10 @@ from ai_assets.settings import SettingsError, load_settings, unknown_variables
 
 __all__ = ["INSTANCE_YAML", "CliError", "dagster_instance", "main"]
 
-COMMAND_GROUPS = (build_commands, search_commands, index_commands, data_commands, quarantine_commands, doctor_commands)
+COMMAND_GROUPS = (
+    build_commands, search_commands, answer_commands, index_commands, data_commands, quarantine_commands,
+    doctor_commands,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""What several commands share: errors for the user, the embedders, a searcher over a table."""
+"""What several commands share: errors for the user, the embedders, a searcher over a table version."""
 
 from __future__ import annotations
 
@@ -49,21 +49,52 @@ def query_text(value: str) -> str:
     return value
 
 
-def open_searcher(settings: Settings, embedder_name: str | None, sources: Sequence[str] | None = None):
-    """A searcher over the embedder's table; every source asked for must be in it."""
+def add_version_argument(parser) -> None:
+    parser.add_argument(
+        "--version", default="served", metavar="served|latest|N",
+        help="table version to read: the served one (default), the latest written, or a version number",
+    )
+
+
+def open_searcher(
+    settings: Settings, embedder_name: str | None, version: str = "served", sources: Sequence[str] | None = None
+):
+    """A searcher over the embedder's table pinned to ``version`` (see ``add_version_argument``);
+    every source asked for must be in it."""
     from ai_assets.core.retrieval.search import Searcher
     from ai_assets.core.store.tables import source_row_counts, sql_literal
+    from ai_assets.core.store.versions import NoServedVersion, parse_version_selector
     from ai_assets.resources import lancedb_from_settings
 
+    selector = parse_version_selector(version)
     check_storage(settings)
     embedder = embedders(settings).get(enabled_embedder(settings, embedder_name))
-    table = lancedb_from_settings(settings).table(embedder.spec, create=False)
+    try:
+        table = lancedb_from_settings(settings).table_at(embedder.spec, selector)
+    except NoServedVersion as error:
+        raise CliError(str(error)) from None
     missing = [source for source in sources or [] if not table.count_rows(f"source = {sql_literal(source)}")]
     if missing:
         # Only on this error path is the whole source column read, to list what there is.
         known = ", ".join(sorted(source_row_counts(table))) or "none yet (run `ai-assets build`)"
         raise CliError(f"no source {', '.join(map(repr, missing))} in table {table.name}; known sources: {known}")
     return Searcher(table, embedder)
+
+
+def serving_note(settings: Settings, searcher) -> str | None:
+    """A line for stderr when what is read is not everything written: a candidate not served yet,
+    or another version than the served one."""
+    from ai_assets.core.store.versions import serving_state
+    from ai_assets.resources import lancedb_from_settings
+
+    state = serving_state(lancedb_from_settings(settings).table(searcher.embedder.spec, create=False))
+    read = searcher.table.version
+    if read != state.served:
+        served = f"v{state.served}" if state.served is not None else "nothing"
+        return f"note: reading {state.table} v{read}, which is not the served version (serving {served})"
+    if state.candidate is not None and state.candidate != state.served:
+        return f"note: {state.describe()}; `ai-assets promote --list` says why"
+    return None
 
 
 def print_leaderboard(rows: Sequence[Any]) -> None:

@@ -18,7 +18,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     beir.add_argument("--overwrite", action="store_true", help="replace an existing source/eval set")
     beir.set_defaults(handler=import_beir_command)
 
-    report = commands.add_parser("report", help="print the latest retrieval evaluation")
+    report = commands.add_parser("report", help="print the model leaderboard: the served versions' scores")
     report.add_argument("--json", action="store_true", help="print JSON")
     report.set_defaults(handler=report_command)
 

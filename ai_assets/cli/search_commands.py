@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
-from ai_assets.cli.common import CliError, open_searcher, query_text
+from ai_assets.cli.common import CliError, add_version_argument, open_searcher, query_text, serving_note
 from ai_assets.core.retrieval.search import SEARCH_MODES
 from ai_assets.settings import Settings
 
@@ -18,6 +19,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--embedder", help="embedder name (default: the first enabled)")
     search.add_argument("--source", action="append", help="only chunks of this source (repeatable)")
     search.add_argument("--json", action="store_true", help="print JSON")
+    add_version_argument(search)
     search.set_defaults(handler=search_command)
 
     trace = commands.add_parser("trace", help="where each retrieved chunk came from")
@@ -28,14 +30,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     trace.add_argument("--embedder", help="embedder name (default: the first enabled)")
     trace.add_argument("--source", action="append", help="only chunks of this source (repeatable)")
     trace.add_argument("--json", action="store_true", help="print JSON")
+    add_version_argument(trace)
     trace.set_defaults(handler=trace_command)
 
 
 def search_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.k < 1:
         raise CliError("--k must be at least 1")
-    searcher = open_searcher(settings, args.embedder, args.source)
+    searcher = open_searcher(settings, args.embedder, args.version, args.source)
     hits = searcher.search(args.query, mode=args.mode, limit=args.k, sources=args.source)
+    note = serving_note(settings, searcher)
+    if note:
+        print(note, file=sys.stderr)
     if args.json:
         print(json.dumps([hit.model_dump() for hit in hits], indent=2))
         return 0
@@ -56,7 +62,7 @@ def trace_command(args: argparse.Namespace, settings: Settings) -> int:
 
     if (args.query is None) == (args.chunk is None):
         raise CliError("give either a QUERY or --chunk CHUNK_ID")
-    searcher = open_searcher(settings, args.embedder, args.source)
+    searcher = open_searcher(settings, args.embedder, args.version, args.source)
     if args.chunk:
         hit = fetch_chunk(searcher.table, args.chunk)
         if hit is None:

@@ -119,8 +119,10 @@ def quality_gate_failures(
     metric: str,
     floor: float,
     max_drop: float,
+    baseline: str = "the previous evaluation",
 ) -> list[GateFailure]:
-    """Scores below the floor, or more than ``max_drop`` below the previous evaluation of the same set and mode."""
+    """Scores below the floor, or more than ``max_drop`` below ``previous`` (the ``baseline``'s
+    scores) on the same set and mode."""
     before = {(row["eval_set"], row["mode"]): float(row[metric]) for row in previous}  # type: ignore[arg-type]
     failures = []
     for row in current:
@@ -132,7 +134,7 @@ def quality_gate_failures(
             failures.append(
                 GateFailure(
                     str(key[0]), str(key[1]), metric, value, before[key],
-                    f"dropped more than {max_drop} from the previous evaluation",
+                    f"dropped more than {max_drop} below {baseline}",
                 )
             )
     return failures

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from ai_assets.core.evaluation.answers import AnswerResult, with_llm_judgment
-from ai_assets.core.llm import GeneratedAnswer, InvalidReply, JudgeVerdict, generate_answer, structured_reply
+from ai_assets.core.answering.generated import GeneratedAnswer, generate_answer
+from ai_assets.core.evaluation.answers import AnswerResult, JudgeVerdict, with_llm_judgment
+from ai_assets.core.llm import InvalidReply, structured_reply
 from ai_assets.core.retrieval.search import SearchHit
 
 
@@ -46,11 +47,12 @@ def test_invalid_replies_are_retried_with_the_error_then_raise() -> None:
         structured_reply(ScriptedChat(["{}", "[]", "nope"]), "system", "user", JudgeVerdict)
 
 
-def test_generated_answer_keeps_only_citations_of_given_passages() -> None:
-    chat = ScriptedChat([json.dumps({"answer": "Use max_retries.", "cited_chunk_ids": ["c1", "invented"]})])
-    answer = generate_answer(chat, "how to retry?", [hit("c1", "Set max_retries."), hit("c2", "Other.")])
-    assert answer == GeneratedAnswer(answer="Use max_retries.", cited_chunk_ids=["c1"])
-    assert "[c1] (s/c1)\nSet max_retries." in chat.prompts[0]
+def test_generated_answer_cites_given_passages_inline_and_drops_invented_ones() -> None:
+    chat = ScriptedChat([json.dumps({"answer": "Use max_retries [2][7]. Retries back off [1]."})])
+    passages = [hit("c1", "Retries back off."), hit("c2", "Set max_retries.")]
+    answer = generate_answer(chat, "how to retry?", passages)
+    assert answer == GeneratedAnswer(answer="Use max_retries [2]. Retries back off [1].", cited=[2, 1])
+    assert "[1] t (s/c1)\nRetries back off.\n\n[2] t (s/c2)\nSet max_retries." in chat.prompts[0]
 
 
 def test_judgment_is_added_or_the_failure_recorded() -> None:
@@ -60,7 +62,7 @@ def test_judgment_is_added_or_the_failure_recorded() -> None:
     )
     hits = [hit("c1", "Set max_retries on the job.")]
     good = ScriptedChat([
-        json.dumps({"answer": "Set max_retries on the job.", "cited_chunk_ids": ["c1"]}),
+        json.dumps({"answer": "Set max_retries on the job [1]."}),
         json.dumps({"faithfulness": 1.0, "correctness": 0.9, "explanation": "matches"}),
     ])
     judged = with_llm_judgment(base, good, hits)
@@ -68,4 +70,4 @@ def test_judgment_is_added_or_the_failure_recorded() -> None:
     assert judged.generated_cited_chunk_ids == ["c1"] and judged.llm_error is None
 
     failed = with_llm_judgment(base, ScriptedChat(["junk"] * 3), hits)
-    assert failed.llm_error and "GeneratedAnswer" in failed.llm_error and failed.faithfulness is None
+    assert failed.llm_error and "AnswerReply" in failed.llm_error and failed.faithfulness is None

@@ -32,7 +32,6 @@ from ai_assets.core.documents.model import (
 from ai_assets.core.documents.parsing import ParseJob, ParseOutcome, available_cores, parse_files
 from ai_assets.core.documents.text import decode_text
 
-
 UNSUPPORTED_TYPE = "unsupported file type"
 
 

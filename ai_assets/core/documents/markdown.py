@@ -10,7 +10,13 @@ from datetime import date, datetime
 import yaml
 from markdown_it import MarkdownIt
 
-from ai_assets.core.documents.model import ParsedBlock, ParsedDocument, UnreadableDocument, section_path, under_heading
+from ai_assets.core.documents.model import (
+    ParsedBlock,
+    ParsedDocument,
+    UnreadableDocument,
+    section_path,
+    under_heading,
+)
 from ai_assets.core.documents.text import decode_text
 
 # Front matter opens the file with a line of three dashes and closes with `---` or `...`.

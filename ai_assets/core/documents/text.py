@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import re
 
-from ai_assets.core.documents.model import ParsedBlock, ParsedDocument, UnreadableDocument, section_path, under_heading
+from ai_assets.core.documents.model import (
+    ParsedBlock,
+    ParsedDocument,
+    UnreadableDocument,
+    section_path,
+    under_heading,
+)
 
 # Characters reStructuredText accepts as section adornment.
 _RST_ADORNMENT = re.compile(r"^([=\-~^*#+`:'\"_.!$%&,;<>?@\\|/])\1{2,}\s*$")

@@ -280,7 +280,7 @@ class Searcher:
         try:
             return self.embedder.embed(texts)
         except InputTooLong:
-            return self.embedder.embed([self._clipped(text) for text in texts])
+            return self.embedder.embed([self.clipped(text) for text in texts])
 
     def encode_query(self, query: str) -> np.ndarray:
         """The vector of one query, by the embedder's path for a lone text (see ``Embedder.embed_query``).
@@ -292,11 +292,11 @@ class Searcher:
         try:
             return self.embedder.embed_query(text)
         except InputTooLong:
-            return self.embedder.embed_query(self._clipped(text))
+            return self.embedder.embed_query(self.clipped(text))
 
-    def _clipped(self, query: str) -> str:
-        # Queries are short; a query longer than the window is cut to its first words
-        # rather than refused, since it only steers the search.
+    def clipped(self, query: str) -> str:
+        """The query as the model reads it: itself when it fits the window; else cut to its first
+        words rather than refused, since it only steers the search (queries are short)."""
         return _clip_words(query, self.embedder.max_text_tokens, self.embedder)
 
     def search(

@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from lancedb.index import FTS, BTree, HnswSq, IvfFlat
 from lancedb.table import Table
+
+from ai_assets.core.store.versions import DEFAULT_VERSION_RETENTION, cleanup_window, tagged_version_timestamps
 
 
 @dataclass(frozen=True)
@@ -57,13 +60,17 @@ def exact_index_config() -> IvfFlat:
     return IvfFlat(distance_type="cosine", num_partitions=1)
 
 
-def build_indexes(table: Table, ann_min_rows: int | None = None) -> IndexReport:
+def build_indexes(
+    table: Table, ann_min_rows: int | None = None, version_retention: timedelta = DEFAULT_VERSION_RETENTION
+) -> IndexReport:
     """Compaction plus full-text, scalar and vector indexes: the exact vector index below
     ``ann_min_rows`` rows, the ANN index from there on (it replaces the exact one).
 
     This is the only writer of index structures. A table whose indexes already cover every row
     and that needs no compaction is left alone, so rebuilding an unchanged knowledge base
-    writes nothing.
+    writes nothing. Compaction deletes the files of untagged versions older than
+    ``version_retention`` and older than every tagged one: the served version, the candidate
+    and the recently served ones stay readable however old they are.
     """
     existing = {index.name: index for index in table.list_indices()}
     missing = [name for name in SEARCH_INDEXES if name not in existing]
@@ -87,7 +94,8 @@ def build_indexes(table: Table, ann_min_rows: int | None = None) -> IndexReport:
             # fragments that different deltas of a vector index cover, so they would pile up.
             # Meanwhile searches scan, which is as exact.
             table.drop_index(EXACT_VECTOR_INDEX)
-        table.optimize()  # compacts fragments and folds new rows into the existing indexes
+        # Compacts fragments, folds new rows into the existing indexes, prunes old versions.
+        table.optimize(cleanup_older_than=cleanup_window(tagged_version_timestamps(table), version_retention))
         for name in missing:
             column, config = SEARCH_INDEXES[name]
             table.create_index(column, config=config(), name=name, replace=True)

@@ -345,3 +345,31 @@ def open_journal(db: DBConnection, spec: EmbedderSpec) -> Table:
     ):
         db.drop_table(name)  # a journal of an earlier layout; at worst, an interrupted run re-embeds
     return _open_verified(db, name, spec, journal_schema(spec))
+
+
+def query_cache_name(embedder: str) -> str:
+    return f"query_vectors__{embedder}"
+
+
+def query_cache_schema(spec: EmbedderSpec) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("text_hash", pa.string(), nullable=False),  # of the exact text sent to the model
+            pa.field("text", pa.string()),
+            vector_field(spec),
+        ],
+        metadata=table_metadata(spec),
+    )
+
+
+def open_query_cache(db: DBConnection, spec: EmbedderSpec) -> Table:
+    """Vectors a paid embedder returned for evaluation texts, keyed by model and dimensions (the
+    table's verified metadata) and text (its hash). A cache of another model or size is dropped:
+    it only saves requests."""
+    name = query_cache_name(spec.name)
+    if name in db.table_names(limit=None):
+        try:
+            verify_table(db.open_table(name), spec)
+        except TableMismatch:
+            db.drop_table(name)
+    return _open_verified(db, name, spec, query_cache_schema(spec))

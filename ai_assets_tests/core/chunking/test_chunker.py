@@ -10,7 +10,13 @@ import pytest
 from ai_assets.core.chunking.chunker import TOKENIZE_BATCH, ChunkerConfig, chunk_document, chunk_documents
 from ai_assets.core.documents.folders import LocalSourceFolders
 from ai_assets.core.documents.loading import load_source
-from ai_assets.core.documents.model import Document, ParsedBlock, ParsedDocument, assemble_document, content_hash
+from ai_assets.core.documents.model import (
+    Document,
+    ParsedBlock,
+    ParsedDocument,
+    assemble_document,
+    content_hash,
+)
 from ai_assets.core.embedding.base import MINILM
 from ai_assets.core.embedding.tokenizer import minilm_tokenizer
 

@@ -14,7 +14,13 @@ import lancedb
 import pyarrow as pa
 
 from ai_assets.core.embedding.base import MINILM
-from ai_assets.core.store.tables import chunk_schema, journal_schema, open_journal, open_table, source_row_counts
+from ai_assets.core.store.tables import (
+    chunk_schema,
+    journal_schema,
+    open_journal,
+    open_table,
+    source_row_counts,
+)
 from ai_assets_tests.s3_server import S3Server
 
 WRITERS = 3
