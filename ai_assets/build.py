@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -80,6 +79,7 @@ def run_build(
     force: bool = False,
     build_id: str | None = None,
     on_step: Callable[[StepState], None] = lambda _: None,
+    data_dir: str | None = None,
 ) -> BuildReport:
     """Ingest and embed every source, then index and evaluate every embedder: each run only when
     its assets are missing or stale, or an upstream run of this build changed something (all with ``force``).
@@ -126,7 +126,8 @@ def run_build(
         on_step(StepState(number, label, "pending"))
     run_tags = {
         BUILD_TAG: build_id or uuid.uuid4().hex,
-        DATA_DIR_TAG: str(Path(source_files.data_dir).resolve()),
+        # The data dir (Settings.data_dir) it builds: what the data dir's build lock proves dead.
+        **({DATA_DIR_TAG: data_dir} if data_dir else {}),
         **ProcessIdentity.current().tags(),
     }
 

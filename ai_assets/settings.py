@@ -293,13 +293,21 @@ class Settings(BaseSettings):
 
     @property
     def machine_state_dir(self) -> Path:
-        """What this machine keeps for this data dir that cannot live in a bucket (the build lock,
-        the default Dagster instance): the data dir itself when it is local, else one folder per
-        data URI in this user's state directory."""
-        if not self.data_is_remote:
-            return Path(self.data_dir)
+        """Where this machine keeps what belongs to this data dir but cannot live in a bucket (the
+        build lock): the data dir itself when it is local."""
+        return Path(self.data_dir) if not self.data_is_remote else self._user_state("builds")
+
+    @property
+    def default_dagster_home(self) -> Path:
+        """``<data dir>/dagster_home`` for a local data dir. A bucket cannot hold a Dagster instance,
+        so with object storage it is this user's state directory, one per data URI: every working
+        directory of this machine then finds the same runs; a team sets DAGSTER_HOME to a
+        ``dagster.yaml`` on PostgreSQL instead (docs/deployment.md)."""
+        return Path(self.data_dir) / "dagster_home" if not self.data_is_remote else self._user_state("dagster_home")
+
+    def _user_state(self, kind: str) -> Path:
         state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-        return state / "ai_assets" / re.sub(r"[^A-Za-z0-9._-]+", "_", self.data_dir)
+        return state / "ai_assets" / kind / re.sub(r"[^A-Za-z0-9._-]+", "_", self.data_dir)
 
     @property
     def sources_location(self) -> str:

@@ -50,8 +50,8 @@ def openai_env(server: OpenAIServer, data_dir: Path, monkeypatch: pytest.MonkeyP
 
 def embedding_texts(settings: Settings) -> dict[str, str]:
     """chunk id -> the text sent to the model, from the chunk files document_chunks wrote."""
-    files = (settings.data_dir / "chunks" / "document_chunks").glob("*.parquet")
-    return {chunk.chunk_id: chunk.embedding_text for path in files for batch in ChunkFile(path).batches(1000) for chunk in batch}
+    files = (Path(settings.chunks_location) / "document_chunks").glob("*.parquet")
+    return {chunk.chunk_id: chunk.embedding_text for path in files for batch in ChunkFile(str(path)).batches(1000) for chunk in batch}
 
 
 def chunk_embedding_metadata(instance: dg.DagsterInstance, source: str, embedder: str) -> dict:

@@ -81,7 +81,7 @@ def worker_build(args: argparse.Namespace, settings: Settings) -> int:
     print(f"dagster instance: {os.environ['DAGSTER_HOME']}  embedders: {', '.join(settings.embedders)}")
     report = run_build(
         build_definitions(settings), instance, settings.embedders, args.source, force=args.force,
-        build_id=args.build_id, on_step=on_step,
+        build_id=args.build_id, on_step=on_step, data_dir=settings.data_dir,
     )
     if not report.ok:
         print(f"build failed: {len(report.failures)} of {len(report.runs)} runs failed:", file=sys.stderr)

@@ -29,19 +29,11 @@ run_monitoring:
 """
 
 
-def default_dagster_home(settings: Settings) -> Path:
-    """``<data dir>/dagster_home`` for a local data dir. A bucket cannot hold a Dagster instance,
-    so with object storage it is this user's state directory, one per data URI: every working
-    directory of this machine then finds the same runs; a team sets DAGSTER_HOME to a
-    ``dagster.yaml`` on PostgreSQL instead (docs/deployment.md)."""
-    return settings.machine_state_dir / "dagster_home"
-
-
 def dagster_instance(settings: Settings, create: bool):
-    """The persistent Dagster instance: ``DAGSTER_HOME``, else ``default_dagster_home``."""
+    """The persistent Dagster instance: ``DAGSTER_HOME``, else ``Settings.default_dagster_home``."""
     import dagster as dg
 
-    home = Path(os.environ.get("DAGSTER_HOME") or default_dagster_home(settings)).resolve()
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.default_dagster_home).resolve()
     if not home.is_dir():
         if not create:
             raise CliError(f"no Dagster instance at {home}: run `ai-assets build` first (or set DAGSTER_HOME)")

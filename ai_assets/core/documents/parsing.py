@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,21 @@ Parser = Callable[[str, bytes], ParsedDocument]  # (format, bytes): a module-lev
 # Imported once by the forkserver, so a new worker starts with every parser loaded.
 _PRELOAD = ["ai_assets.core.documents.formats", *sorted({module for module, _ in PARSERS.values()})]
 _STOP_SECONDS = 5.0
+
+
+# The forkserver listens on a Unix socket at <temp dir>/pymp-XXXXXXXX/listener-XXXXXXXX, and the
+# kernel caps such a path at 107 bytes: with a longer TMPDIR it cannot start ("AF_UNIX path too long").
+_FORKSERVER_MAX_TEMP_DIR = 70
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """The forkserver's context; spawn where the temp dir's path is too long for its socket
+    (each spawned worker then imports the parsers itself: slower to start, same results)."""
+    if len(tempfile.gettempdir()) > _FORKSERVER_MAX_TEMP_DIR:
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    return context
 
 
 class ParsingUnavailable(RuntimeError):
@@ -68,9 +84,7 @@ def parse_files(
 ) -> Iterator[ParseOutcome]:
     """An outcome for every job, in the order they finish. ``jobs`` is read lazily, one job per
     idle worker, so only the files being parsed are held in memory."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(_PRELOAD)
-    pool = _Pool(context, max(1, workers), parser)
+    pool = _Pool(worker_context(), max(1, workers), parser)
     pending = iter(jobs)
     exhausted = False
     try:

@@ -48,3 +48,14 @@ def pid_parser(format_name: str, data: bytes) -> ParsedDocument:
     time.sleep(0.05)  # long enough that one worker cannot take every file alone
     parsed = parse_document(format_name, data)
     return parsed.model_copy(update={"metadata": {"pid": str(os.getpid())}})
+
+
+def test_a_temp_dir_too_long_for_the_forkserver_socket_still_parses(tmp_path, monkeypatch) -> None:
+    # A forkserver's Unix socket lives under the temp dir, and the kernel caps that path at 107
+    # bytes; a deep TMPDIR (a CI's or a container's) must not stop ingestion.
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr("tempfile.tempdir", str(deep))
+    jobs = [ParseJob(f"f{i}.md", "markdown", f"# T{i}\n\nbody".encode()) for i in range(3)]
+    outcomes = list(parse_files(jobs, workers=2, timeout_seconds=30))
+    assert sorted(outcome.parsed.title for outcome in outcomes if outcome.parsed) == ["T0", "T1", "T2"]
