@@ -98,7 +98,7 @@ def test_parallel_partitioned_build_on_postgres_with_a_model_pool(
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         instance.add_dynamic_partitions(SOURCE_DIMENSION, list(SOURCES))
-        # The deployment step the README gives: set the pool's limit once, explicitly (runs that
+        # The deployment step docs/deployment.md gives: set the pool's limit once, explicitly (runs that
         # first meet a pool at the same moment race to insert its default limit).
         subprocess.run(
             [str(Path(sys.executable).parent / "dagster"), "instance", "concurrency", "set", MODEL_POOL,

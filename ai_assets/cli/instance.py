@@ -9,7 +9,7 @@ from ai_assets.cli.common import CliError
 from ai_assets.settings import Settings
 
 INSTANCE_YAML = """\
-# Written by `ai-assets build`; see the README for a Postgres-backed production instance.
+# Written by `ai-assets build`; docs/deployment.md has a PostgreSQL-backed production instance.
 telemetry:
   enabled: false
 # Freshness policies (search_index, evaluations) are evaluated by the daemon only when enabled.

@@ -20,7 +20,7 @@ from typing import Literal, get_args
 #   (the same vectors, 7-11% faster in bench/encoders.py's two runs: 2.31 vs 2.08 x fp32);
 # - auto: bf16-autocast where the CPU computes bfloat16 natively, else fp32-onnx. bf16 is faster
 #   still, but lost 0.0033 nDCG@10 on dbpedia against fp32, past the 0.002 the default may lose
-#   (README, "The local encoder"); bf16-autocast lost 0.0012 / 0.0002. Without native bf16,
+#   (bench/RESULTS.md, "The local encoder"); bf16-autocast lost 0.0012 / 0.0002. Without native bf16,
 #   bfloat16 is emulated (bf16-autocast ran at 0.12x fp32 on that AVX2 CPU).
 # bench/encoders.py measures them against each other (speed, cosine to fp32, nDCG@10).
 LocalPrecision = Literal["auto", "fp32", "fp32-onnx", "bf16", "bf16-autocast"]

@@ -90,5 +90,5 @@ class Fusion(BaseModel):
 # Chosen leave-one-set-out with bench/fusion.py: the best hybrid on msmarco's queries is convex
 # 0.9 and so is the best on dbpedia's, so each set is scored with a weight its own queries did
 # not choose (msmarco 0.7994 vs dense 0.7960; dbpedia 0.5094 vs dense 0.5130). On docs_qa it
-# gives 0.9686 (dense 0.9398, fts 0.9521). The README tells how this replaced convex 0.7.
+# gives 0.9686 (dense 0.9398, fts 0.9521). docs/evaluation.md tells how it was chosen.
 DEFAULT_FUSION = Fusion(method="convex", dense_weight=0.9)
