@@ -11,10 +11,10 @@ import json
 from collections.abc import Sequence
 
 import dagster as dg
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from ai_assets.core.documents.fingerprints import SourceFingerprint, source_changes
 from ai_assets.core.documents.folders import SourcesUnavailable
+from ai_assets.dagster_tags import DATA_VERSION_TAG
 from ai_assets.history import latest_metadata
 from ai_assets.partitions import SOURCE_DIMENSION, source_partitions
 from ai_assets.resources import SourceFiles

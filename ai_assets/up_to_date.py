@@ -18,14 +18,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
-from dagster._core.definitions.data_version import CODE_VERSION_TAG
-from dagster._core.event_api import PartitionKeyFilter
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from ai_assets.assets.check_outcomes import FAILED_ERROR_CHECKS
 from ai_assets.assets.evaluations import EVAL_SETS_FINGERPRINT
 from ai_assets.automation import CONTENT_FINGERPRINT
 from ai_assets.core.store.tables import sql_literal
 from ai_assets.core.store.versions import serving_state
+from ai_assets.dagster_tags import CODE_VERSION_TAG
 from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB
 from ai_assets.history import latest_materialization, metadata_values
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, source_embedder_key
@@ -127,23 +126,9 @@ class UpToDate:
             return f"{asset} has a new code version"
         if any(parent is not None and parent.storage_id > current.storage_id for parent in upstream):
             return f"{asset} is older than its inputs"
-        failed = self._failed_error_check(asset, partition)
-        return f"check {failed} failed last time" if failed else None
-
-    def _failed_error_check(self, asset: str, partition: str | None) -> str | None:
-        check_keys = list(self._graph.get(dg.AssetKey(asset)).check_keys)
-        if not check_keys:
-            return None
-        latest = self._instance.event_log_storage.get_latest_asset_check_execution_by_key(
-            check_keys, partition_filter=PartitionKeyFilter(key=partition) if partition else None
-        )
-        for key, record in latest.items():
-            if record.status != AssetCheckExecutionRecordStatus.FAILED or record.event is None:
-                continue
-            evaluation = record.event.dagster_event.event_specific_data  # type: ignore[union-attr]
-            if getattr(evaluation, "severity", dg.AssetCheckSeverity.ERROR) == dg.AssetCheckSeverity.ERROR:
-                return key.name
-        return None
+        # Recorded by the asset itself (assets/check_outcomes.py): the error checks it failed.
+        failed = current.metadata.get(FAILED_ERROR_CHECKS) or []
+        return f"check {failed[0]} failed last time" if failed else None
 
     def _ingest_reason(self, source: str) -> str | None:
         reason = self._stale("source_documents", source) or self._stale(

@@ -11,9 +11,11 @@ import lancedb
 import pytest
 
 from ai_assets import history
+from ai_assets.assets.check_outcomes import failed_error_checks
 from ai_assets.build import BuildReport, run_build
 from ai_assets.core.embedding.base import MINILM
 from ai_assets.core.store.tables import open_table, scan, source_row_counts
+from ai_assets.dagster_tags import CODE_VERSION_TAG
 from ai_assets.definitions import build_definitions
 from ai_assets.settings import Settings
 
@@ -117,6 +119,26 @@ def test_build_reruns_what_changed_outside_dagster(settings: Settings, instance:
     rechunked = build(smaller, instance)
     assert [job for job, _ in ran(rechunked)].count("ingest_source_job") == 2
     assert latest_metadata(instance, "document_chunks", "alpha")["documents_reused"] == 0
+
+
+def test_a_step_whose_error_check_failed_last_time_runs_again(settings: Settings, instance: dg.DagsterInstance) -> None:
+    build(settings, instance)
+    # The latest document_chunks of alpha says its error check failed (as the asset records it),
+    # at the current code version: only that check can be why the next build re-ingests alpha.
+    code_version = build_definitions(settings).resolve_asset_graph().get(dg.AssetKey("document_chunks")).code_version
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            "document_chunks",
+            partition="alpha",
+            metadata=failed_error_checks([dg.AssetCheckResult(check_name="chunk_tokens_within_window", passed=False)]),
+            tags={CODE_VERSION_TAG: str(code_version)},
+        )
+    )
+    lines: list[str] = []
+    report = run_build(build_definitions(settings), instance, settings.embedders, echo=lines.append)
+    assert report.ok, report.failures
+    assert ("ingest_source_job", "alpha") in ran(report) and ("ingest_source_job", "beta") not in ran(report)
+    assert any("check chunk_tokens_within_window failed last time" in line for line in lines), lines
 
 
 def test_edit_one_document_reembeds_only_its_changed_chunks(

@@ -2,6 +2,7 @@ import time
 
 import dagster as dg
 
+from ai_assets.assets.check_outcomes import failed_error_checks
 from ai_assets.core.chunking.chunker import Chunk
 from ai_assets.core.documents.model import SourceLoad
 from ai_assets.core.quality import chunk_quality
@@ -50,6 +51,26 @@ def document_chunks(
     token_counts = [chunk.token_count for chunk in chunks]
     config = chunker.config()
     quality = chunk_quality(chunks, config.max_tokens)
+    checks = [
+        dg.AssetCheckResult(
+            check_name="chunks_not_empty_or_duplicate",
+            passed=not (quality.empty or quality.duplicates),
+            metadata={
+                "empty_chunks": len(quality.empty),
+                "duplicate_chunk_ids": len(quality.duplicates),
+                "examples": ", ".join([*quality.empty, *quality.duplicates][:5]) or "none",
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name="chunk_tokens_within_window",
+            passed=not quality.over_window,
+            metadata={
+                "max_chunk_tokens": max(token_counts, default=0),
+                "window_tokens": config.max_tokens,
+                "chunks_over_window": len(quality.over_window),
+            },
+        ),
+    ]
     yield dg.Output(
         chunks,
         metadata={
@@ -68,26 +89,10 @@ def document_chunks(
             "chunks_with_page": sum(1 for chunk in chunks if chunk.page is not None),
             "seconds": round(seconds, 3),
             "sample": dg.MetadataValue.md(chunk_sample_table(chunks)),
+            **failed_error_checks(checks),
         },
     )
-    yield dg.AssetCheckResult(
-        check_name="chunks_not_empty_or_duplicate",
-        passed=not (quality.empty or quality.duplicates),
-        metadata={
-            "empty_chunks": len(quality.empty),
-            "duplicate_chunk_ids": len(quality.duplicates),
-            "examples": ", ".join([*quality.empty, *quality.duplicates][:5]) or "none",
-        },
-    )
-    yield dg.AssetCheckResult(
-        check_name="chunk_tokens_within_window",
-        passed=not quality.over_window,
-        metadata={
-            "max_chunk_tokens": max(token_counts, default=0),
-            "window_tokens": config.max_tokens,
-            "chunks_over_window": len(quality.over_window),
-        },
-    )
+    yield from checks
 
 
 SAMPLE_CHUNKS = 10

@@ -2,6 +2,7 @@ import time
 
 import dagster as dg
 
+from ai_assets.assets.check_outcomes import failed_error_checks
 from ai_assets.core.chunking.chunk_files import ChunkFile
 from ai_assets.core.quality import streamed_vector_quality
 from ai_assets.core.store.tables import read_table_metadata, sql_literal
@@ -91,26 +92,27 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
             f"source = {sql_literal(source)} AND (model != {sql_literal(embedder.spec.model)} "
             f"OR embedder != {sql_literal(embedder.spec.name)})"
         )
+        checks = [
+            dg.AssetCheckResult(
+                check_name="vectors_valid",
+                passed=quality.ok,
+                metadata={
+                    "rows": quality.rows,
+                    "wrong_dimensions": quality.wrong_dimensions,
+                    "non_finite": quality.non_finite,
+                    "bad_norm": quality.bad_norm,
+                    "min_norm": round(quality.min_norm, 5),
+                    "max_norm": round(quality.max_norm, 5),
+                },
+            ),
+            dg.AssetCheckResult(
+                check_name="table_model_matches",
+                passed=foreign_rows == 0,
+                metadata={**read_table_metadata(table), "rows_of_another_model": foreign_rows},
+            ),
+        ]
         return dg.MaterializeResult(
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="vectors_valid",
-                    passed=quality.ok,
-                    metadata={
-                        "rows": quality.rows,
-                        "wrong_dimensions": quality.wrong_dimensions,
-                        "non_finite": quality.non_finite,
-                        "bad_norm": quality.bad_norm,
-                        "min_norm": round(quality.min_norm, 5),
-                        "max_norm": round(quality.max_norm, 5),
-                    },
-                ),
-                dg.AssetCheckResult(
-                    check_name="table_model_matches",
-                    passed=foreign_rows == 0,
-                    metadata={**read_table_metadata(table), "rows_of_another_model": foreign_rows},
-                ),
-            ],
+            check_results=checks,
             metadata={
                 "chunks": result.chunks,
                 "embedded": result.embedded,
@@ -132,6 +134,7 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
                 "dimensions": embedder.spec.dimensions,
                 "table": table.name,
                 **embedder.take_usage_metadata(),
+                **failed_error_checks(checks),
             },
         )
 

@@ -3,6 +3,7 @@ from typing import Any
 
 import dagster as dg
 
+from ai_assets.assets.check_outcomes import failed_error_checks
 from ai_assets.core.answering.ask import answer_question
 from ai_assets.core.embedding.base import Embedder
 from ai_assets.core.embedding.query_cache import CachingEmbedder, is_paid
@@ -122,13 +123,15 @@ def build_evaluate_and_serve(partitions: EmbedderPartitions, freshness: dg.Fresh
         for skipped in result.scores.skipped:
             context.log.warning(f"skipped eval set {skipped}")
         context.log.info(f"{result.after.describe()}: {result.decision.reason}")
+        checks = [gate_result(result, quality_gate)]
         yield dg.MaterializeResult(
             asset_key=RETRIEVAL_EVALUATION,
             metadata={
                 **evaluation_metadata(result, source_files.eval_sets_fingerprint()),
                 **embedder.take_usage_metadata(),  # query embeddings of a paid embedder, and its cache
+                **failed_error_checks(checks),
             },
-            check_results=[gate_result(result, quality_gate)],
+            check_results=checks,
         )
         yield dg.MaterializeResult(
             asset_key=SERVED_INDEX,

@@ -2,6 +2,7 @@ import time
 
 import dagster as dg
 
+from ai_assets.assets.check_outcomes import failed_error_checks
 from ai_assets.core.quality import count_mismatches
 from ai_assets.core.retrieval.search import ann_recall_at_10
 from ai_assets.core.store.indexes import build_indexes
@@ -84,31 +85,32 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
         mismatch_table = "| source | chunks | rows |\n|---|---:|---:|\n" + "".join(
             f"| {source} | {expected} | {actual} |\n" for source, (expected, actual) in mismatches.items()
         )
+        checks = [
+            dg.AssetCheckResult(
+                check_name="ann_recall",
+                passed=recall is None or recall >= quality_gate.min_ann_recall,
+                metadata={
+                    "ann_recall@10": recall if recall is not None else "no ANN index: exact search",
+                    "floor": quality_gate.min_ann_recall,
+                },
+            ),
+            dg.AssetCheckResult(
+                check_name="index_rows_match_chunks",
+                passed=not mismatches,
+                # Rows kept for a source that came back empty are the safe default, so only
+                # a warning; any other difference means the index is wrong.
+                severity=dg.AssetCheckSeverity.WARN
+                if all(expected == 0 for expected, _ in mismatches.values())
+                else dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "rows": report.rows,
+                    "sources_mismatched": len(mismatches),
+                    "mismatches": dg.MetadataValue.md(mismatch_table if mismatches else "none"),
+                },
+            )
+        ]
         return dg.MaterializeResult(
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="ann_recall",
-                    passed=recall is None or recall >= quality_gate.min_ann_recall,
-                    metadata={
-                        "ann_recall@10": recall if recall is not None else "no ANN index: exact search",
-                        "floor": quality_gate.min_ann_recall,
-                    },
-                ),
-                dg.AssetCheckResult(
-                    check_name="index_rows_match_chunks",
-                    passed=not mismatches,
-                    # Rows kept for a source that came back empty are the safe default, so only
-                    # a warning; any other difference means the index is wrong.
-                    severity=dg.AssetCheckSeverity.WARN
-                    if all(expected == 0 for expected, _ in mismatches.values())
-                    else dg.AssetCheckSeverity.ERROR,
-                    metadata={
-                        "rows": report.rows,
-                        "sources_mismatched": len(mismatches),
-                        "mismatches": dg.MetadataValue.md(mismatch_table if mismatches else "none"),
-                    },
-                )
-            ],
+            check_results=checks,
             metadata={
                 "rows": report.rows,
                 "table_version": report.version,
@@ -127,6 +129,7 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
                 "rows_by_source": dg.MetadataValue.md(rows_by_source),
                 "table_bytes": table.stats()["total_bytes"],
                 "table_uri": f"{lancedb.uri}/{table.name}",
+                **failed_error_checks(checks),
             }
         )
 
