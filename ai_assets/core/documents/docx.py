@@ -112,6 +112,8 @@ def _paragraph(paragraph, style, default_size: float) -> _Paragraph | None:
     elif style_name == "Title":
         level = 1
     else:
+        # python-docx has no public reader of a paragraph's outline level or numbering: its XML
+        # element (`_p`, the documented way to reach what the API does not model) is read instead.
         outline = paragraph._p.find(f"{_W}pPr/{_W}outlineLvl")
         if outline is not None and (value := outline.get(f"{_W}val", "")).isdigit() and int(value) < 9:
             level = int(value) + 1

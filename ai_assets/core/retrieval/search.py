@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-from lancedb.background_loop import LOOP
 from lancedb.query import AsyncFTSQuery, MatchQuery
 from lancedb.table import AsyncTable, Table
 
@@ -17,6 +15,7 @@ from ai_assets.core.chunking.chunker import ChunkReference
 from ai_assets.core.embedding.base import Embedder, InputTooLong
 from ai_assets.core.evaluation.metrics import rank_by_score
 from ai_assets.core.retrieval.fusion import DEFAULT_FUSION, Fusion, ScoredId
+from ai_assets.core.store.async_tables import async_table, run, start
 from ai_assets.core.store.indexes import VECTOR_INDEX
 from ai_assets.core.store.tables import fixed_list_to_numpy, sql_literal
 
@@ -72,40 +71,15 @@ def source_filter(sources: Sequence[str] | None) -> str | None:
 
 
 def has_ann_index(table: Table) -> bool:
-    return _run(_lists_ann_index(_async_table(table)))
+    return run(_lists_ann_index(async_table(table)))
 
 
 async def _lists_ann_index(table: AsyncTable) -> bool:
     return VECTOR_INDEX in {index.name for index in await table.list_indices()}
 
 
-T = TypeVar("T")
-
-
-def _async_table(table: Table) -> AsyncTable:
-    """The AsyncTable under a sync LanceDB table.
-
-    Searches are built on it: a query of the sync API makes ~6 trips to LanceDB's event-loop
-    thread (three schema reads among them), ~1 ms each on these 2 cores, where the same query
-    built on the AsyncTable makes one (measured here: a dense query on a 100-row table took
-    7.6 ms p50 through the sync API and 3.6 ms through the async one). ``_table`` is not public API:
-    lancedb is pinned to 0.40.x and every search test goes through it.
-    """
-    return table._table  # noqa: SLF001
-
-
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a LanceDB coroutine on LanceDB's own event loop (the one its sync API uses) and wait."""
-    return LOOP.run(coroutine)
-
-
-def _start(coroutine: Coroutine[Any, Any, T]) -> Future[T]:
-    """Start a LanceDB coroutine on LanceDB's event loop without waiting for it."""
-    return asyncio.run_coroutine_threadsafe(coroutine, LOOP.loop)
-
-
 async def _dense_rows(
-    table: Table,
+    table: AsyncTable,
     query_vector: np.ndarray,
     limit: int,
     where: str | None,
@@ -115,7 +89,7 @@ async def _dense_rows(
 ) -> pa.Table:
     """Hit columns and ``_distance`` of the nearest rows; ``ann``: whether the table has the ANN
     index (looked up by the caller: the sync API cannot be called from inside the event loop)."""
-    query = _async_table(table).query().nearest_to(query_vector).column("vector").distance_type("cosine")
+    query = table.query().nearest_to(query_vector).column("vector").distance_type("cosine")
     if exact:
         query = query.bypass_vector_index()
     elif ann:
@@ -129,8 +103,8 @@ async def _dense_rows(
     return await query.select([*_HIT_COLUMNS, "_distance"]).limit(limit).to_arrow()
 
 
-def _fts_query(table: Table, query_text: str, where: str | None) -> AsyncFTSQuery:
-    query = _async_table(table).query().nearest_to_text(MatchQuery(query_text, "text"))
+def _fts_query(table: AsyncTable, query_text: str, where: str | None) -> AsyncFTSQuery:
+    query = table.query().nearest_to_text(MatchQuery(query_text, "text"))
     if where:
         query = query.where(where)
     return query
@@ -152,7 +126,7 @@ def dense_search(
     """Cosine search, through the ANN index when the table has one (unless ``exact``); score = cosine.
     ``ann``: whether the table has the ANN index, when the caller knows."""
     ann = not exact and (has_ann_index(table) if ann is None else ann)
-    rows = _run(_dense_rows(table, query_vector, limit, where, exact, refine_factor, ann)).to_pylist()
+    rows = run(_dense_rows(async_table(table), query_vector, limit, where, exact, refine_factor, ann)).to_pylist()
     return [_hit(row, _cosine(row)) for row in rows]
 
 
@@ -160,7 +134,7 @@ def fts_search(table: Table, query_text: str, limit: int, where: str | None = No
     """BM25 over chunk text. The query is matched as words, never parsed as query syntax."""
     if not query_text.strip():
         return []
-    rows = _run(_fts_query(table, query_text, where).select([*_HIT_COLUMNS, "_score"]).limit(limit).to_arrow())
+    rows = run(_fts_query(async_table(table), query_text, where).select([*_HIT_COLUMNS, "_score"]).limit(limit).to_arrow())
     return [_hit(row, float(row["_score"])) for row in rows.to_pylist()]
 
 
@@ -168,10 +142,10 @@ def fts_scores(
     table: Table, query_text: str, limit: int, where: str | None = None
 ) -> tuple[list[ScoredId], dict[str, int]]:
     """``fts_search``'s ranking as (chunk_id, BM25) pairs and each chunk's row id: no other column is read."""
-    return _scored_ids(_run(_fts_scores(table, query_text, limit, where)))
+    return _scored_ids(run(_fts_scores(async_table(table), query_text, limit, where)))
 
 
-async def _fts_scores(table: Table, query_text: str, limit: int, where: str | None) -> pa.Table | None:
+async def _fts_scores(table: AsyncTable, query_text: str, limit: int, where: str | None) -> pa.Table | None:
     if not query_text.strip():
         return None
     return await _fts_query(table, query_text, where).select(["chunk_id", "_score"]).with_row_id().limit(limit).to_arrow()
@@ -224,7 +198,7 @@ def hybrid_search(
     where: str | None = None,
     fusion: Fusion = DEFAULT_FUSION,
 ) -> list[SearchHit]:
-    ann = _start(_lists_ann_index(_async_table(table)))  # looked up on LanceDB's loop, meanwhile
+    ann = start(_lists_ann_index(async_table(table)))  # looked up on the search loop, meanwhile
     return _hybrid(table, lambda: query_vector, query_text, limit, where, fusion, ann)
 
 
@@ -239,18 +213,19 @@ def _hybrid(
 ) -> list[SearchHit]:
     """Fusion of the dense and full-text candidate lists; ``ann``: whether the table has the ANN index.
 
-    The full-text search starts on LanceDB's event loop before the query is encoded, so it runs
+    The full-text search starts on the search loop before the query is encoded, so it runs
     meanwhile. Its list carries ids and scores only: the rows of the few of its candidates that
     win without being dense candidates too (rare when the fusion favours dense scores) are read
     afterwards, in one read. The dense list carries whole rows: one query that reads its
     candidates' columns costs less than a second query for the winners' rows.
     """
     candidates = max(limit, HYBRID_CANDIDATES)
-    lexical_future = _start(_fts_scores(table, query_text, candidates, where))
+    reader = async_table(table)
+    lexical_future = start(_fts_scores(reader, query_text, candidates, where))
     vector = query_vector()
-    dense_rows = _run(
+    dense_rows = run(
         _dense_rows(
-            table, vector, candidates, where, exact=False, refine_factor=HYBRID_REFINE_FACTOR, ann=ann.result()
+            reader, vector, candidates, where, exact=False, refine_factor=HYBRID_REFINE_FACTOR, ann=ann.result()
         )
     ).to_pylist()
     lexical, lexical_row_ids = _scored_ids(lexical_future.result())
@@ -317,16 +292,15 @@ class Searcher:
         def vector() -> np.ndarray:
             return self.encode_query(query) if query_vector is None else query_vector
 
-        # Looked up on LanceDB's loop while the query is encoded: through the sync API, reading
+        # Looked up on the search loop while the query is encoded: through the sync API, reading
         # the table version alone took 0.9 ms p50 (3.8 ms p95) here, before anything else started.
-        ann = _start(self._has_ann_index())
+        ann = start(self._has_ann_index(async_table(self.table)))
         if mode == "dense":
             return dense_search(self.table, vector(), limit, where, ann=ann.result())
         return _hybrid(self.table, vector, query, limit, where, self.fusion, ann)
 
-    async def _has_ann_index(self) -> bool:
+    async def _has_ann_index(self, table: AsyncTable) -> bool:
         # Indexes change only with the table version, which costs less to read than the index list.
-        table = _async_table(self.table)
         version = await table.version()
         if self._ann_index is None or self._ann_index[0] != version:
             self._ann_index = (version, await _lists_ann_index(table))

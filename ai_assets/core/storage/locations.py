@@ -102,7 +102,7 @@ def filesystem(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
         return fsspec.filesystem("file"), location
     scheme = location.split("://", 1)[0]
     fs = fsspec.filesystem(scheme, **_options(location))
-    return fs, fs._strip_protocol(location)  # fsspec's own way to drop the scheme
+    return fs, fsspec.core.strip_protocol(location)
 
 
 def storage_path(location: str) -> Path:

@@ -21,6 +21,7 @@ from lancedb.db import DBConnection
 from lancedb.table import Table
 
 from ai_assets.core.embedding.base import EmbedderSpec
+from ai_assets.core.store.async_tables import remember_origin
 from ai_assets.core.hashing import sha256_hex
 from ai_assets.core.storage import filesystem, is_remote, join
 from ai_assets.core.storage.locations import SCHEME_PACKAGES
@@ -130,7 +131,8 @@ def open_table(db: DBConnection, spec: EmbedderSpec, create: bool = True) -> Tab
     name = table_name(spec.name)
     if create and name in db.table_names(limit=None):
         migrate_table(db, name, spec)
-    return _open_verified(db, name, spec, chunk_schema(spec) if create else None)
+    # Searches open the same table through LanceDB's async API: they need its database.
+    return remember_origin(_open_verified(db, name, spec, chunk_schema(spec) if create else None), db)
 
 
 def migrate_table(db: DBConnection, name: str, spec: EmbedderSpec) -> str | None:

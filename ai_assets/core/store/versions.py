@@ -23,6 +23,8 @@ from typing import Literal
 from lancedb.table import Table
 from pydantic import BaseModel
 
+from ai_assets.core.store.async_tables import pin
+
 SERVED_TAG = "served"
 CANDIDATE_TAG = "candidate"
 HELD_TAG = "held"
@@ -177,9 +179,11 @@ def checkout(table: Table, selector: VersionSelector = "served") -> int:
                 "and `--version latest` reads the unpromoted table"
             )
         table.checkout(state.served)
+        pin(table, state.served)
         return state.served
     require_version(table, selector)
     table.checkout(selector)
+    pin(table, selector)
     return selector
 
 
