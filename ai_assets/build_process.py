@@ -300,6 +300,7 @@ def supervise(
         ignore_signals()
         worker.kill()
         worker.wait()
+        restore_terminal()
         steps.finish()
         if isinstance(stop, Interrupted):
             reason, code = f"interrupted by {stop}", 128 + stop.signum
@@ -318,6 +319,7 @@ def supervise(
     steps.finish()
     code = worker.returncode
     if code < 0:
+        restore_terminal()
         reason = f"the build worker (pid {worker.pid}) was killed by {signal.Signals(-code).name}"
         echo(f"build failed: {reason}")
         end_unfinished_runs(instance, build_id, canceled=False, reason=reason, echo=echo)
@@ -329,6 +331,13 @@ def supervise(
         instance, build_id, canceled=False, reason=f"the build worker (pid {worker.pid}) exited with {code}", echo=echo
     )
     return code
+
+
+def restore_terminal() -> None:
+    """Show the cursor again: a worker killed while its progress bar was live left it hidden."""
+    if sys.stdout.isatty():
+        sys.stdout.write("\x1b[?25h")
+        sys.stdout.flush()
 
 
 def end_unfinished_runs(instance: dg.DagsterInstance, build_id: str, canceled: bool, reason: str, echo: Echo) -> None:

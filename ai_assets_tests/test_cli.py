@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,6 +59,8 @@ def test_import_build_search_report(tmp_path: Path, cli_env: dict[str, str]) -> 
     built = ai_assets("build", env=cli_env)
     assert "build complete" in built.stdout
     assert "[1/3] ingest_source_job science" in built.stdout
+    # Off a terminal, the embedding step's progress is plain lines, the last at the total.
+    assert re.search(r"embedding minilm\|science: (\d+)/\1 chunks, [\d,]+/s, done", built.stdout), built.stdout
 
     hits = json.loads(ai_assets("search", "moon gravity and the ocean", "--json", "--k", "3", env=cli_env).stdout)
     assert len(hits) == 3

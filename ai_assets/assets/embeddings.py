@@ -3,13 +3,18 @@ import time
 import dagster as dg
 
 from ai_assets.assets.check_outcomes import failed_error_checks
+from ai_assets.build_progress import report_embedding
 from ai_assets.core.chunking.chunk_files import ChunkFile
+from ai_assets.core.progress import Rate, Throttle, progress_line
 from ai_assets.core.quality import streamed_vector_quality
 from ai_assets.core.store.tables import read_table_metadata, sql_literal
 from ai_assets.core.store.writes import source_vector_batches, sync_source_embeddings
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
 from ai_assets.resources import Embedders, LanceDBResource
 from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fail_once
+
+# How often the embedding step logs its progress to the Dagster run log.
+LOG_PROGRESS_SECONDS = 5.0
 
 
 class ChunkEmbeddingsConfig(dg.Config):
@@ -65,8 +70,21 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
     ) -> dg.MaterializeResult:
         keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
         source, embedder_name = keys[SOURCE_DIMENSION], keys[EMBEDDER_DIMENSION]
+        label = f"{embedder_name}|{source}"
+        rate: Rate | None = None
+        throttle = Throttle(LOG_PROGRESS_SECONDS)
+
         def progress(done: int, total: int) -> None:
-            context.log.info(f"embedded {done}/{total} new chunks of {source} with {embedder_name}")
+            nonlocal rate
+            now = time.monotonic()
+            rate = rate or Rate(total=total, started=now)
+            rate.update(done, now)
+            # The run log (the UI's) every few seconds, not every batch; the terminal of
+            # `ai-assets build`, at each batch.
+            if throttle.due(now, final=done >= total):
+                context.log.info(progress_line(f"embedded new chunks of {label}", rate, "chunks"))
+            report_embedding(label, done, total)
+
 
         started = time.perf_counter()
         with permanent_errors_fail_once():
@@ -75,8 +93,9 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
             result = sync_source_embeddings(
                 table, source, document_chunks, embedder, context.run_id,
                 journal=lancedb.journal(embedder.spec), allow_empty=config.allow_empty_source, progress=progress,
-                # Texts per model call and journal write; the model batches within it.
-                batch_size=embedders.batch_size * 16,
+                # Texts per model call and journal write (the model batches within it), and so
+                # per progress report.
+                batch_size=embedders.batch_size * 4,
             )
         seconds = time.perf_counter() - started
         if result.kept_rows:

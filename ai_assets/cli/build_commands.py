@@ -69,7 +69,8 @@ def build_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def worker_build(args: argparse.Namespace, settings: Settings) -> int:
     from ai_assets.build import run_build
-    from ai_assets.build_process import die_with_supervisor, status_writer
+    from ai_assets.build_process import StepState, die_with_supervisor, status_writer
+    from ai_assets.build_progress import BuildProgress
     from ai_assets.definitions import build_definitions
     from ai_assets.history import evaluation_leaderboard
 
@@ -79,10 +80,16 @@ def worker_build(args: argparse.Namespace, settings: Settings) -> int:
     instance = dagster_instance(settings, create=True)
     print(f"data: {settings.data_dir}  lancedb: {settings.resolved_lancedb_uri}")
     print(f"dagster instance: {os.environ['DAGSTER_HOME']}  embedders: {', '.join(settings.embedders)}")
-    report = run_build(
-        build_definitions(settings), instance, settings.embedders, args.source, force=args.force,
-        build_id=args.build_id, on_step=on_step, data_dir=settings.data_dir,
-    )
+    with BuildProgress() as progress:
+
+        def step_changed(state: StepState) -> None:
+            on_step(state)
+            progress.on_step(state)
+
+        report = run_build(
+            build_definitions(settings), instance, settings.embedders, args.source, echo=progress.echo,
+            force=args.force, build_id=args.build_id, on_step=step_changed, data_dir=settings.data_dir,
+        )
     if not report.ok:
         print(f"build failed: {len(report.failures)} of {len(report.runs)} runs failed:", file=sys.stderr)
         for failure in report.failures:

@@ -266,6 +266,8 @@ def embed_into_journal(
     """Embed each text of ``to_embed`` once, journaling every batch; returns the tokens embedded."""
     pending: dict[str, str] = {}  # text hash -> text, waiting for a full buffer
     done, tokens = 0, 0
+    if progress and to_embed:
+        progress(0, len(to_embed))  # the total, and when the work began: what a rate is measured from
 
     def flush() -> None:
         nonlocal done, tokens
