@@ -344,10 +344,11 @@ class Settings(BaseSettings):
         return lancedb_storage_options(self.resolved_lancedb_uri, self.lancedb_storage_options)
 
 
-def load_settings() -> Settings:
-    """Settings from the environment; a bad value raises SettingsError, one line naming it."""
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, ``overrides`` (a knowledge base's YAML) taking precedence;
+    a bad value raises SettingsError, one line naming it."""
     try:
-        return Settings()
+        return Settings(**overrides)
     except ValidationError as error:
         problems = [describe_problem(problem) for problem in error.errors()]
     except pydantic_settings.SettingsError as error:

@@ -24,7 +24,7 @@ from ai_assets.cli import (
 from ai_assets.cli.common import CliError
 from ai_assets.cli.instance import INSTANCE_YAML, dagster_instance
 from ai_assets.core.embedding.openai_errors import ServiceUnavailable
-from ai_assets.settings import SettingsError, load_settings, unknown_variables
+from ai_assets.settings import Settings, SettingsError, unknown_variables
 
 __all__ = ["INSTANCE_YAML", "CliError", "dagster_instance", "main"]
 
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for warning in unknown_variables():
             print(f"ai-assets: warning: {warning}", file=sys.stderr)
     try:
-        settings = load_settings()
+        settings = knowledge_base(args.kb)
         return int(args.handler(args, settings) or 0)
     except (CliError, SettingsError, ServiceUnavailable, FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"ai-assets: error: {error}", file=sys.stderr)
@@ -55,4 +55,17 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.register(commands)
+    for command in commands.choices.values():
+        command.add_argument(
+            "--kb", metavar="NAME", default=None,
+            help="the knowledge base (a KnowledgeBase in ai_assets/defs/; default: the only one)",
+        )
     return root
+
+
+def knowledge_base(name: str | None) -> Settings:
+    """The settings of the knowledge base ``ai_assets/defs/`` declares: the environment's
+    ``AI_ASSETS_*`` variables under what its YAML sets."""
+    from ai_assets.components.knowledge_base import knowledge_base_settings
+
+    return knowledge_base_settings(name)[1]

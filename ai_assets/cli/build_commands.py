@@ -52,7 +52,10 @@ def build_command(args: argparse.Namespace, settings: Settings) -> int:
 
     check_storage(settings)
     require_sources_folder(settings.sources_location, settings.data_dir)
-    worker_args = ["build", *(f"--source={source}" for source in args.source or []), *(["--force"] if args.force else [])]
+    worker_args = [
+        "build", *(f"--source={source}" for source in args.source or []), *(["--force"] if args.force else []),
+        *([f"--kb={args.kb}"] if args.kb else []),
+    ]
     try:
         with signals_interrupt(), build_lock(settings.machine_state_dir, settings.data_dir, args.wait, echo) as lock:
             instance = dagster_instance(settings, create=True)
@@ -71,7 +74,7 @@ def worker_build(args: argparse.Namespace, settings: Settings) -> int:
     from ai_assets.build import run_build
     from ai_assets.build_process import StepState, die_with_supervisor, status_writer
     from ai_assets.build_progress import BuildProgress
-    from ai_assets.definitions import build_definitions
+    from ai_assets.graph import build_definitions
     from ai_assets.history import evaluation_leaderboard
 
     die_with_supervisor(args.supervisor_pid)

@@ -166,7 +166,7 @@ def evaluate_and_promote(settings: Settings, names: list[str]) -> int:
     from ai_assets.assets.evaluations import SERVED_INDEX
     from ai_assets.build import QUIET_RUN_CONFIG, _failure_message
     from ai_assets.cli.instance import dagster_instance
-    from ai_assets.definitions import INDEX_JOB, build_definitions
+    from ai_assets.graph import INDEX_JOB, build_definitions
     from ai_assets.history import latest_metadata
 
     instance = dagster_instance(settings, create=False)

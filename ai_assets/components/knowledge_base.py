@@ -1,0 +1,131 @@
+"""A knowledge base declared in YAML: the `KnowledgeBase` Dagster Component.
+
+``ai_assets/defs/docs/defs.yaml`` declares the repository's knowledge base; ``dg list defs``,
+``dg check defs`` and ``dagster dev`` (through ``ai_assets.definitions``) load it. Attributes
+left out take their value from the environment (the ``AI_ASSETS_*`` variables of
+docs/configuration.md), so a deployment can still move the data with ``AI_ASSETS_DATA_DIR``
+while the YAML says what the knowledge base is. Every value is validated as the settings are
+(one line naming the attribute's variable and what is allowed).
+
+One knowledge base per code location for now: the assets, jobs, sensors and dynamic partitions
+it defines have fixed names (DESIGN.md's keys), so a second instance would collide with the
+first in the instance. A second ``KnowledgeBase`` in the defs folder is refused when the defs
+load, naming both, instead of silently sharing partitions and jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from ai_assets.graph import build_definitions
+from ai_assets.settings import Settings, SettingsError, load_settings
+
+# The knowledge bases built in this process, by the path of their YAML: (name, settings). What
+# refuses a second one, and what the CLI reads (`knowledge_base_settings`).
+_built: dict[str, tuple[str, Settings]] = {}
+_lock = threading.Lock()
+
+
+# `{{ env.NAME }}` or `{{ env('NAME') }}` as a whole template: Dagster resolves an unset one to null.
+_ENV_TEMPLATE = re.compile(r"""\{\{\s*env(?:\.(\w+)|\(\s*["'](\w+)["']\s*\))\s*\}\}""")
+
+
+class DuplicateKnowledgeBase(ValueError):
+    """Two knowledge bases in one code location."""
+
+
+class UnsetVariable(ValueError):
+    """A knowledge base's YAML reads an environment variable that is not set."""
+
+
+def unset_template_variables(yaml_text: str, environ: dict[str, str]) -> list[str]:
+    """The variables ``{{ env.NAME }}`` templates of ``yaml_text`` name that ``environ`` lacks.
+
+    Dagster resolves an unset one to null, which would quietly fall back to a default: a data
+    dir of `./data` instead of the bucket the YAML meant.
+    """
+    names = [dotted or called for dotted, called in _ENV_TEMPLATE.findall(yaml_text)]
+    return sorted({name for name in names if not environ.get(name)})
+
+
+class KnowledgeBase(dg.Component, dg.Resolvable, dg.Model):
+    """One knowledge base: its sources, chunks, embeddings, index and evaluations as assets.
+
+    Attributes other than ``name`` default to the environment's settings.
+    """
+
+    name: str
+    data_dir: str | None = None
+    """Sources, eval sets, chunk files and the LanceDB database: a local path or an object-store URI."""
+    embedders: list[str] | None = None
+    """Enabled embedders, e.g. [minilm] (openai-small needs OPENAI_API_KEY or OPENAI_BASE_URL)."""
+    chunk_max_tokens: int | None = None
+    chunk_overlap_tokens: int | None = None
+    quality_min_ndcg_at_10: float | None = None
+    """The quality gate: every eval set and search mode must reach this nDCG@10 to be served."""
+    quality_max_ndcg_drop: float | None = None
+    """The quality gate: the largest drop below the served version's nDCG@10."""
+    freshness_fail_minutes: int | None = None
+    freshness_warn_minutes: int | None = None
+    refresh_cron: str | None = None
+    """The daily refresh schedule (UTC); also when paid answer evaluations run."""
+
+    def settings(self) -> Settings:
+        overrides: dict[str, Any] = {
+            field: value for field, value in self.model_dump(exclude={"name"}).items() if value is not None
+        }
+        return load_settings(**overrides)
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        path = str(context.path)
+        yaml_file = Path(path) / "defs.yaml"
+        unset = unset_template_variables(yaml_file.read_text(encoding="utf-8"), dict(os.environ)) if yaml_file.exists() else []
+        if unset:
+            raise UnsetVariable(f"knowledge base {self.name!r} ({yaml_file}) reads unset environment variable(s) {', '.join(unset)}")
+        settings = self.settings()
+        with _lock:
+            others = [f"{name!r} ({other})" for other, (name, _) in _built.items() if other != path]
+            if others:
+                same = " of the same name" if any(name == self.name for name, _ in _built.values()) else ""
+                raise DuplicateKnowledgeBase(
+                    f"knowledge base {self.name!r} ({path}) cannot load beside {', '.join(others)}{same}: "
+                    "a code location holds one knowledge base (its asset keys, jobs and partitions are not "
+                    "prefixed yet); give the other one its own code location"
+                )
+            _built[path] = (self.name, settings)
+        return build_definitions(settings)
+
+
+def knowledge_base_settings(name: str | None = None) -> tuple[str, Settings]:
+    """The name and settings of the knowledge base the defs folder declares (``name``: check it)."""
+    from ai_assets.definitions import defs  # loads the defs folder, once per process
+
+    del defs
+    with _lock:
+        built = dict(_built.values())
+    if not built or (name is not None and name not in built):
+        declared = ", ".join(sorted(built)) or "none"
+        raise ValueError(f"no knowledge base {name!r} in ai_assets/defs/ (declared: {declared})")
+    chosen = name or next(iter(built))
+    return chosen, built[chosen]
+
+
+def load_knowledge_bases(project: Path) -> dg.Definitions:
+    """The definitions of the defs folder of ``project`` (a folder of a dg project). A bad setting or
+    knowledge base fails with its own one line: Dagster's component loader wraps every error of a
+    component in a tree of the defs folder, which hides it."""
+    try:
+        return dg.load_from_defs_folder(path_within_project=project)
+    except Exception as error:
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, (SettingsError, UnsetVariable, DuplicateKnowledgeBase)):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise cause from None
