@@ -26,9 +26,10 @@ import dagster as dg
 from ai_assets.graph import build_definitions
 from ai_assets.settings import Settings, SettingsError, load_settings
 
-# The knowledge bases built in this process, by the path of their YAML: (name, settings). What
-# refuses a second one, and what the CLI reads (`knowledge_base_settings`).
-_built: dict[str, tuple[str, Settings]] = {}
+# The knowledge bases built in this process, by the path of their YAML: (name, component). What
+# refuses a second one, and what the CLI reads (`knowledge_base_settings`, which resolves the
+# settings again: the environment may have changed since the defs were built).
+_built: dict[str, tuple[str, KnowledgeBase]] = {}
 _lock = threading.Lock()
 
 
@@ -98,7 +99,7 @@ class KnowledgeBase(dg.Component, dg.Resolvable, dg.Model):
                     "a code location holds one knowledge base (its asset keys, jobs and partitions are not "
                     "prefixed yet); give the other one its own code location"
                 )
-            _built[path] = (self.name, settings)
+            _built[path] = (self.name, self)
         return build_definitions(settings)
 
 
@@ -113,7 +114,7 @@ def knowledge_base_settings(name: str | None = None) -> tuple[str, Settings]:
         declared = ", ".join(sorted(built)) or "none"
         raise ValueError(f"no knowledge base {name!r} in ai_assets/defs/ (declared: {declared})")
     chosen = name or next(iter(built))
-    return chosen, built[chosen]
+    return chosen, built[chosen].settings()
 
 
 def load_knowledge_bases(project: Path) -> dg.Definitions:
