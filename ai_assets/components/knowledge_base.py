@@ -18,18 +18,18 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 
-from ai_assets.graph import build_definitions
 from ai_assets.settings import Settings, SettingsError, load_settings
 
 # The knowledge bases built in this process, by the path of their YAML: (name, component). What
-# refuses a second one, and what the CLI reads (`knowledge_base_settings`, which resolves the
-# settings again: the environment may have changed since the defs were built).
+# refuses a second one when the defs folder builds.
 _built: dict[str, tuple[str, KnowledgeBase]] = {}
+PROJECT = Path(__file__).resolve().parents[1]  # ai_assets/, in the dg project of this repository
 _lock = threading.Lock()
 
 
@@ -84,6 +84,9 @@ class KnowledgeBase(dg.Component, dg.Resolvable, dg.Model):
         return load_settings(**overrides)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        # Imported only to build: the CLI reads a knowledge base's attributes without the asset graph.
+        from ai_assets.graph import build_definitions
+
         path = str(context.path)
         yaml_file = Path(path) / "defs.yaml"
         unset = unset_template_variables(yaml_file.read_text(encoding="utf-8"), dict(os.environ)) if yaml_file.exists() else []
@@ -103,26 +106,34 @@ class KnowledgeBase(dg.Component, dg.Resolvable, dg.Model):
         return build_definitions(settings)
 
 
-def knowledge_base_settings(name: str | None = None) -> tuple[str, Settings]:
-    """The name and settings of the knowledge base the defs folder declares (``name``: check it)."""
-    from ai_assets.definitions import defs  # loads the defs folder, once per process
+def knowledge_base_settings(name: str | None = None, project: Path = PROJECT) -> tuple[str, Settings]:
+    """The name and settings (resolved now) of the knowledge base ``name`` that the defs folder
+    declares, or of the only one. Dagster loads the components without building their assets."""
+    defs_folder = project / "defs"
+    for yaml_file in sorted(defs_folder.rglob("defs.yaml")):
+        unset = unset_template_variables(yaml_file.read_text(encoding="utf-8"), dict(os.environ))
+        if unset:
+            raise UnsetVariable(f"{yaml_file} reads unset environment variable(s) {', '.join(unset)}")
+    declared = _unwrapped(lambda: dg.ComponentTree.for_project(path_within_project=project).get_all_components(of_type=KnowledgeBase))
+    names = [component.name for component in declared]
+    if len(declared) > 1:
+        raise DuplicateKnowledgeBase(
+            f"{defs_folder} declares {len(declared)} knowledge bases ({', '.join(names)}): a code location holds "
+            "one knowledge base (its asset keys, jobs and partitions are not prefixed yet)"
+        )
+    if not declared or (name is not None and name not in names):
+        raise ValueError(f"no knowledge base {name!r} in ai_assets/defs/ (declared: {', '.join(names) or 'none'})")
+    return declared[0].name, declared[0].settings()
 
-    del defs
-    with _lock:
-        built = dict(_built.values())
-    if not built or (name is not None and name not in built):
-        declared = ", ".join(sorted(built)) or "none"
-        raise ValueError(f"no knowledge base {name!r} in ai_assets/defs/ (declared: {declared})")
-    chosen = name or next(iter(built))
-    return chosen, built[chosen].settings()
+
+T = TypeVar("T")
 
 
-def load_knowledge_bases(project: Path) -> dg.Definitions:
-    """The definitions of the defs folder of ``project`` (a folder of a dg project). A bad setting or
-    knowledge base fails with its own one line: Dagster's component loader wraps every error of a
-    component in a tree of the defs folder, which hides it."""
+def _unwrapped(load: Callable[[], T]) -> T:
+    """``load()``; a bad setting or knowledge base fails with its own one line: Dagster's component
+    loader wraps every error of a component in a tree of the defs folder, which hides it."""
     try:
-        return dg.load_from_defs_folder(path_within_project=project)
+        return load()
     except Exception as error:
         cause: BaseException | None = error
         while cause is not None and not isinstance(cause, (SettingsError, UnsetVariable, DuplicateKnowledgeBase)):
@@ -130,3 +141,8 @@ def load_knowledge_bases(project: Path) -> dg.Definitions:
         if cause is None:
             raise
         raise cause from None
+
+
+def load_knowledge_bases(project: Path) -> dg.Definitions:
+    """The definitions of the defs folder of ``project`` (a folder of a dg project)."""
+    return _unwrapped(lambda: dg.load_from_defs_folder(path_within_project=project))

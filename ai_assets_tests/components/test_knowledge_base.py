@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_assets.components.knowledge_base import KnowledgeBase, unset_template_variables
+from ai_assets.components.knowledge_base import KnowledgeBase, knowledge_base_settings, unset_template_variables
 from ai_assets.settings import SettingsError
 
 COMPONENT = "ai_assets.components.knowledge_base.KnowledgeBase"
@@ -33,17 +33,17 @@ def test_unset_template_variables_are_found() -> None:
     assert unset_template_variables("name: docs\n", {}) == []
 
 
-def project(root: Path, knowledge_bases: dict[str, str]) -> Path:
+def project(root: Path, knowledge_bases: dict[str, str], module: str = "kbproject") -> Path:
     """A dg project at ``root`` whose defs folder holds one YAML per knowledge base."""
     (root / "pyproject.toml").write_text(
-        '[tool.dg]\ndirectory_type = "project"\n\n[tool.dg.project]\nroot_module = "kbproject"\n', encoding="utf-8"
+        f'[tool.dg]\ndirectory_type = "project"\n\n[tool.dg.project]\nroot_module = "{module}"\n', encoding="utf-8"
     )
-    for folder in (root / "kbproject", root / "kbproject" / "defs"):
+    for folder in (root / module, root / module / "defs"):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "__init__.py").write_text("", encoding="utf-8")
     for name, attributes in knowledge_bases.items():
-        (root / "kbproject" / "defs" / name).mkdir()
-        (root / "kbproject" / "defs" / name / "defs.yaml").write_text(
+        (root / module / "defs" / name).mkdir()
+        (root / module / "defs" / name / "defs.yaml").write_text(
             f"type: {COMPONENT}\nattributes:\n  name: {name}\n{attributes}", encoding="utf-8"
         )
     return root
@@ -83,3 +83,14 @@ def test_the_cli_names_the_knowledge_bases_when_kb_names_none_of_them(tmp_path: 
     assert result.returncode == 2
     assert result.stderr == "ai-assets: error: no knowledge base 'nope' in ai_assets/defs/ (declared: docs)\n"
     assert not any(tmp_path.iterdir())  # nothing made
+
+
+def test_the_cli_reads_the_declared_knowledge_base_without_building_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = project(tmp_path, {"handbook": f"  data_dir: {tmp_path / 'handbook'}\n  chunk_max_tokens: 128\n"}, "kbcli")
+    monkeypatch.syspath_prepend(str(root))
+    name, settings = knowledge_base_settings(None, root / "kbcli")
+    assert (name, settings.data_dir, settings.chunk_max_tokens) == ("handbook", str(tmp_path / "handbook"), 128)
+    with pytest.raises(ValueError, match=r"no knowledge base 'docs' in ai_assets/defs/ \(declared: handbook\)"):
+        knowledge_base_settings("docs", root / "kbcli")
