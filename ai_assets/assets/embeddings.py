@@ -85,7 +85,6 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
                 context.log.info(progress_line(f"embedded new chunks of {label}", rate, "chunks"))
             report_embedding(label, done, total)
 
-
         started = time.perf_counter()
         with permanent_errors_fail_once():
             embedder = embedders.get(embedder_name)

@@ -26,9 +26,9 @@ import dagster as dg
 
 from ai_assets.settings import Settings, SettingsError, load_settings
 
-# The knowledge bases built in this process, by the path of their YAML: (name, component). What
+# The names of the knowledge bases built in this process, by the folder of their YAML: what
 # refuses a second one when the defs folder builds.
-_built: dict[str, tuple[str, KnowledgeBase]] = {}
+_built: dict[str, str] = {}
 PROJECT = Path(__file__).resolve().parents[1]  # ai_assets/, in the dg project of this repository
 _lock = threading.Lock()
 
@@ -53,6 +53,13 @@ def unset_template_variables(yaml_text: str, environ: dict[str, str]) -> list[st
     """
     names = [dotted or called for dotted, called in _ENV_TEMPLATE.findall(yaml_text)]
     return sorted({name for name in names if not environ.get(name)})
+
+
+def require_set_variables(yaml_file: Path) -> None:
+    """Raise ``UnsetVariable`` when ``yaml_file`` reads an environment variable that is not set."""
+    unset = unset_template_variables(yaml_file.read_text(encoding="utf-8"), dict(os.environ))
+    if unset:
+        raise UnsetVariable(f"{yaml_file} reads unset environment variable(s) {', '.join(unset)}")
 
 
 class KnowledgeBase(dg.Component, dg.Resolvable, dg.Model):
@@ -88,21 +95,19 @@ class KnowledgeBase(dg.Component, dg.Resolvable, dg.Model):
         from ai_assets.graph import build_definitions
 
         path = str(context.path)
-        yaml_file = Path(path) / "defs.yaml"
-        unset = unset_template_variables(yaml_file.read_text(encoding="utf-8"), dict(os.environ)) if yaml_file.exists() else []
-        if unset:
-            raise UnsetVariable(f"knowledge base {self.name!r} ({yaml_file}) reads unset environment variable(s) {', '.join(unset)}")
+        if (Path(path) / "defs.yaml").exists():
+            require_set_variables(Path(path) / "defs.yaml")
         settings = self.settings()
         with _lock:
-            others = [f"{name!r} ({other})" for other, (name, _) in _built.items() if other != path]
+            others = [f"{name!r} ({other})" for other, name in _built.items() if other != path]
             if others:
-                same = " of the same name" if any(name == self.name for name, _ in _built.values()) else ""
+                same = " of the same name" if self.name in _built.values() else ""
                 raise DuplicateKnowledgeBase(
                     f"knowledge base {self.name!r} ({path}) cannot load beside {', '.join(others)}{same}: "
                     "a code location holds one knowledge base (its asset keys, jobs and partitions are not "
                     "prefixed yet); give the other one its own code location"
                 )
-            _built[path] = (self.name, self)
+            _built[path] = self.name
         return build_definitions(settings)
 
 
@@ -111,9 +116,7 @@ def knowledge_base_settings(name: str | None = None, project: Path = PROJECT) ->
     declares, or of the only one. Dagster loads the components without building their assets."""
     defs_folder = project / "defs"
     for yaml_file in sorted(defs_folder.rglob("defs.yaml")):
-        unset = unset_template_variables(yaml_file.read_text(encoding="utf-8"), dict(os.environ))
-        if unset:
-            raise UnsetVariable(f"{yaml_file} reads unset environment variable(s) {', '.join(unset)}")
+        require_set_variables(yaml_file)
     declared = _unwrapped(lambda: dg.ComponentTree.for_project(path_within_project=project).get_all_components(of_type=KnowledgeBase))
     names = [component.name for component in declared]
     if len(declared) > 1:
