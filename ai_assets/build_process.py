@@ -104,17 +104,45 @@ def require_sources_folder(sources_location: str, data_dir: str) -> None:
         raise ValueError(no_sources_message(error, data_dir)) from None
 
 
-@contextmanager
-def signals_interrupt() -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP raise ``Interrupted`` in the main thread while inside."""
+class InterruptGate:
+    """Turns SIGINT, SIGTERM and SIGHUP into ``Interrupted`` in the main thread, but never in the
+    middle of a call to the Dagster instance.
 
-    def interrupt(signum: int, _frame: object) -> None:
+    Why: an exception raised by a signal handler inside a SQLite call can leave that connection's
+    lock held by the frames of its traceback, and the cleanup that follows (recording the runs as
+    canceled) then waits out SQLite's 30 s busy timeout. So a signal raises at once where the
+    supervisor only waits (for the lock, for the worker), and is deferred to the end of ``held()``.
+    """
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._pending: int | None = None
+
+    def handle(self, signum: int, _frame: object) -> None:
         ignore_signals()  # a second Ctrl-C must not cut short the recording of the first
+        if self._depth:
+            self._pending = signum
+            return
         raise Interrupted(signum)
 
-    previous = {signum: signal.signal(signum, interrupt) for signum in HANDLED_SIGNALS}
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+        if not self._depth and self._pending is not None:
+            raise Interrupted(self._pending)
+
+
+@contextmanager
+def signals_interrupt() -> Iterator[InterruptGate]:
+    """SIGINT, SIGTERM and SIGHUP raise ``Interrupted`` in the main thread while inside."""
+    gate = InterruptGate()
+    previous = {signum: signal.signal(signum, gate.handle) for signum in HANDLED_SIGNALS}
     try:
-        yield
+        yield gate
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -264,7 +292,12 @@ def status_writer(descriptor: int) -> Callable[[StepState], None]:
 
 
 def supervise(
-    instance: dg.DagsterInstance, worker_args: Sequence[str], lock_descriptor: int, locked: LockedDataDir, echo: Echo
+    instance: dg.DagsterInstance,
+    worker_args: Sequence[str],
+    lock_descriptor: int,
+    locked: LockedDataDir,
+    gate: InterruptGate,
+    echo: Echo,
 ) -> int:
     """Run the build in a worker process and watch it; on a signal, stop it and cancel its runs."""
     build_id = locked.build_id
@@ -289,13 +322,15 @@ def supervise(
                 break
             except subprocess.TimeoutExpired:
                 pass
-            running = steps.running_run_ids()
-            for run_id in running:
-                run = instance.get_run_by_id(run_id)
-                # Terminate in the UI sets CANCELING; its "force termination", CANCELED at once.
-                if run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED):
-                    raise CanceledInDagster(describe_run(instance, run_id))
-            slots.poll(running)
+            with gate.held():
+                running = steps.running_run_ids()
+                for run_id in running:
+                    run = instance.get_run_by_id(run_id)
+                    # Terminate in the UI sets CANCELING; its "force termination", CANCELED at once.
+                    ending = (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
+                    if run is not None and run.status in ending:
+                        raise CanceledInDagster(describe_run(instance, run_id))
+                slots.poll(running)
     except (Interrupted, CanceledInDagster) as stop:
         ignore_signals()
         worker.kill()

@@ -20,6 +20,7 @@ import lancedb
 import pyarrow.parquet as pq
 import pytest
 
+from ai_assets.build_process import Interrupted, signals_interrupt
 from ai_assets.core.store.tables import scan
 from ai_assets.history import latest_metadata
 from ai_assets.run_recovery import ProcessIdentity, slot_claims
@@ -117,6 +118,31 @@ def edit(data_dir: Path) -> None:
     path.write_text(path.read_text(encoding="utf-8").replace(*EDITED), encoding="utf-8")
 
 
+def test_a_signal_during_an_instance_call_is_raised_when_the_call_ends_and_at_once_elsewhere() -> None:
+    with signals_interrupt() as gate:
+        finished = []
+        with pytest.raises(Interrupted) as deferred:
+            with gate.held():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # the handler has run by now: it must not have raised here
+                finished.append("the call")
+        assert finished == ["the call"] and deferred.value.signum == signal.SIGTERM
+    with signals_interrupt():
+        with pytest.raises(Interrupted) as at_once:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        assert at_once.value.signum == signal.SIGINT
+
+
+def wait_for_exit(process: subprocess.Popen[str], log: Path, timeout: float) -> int:
+    """The exit code, or a failure that shows what the build printed."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"the build did not exit within {timeout} s; it printed:\n{log.read_text()}")
+
+
 def test_kill_9_mid_embedding_then_the_next_build_fails_the_left_run_frees_its_slot_and_is_exact(
     server: OpenAIServer, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -160,7 +186,7 @@ def test_sigint_mid_embedding_cancels_the_run_through_dagster_and_a_waiting_buil
 
     signalled = time.monotonic()
     interrupted.send_signal(signal.SIGINT)
-    code = interrupted.wait(timeout=30)
+    code = wait_for_exit(interrupted, tmp_path / "interrupted.log", timeout=30)
     seconds = time.monotonic() - signalled
     output = (tmp_path / "interrupted.log").read_text()
     assert code == 130 and seconds < 30, output
@@ -204,7 +230,7 @@ def test_a_step_blocked_on_a_slot_names_its_holder_and_a_run_terminated_in_dagst
 
     # Terminate in Dagster (what the UI's Terminate records): the holding build stops, its slot is freed.
     instance.report_run_canceling(holder, "terminated by the test")
-    assert holding.wait(timeout=30) == 1
+    assert wait_for_exit(holding, tmp_path / "holding.log", timeout=30) == 1
     output = (tmp_path / "holding.log").read_text()
     assert f"build stopped: run {holder.run_id[:8]} (embed_source_job openai-small|alpha, CANCELING" in output
     assert "was terminated in Dagster" in output

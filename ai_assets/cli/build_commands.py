@@ -57,11 +57,13 @@ def build_command(args: argparse.Namespace, settings: Settings) -> int:
         *([f"--kb={args.kb}"] if args.kb else []),
     ]
     try:
-        with signals_interrupt(), build_lock(settings.machine_state_dir, settings.data_dir, args.wait, echo) as lock:
-            instance = dagster_instance(settings, create=True)
+        lock_dir = settings.machine_state_dir
+        with signals_interrupt() as gate, build_lock(lock_dir, settings.data_dir, args.wait, echo) as lock:
             locked = LockedDataDir(settings.data_dir, build_id=uuid.uuid4().hex)
-            recover(instance, echo, locked)
-            return supervise(instance, worker_args, lock, locked, echo)
+            with gate.held():
+                instance = dagster_instance(settings, create=True)
+                recover(instance, echo, locked)
+            return supervise(instance, worker_args, lock, locked, gate, echo)
     except BuildBusy as busy:
         print(f"ai-assets: error: {busy}", file=sys.stderr)
         return EXIT_BUSY
