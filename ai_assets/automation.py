@@ -16,29 +16,30 @@ from ai_assets.core.documents.fingerprints import SourceFingerprint, source_chan
 from ai_assets.core.documents.folders import SourcesUnavailable
 from ai_assets.dagster_tags import DATA_VERSION_TAG
 from ai_assets.history import latest_metadata
-from ai_assets.partitions import SOURCE_DIMENSION, source_partitions
+from ai_assets.naming import KnowledgeBaseNames
 from ai_assets.resources import SourceFiles
 
 SOURCE_FILES_KEY = "source_files"
 CONTENT_FINGERPRINT = "content_fingerprint"  # metadata key of source_documents
 
-# The files themselves: not computed by Dagster, observed by the sensor. Their data version is
-# the folder's content fingerprint, so a changed file marks exactly its source's documents stale.
-source_files_asset = dg.AssetSpec(
-    SOURCE_FILES_KEY,
-    partitions_def=source_partitions,
-    group_name="ingestion",
-    kinds={"file"},
-    description=(
-        "The files of one source folder under data/sources/ (on disk or in a bucket). Observed by "
-        "source_sensor, whose data version is a hash of every file's path and bytes."
-    ),
-)
+def source_files_spec(names: KnowledgeBaseNames, partitions: dg.DynamicPartitionsDefinition) -> dg.AssetSpec:
+    """The files themselves: not computed by Dagster, observed by the sensor. Their data version is
+    the folder's content fingerprint, so a changed file marks exactly its source's documents stale."""
+    return dg.AssetSpec(
+        names.key(SOURCE_FILES_KEY),
+        partitions_def=partitions,
+        group_name=names.name("ingestion"),
+        kinds={"file"},
+        description=(
+            "The files of one source folder under data/sources/ (on disk or in a bucket). Observed by "
+            "source_sensor, whose data version is a hash of every file's path and bytes."
+        ),
+    )
 
 
-def source_observation(source: str, fingerprint: str) -> dg.AssetObservation:
+def source_observation(names: KnowledgeBaseNames, source: str, fingerprint: str) -> dg.AssetObservation:
     return dg.AssetObservation(
-        SOURCE_FILES_KEY,
+        names.key(SOURCE_FILES_KEY),
         partition=source,
         tags={DATA_VERSION_TAG: fingerprint},
         metadata={CONTENT_FINGERPRINT: fingerprint},
@@ -55,25 +56,30 @@ def write_cursor(fingerprints: dict[str, SourceFingerprint]) -> str:
     return json.dumps({source: value.model_dump() for source, value in sorted(fingerprints.items())})
 
 
-def ingested_fingerprints(instance: dg.DagsterInstance, sources: Sequence[str]) -> dict[str, SourceFingerprint]:
+def ingested_fingerprints(
+    instance: dg.DagsterInstance, names: KnowledgeBaseNames, sources: Sequence[str]
+) -> dict[str, SourceFingerprint]:
     """The content last ingested for each source, so a sensor with no cursor yet (a new instance,
     a reset sensor) does not re-run sources that `ai-assets build` already ingested."""
     known: dict[str, SourceFingerprint] = {}
     for source in sources:
-        metadata = latest_metadata(instance, "source_documents", source)
+        metadata = latest_metadata(instance, names.key("source_documents"), source)
         if metadata and CONTENT_FINGERPRINT in metadata:
             known[source] = SourceFingerprint(stat_signature="", content=str(metadata[CONTENT_FINGERPRINT]))
     return known
 
 
 def build_source_sensor(
+    names: KnowledgeBaseNames,
+    partitions: dg.DynamicPartitionsDefinition,
+    source_files: SourceFiles,
     ingest_job: dg.UnresolvedAssetJobDefinition,
     index_job: dg.UnresolvedAssetJobDefinition,
     embedders: Sequence[str],
     interval_seconds: int,
 ) -> dg.SensorDefinition:
     @dg.sensor(
-        name="source_sensor",
+        name=names.name("source_sensor"),
         jobs=[ingest_job, index_job],
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
@@ -86,16 +92,16 @@ def build_source_sensor(
             "content fingerprint, so an unchanged root costs one listing per tick and survives restarts."
         ),
     )
-    def source_sensor(context: dg.SensorEvaluationContext, source_files: SourceFiles) -> dg.SensorResult:
-        partitions = set(context.instance.get_dynamic_partitions(SOURCE_DIMENSION))
+    def source_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        known = set(context.instance.get_dynamic_partitions(partitions.name))
         previous = read_cursor(context.cursor)
         if not previous:
-            previous = ingested_fingerprints(context.instance, sorted(partitions))
+            previous = ingested_fingerprints(context.instance, names, sorted(known))
         try:
             # One listing of the sources root per tick; bytes are read only where a listed
             # object's size or version (ETag, modification time) moved.
             current = source_files.fingerprints(previous)
-            changes = source_changes(previous, current, partitions, source_files.sources_dir)
+            changes = source_changes(previous, current, known, source_files.sources_dir)
         except SourcesUnavailable as error:
             # Missing, unreadable or suddenly empty: never read as "every source was deleted".
             context.log.warning(f"source_sensor skipped, nothing added or removed: {error}")
@@ -103,9 +109,9 @@ def build_source_sensor(
 
         requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
         if changes.added:
-            requests.append(source_partitions.build_add_request(changes.added))
+            requests.append(partitions.build_add_request(changes.added))
         if changes.removed:
-            requests.append(source_partitions.build_delete_request(changes.removed))
+            requests.append(partitions.build_delete_request(changes.removed))
         runs = [
             dg.RunRequest(job_name=ingest_job.name, partition_key=source, tags={"ai_assets/trigger": "source changed"})
             for source in changes.changed
@@ -123,7 +129,7 @@ def build_source_sensor(
         return dg.SensorResult(
             run_requests=runs,
             dynamic_partitions_requests=requests,
-            asset_events=[source_observation(source, current[source].content) for source in changes.changed],
+            asset_events=[source_observation(names, source, current[source].content) for source in changes.changed],
             cursor=write_cursor(current),
             skip_reason=None if runs else "no source added, changed or removed",
         )
@@ -131,9 +137,11 @@ def build_source_sensor(
     return source_sensor
 
 
-def build_daily_refresh(ingest_job: dg.UnresolvedAssetJobDefinition, cron: str) -> dg.ScheduleDefinition:
+def build_daily_refresh(
+    names: KnowledgeBaseNames, ingest_job: dg.UnresolvedAssetJobDefinition, cron: str
+) -> dg.ScheduleDefinition:
     @dg.schedule(
-        name="daily_refresh",
+        name=names.name("daily_refresh"),
         job=ingest_job,
         cron_schedule=cron,
         default_status=dg.DefaultScheduleStatus.RUNNING,
@@ -144,7 +152,7 @@ def build_daily_refresh(ingest_job: dg.UnresolvedAssetJobDefinition, cron: str) 
         ),
     )
     def daily_refresh(context: dg.ScheduleEvaluationContext) -> Sequence[dg.RunRequest]:
-        sources = context.instance.get_dynamic_partitions(SOURCE_DIMENSION)
+        sources = context.instance.get_dynamic_partitions(names.source_partitions_name)
         tick = context.scheduled_execution_time.isoformat()
         return [
             dg.RunRequest(run_key=f"{source}@{tick}", partition_key=source, tags={"ai_assets/trigger": "daily refresh"})

@@ -23,7 +23,8 @@ from ai_assets.build_process import StepState, no_sources_message
 from ai_assets.core.documents.fingerprints import sources_to_remove
 from ai_assets.core.documents.folders import SourcesUnavailable
 from ai_assets.graph import EMBED_JOB, INDEX_JOB, INGEST_JOB
-from ai_assets.partitions import SOURCE_DIMENSION, source_embedder_key
+from ai_assets.naming import DEFAULT_NAMES, KnowledgeBaseNames
+from ai_assets.partitions import source_embedder_key
 from ai_assets.resources import SourceFiles
 from ai_assets.run_recovery import BUILD_TAG, DATA_DIR_TAG, ProcessIdentity
 from ai_assets.up_to_date import BuildStep, UpToDate
@@ -51,22 +52,24 @@ class BuildReport:
         return not self.failures
 
 
-def sync_source_partitions(instance: dg.DagsterInstance, source_files: SourceFiles) -> tuple[list[str], list[str]]:
+def sync_source_partitions(
+    instance: dg.DagsterInstance, names: KnowledgeBaseNames, source_files: SourceFiles
+) -> tuple[list[str], list[str]]:
     """Add a partition per new source folder and drop those of vanished folders.
 
     The rows of a dropped source are deleted by the search_index runs that follow.
     """
     try:
         folders = set(source_files.source_names())
-        known = set(instance.get_dynamic_partitions(SOURCE_DIMENSION))
+        known = set(instance.get_dynamic_partitions(names.source_partitions_name))
         added, removed = sorted(folders - known), sources_to_remove(known, folders, source_files.sources_dir)
     except SourcesUnavailable as error:
         # Never read as "no sources": that would remove every source's partition and rows.
         raise ValueError(no_sources_message(error, source_files.sources_uri)) from None
     if added:
-        instance.add_dynamic_partitions(SOURCE_DIMENSION, added)
+        instance.add_dynamic_partitions(names.source_partitions_name, added)
     for source in removed:
-        instance.delete_dynamic_partition(SOURCE_DIMENSION, source)
+        instance.delete_dynamic_partition(names.source_partitions_name, source)
     return added, removed
 
 
@@ -80,16 +83,18 @@ def run_build(
     build_id: str | None = None,
     on_step: Callable[[StepState], None] = lambda _: None,
     data_dir: str | None = None,
+    names: KnowledgeBaseNames = DEFAULT_NAMES,
 ) -> BuildReport:
     """Ingest and embed every source, then index and evaluate every embedder: each run only when
     its assets are missing or stale, or an upstream run of this build changed something (all with ``force``).
 
     Every run is tagged with ``build_id`` and this process's identity, so a run left behind by a
     killed build can be told from a live one (``run_recovery``); ``on_step`` hears of each step
-    before it starts and when it ends (the supervisor of `ai-assets build` reports from it)."""
-    source_files: SourceFiles = defs.resources["source_files"]  # type: ignore[assignment]
+    before it starts and when it ends (the supervisor of `ai-assets build` reports from it). ``names``:
+    those of the knowledge base that ``defs`` define."""
+    source_files: SourceFiles = defs.resources[names.name("source_files")]  # type: ignore[assignment]
     report = BuildReport()
-    report.added_sources, report.removed_sources = sync_source_partitions(instance, source_files)
+    report.added_sources, report.removed_sources = sync_source_partitions(instance, names, source_files)
     for source in report.added_sources:
         echo(f"new source: {source}")
     for source in report.removed_sources:
@@ -106,12 +111,12 @@ def run_build(
             "(sources/<name>/ with its documents), or set AI_ASSETS_DATA_DIR to another data dir"
         )
     fingerprints = {source: source_files.content_fingerprint(source) for source in selected}
-    up_to_date = UpToDate(defs, instance, fingerprints, removed_sources=report.removed_sources)
+    up_to_date = UpToDate(defs, names, instance, fingerprints, removed_sources=report.removed_sources)
     for source, fingerprint in fingerprints.items():
         documents = up_to_date.latest("source_documents", source)
         if documents is None or documents.metadata.get(CONTENT_FINGERPRINT) != fingerprint:
             # What source_sensor would record: the files' data version, so the UI marks what they make stale.
-            instance.report_runless_asset_event(source_observation(source, fingerprint))
+            instance.report_runless_asset_event(source_observation(names, source, fingerprint))
 
     steps: list[BuildStep] = []
     for source in selected:
@@ -121,7 +126,7 @@ def run_build(
         )
     steps.extend(BuildStep(INDEX_JOB, embedder) for embedder in embedders)
 
-    labels = [f"{step.job} {step.partition}" if step.partition is not None else step.job for step in steps]
+    labels = [f"{names.name(step.job)} {step.partition}" for step in steps]
     for number, label in enumerate(labels, start=1):
         on_step(StepState(number, label, "pending"))
     run_tags = {
@@ -157,7 +162,7 @@ def run_build(
         run_id = str(uuid.uuid4())  # known before the run starts, so it can be canceled from outside
         on_step(StepState(number, label, "running", run_id))
         started = time.perf_counter()
-        result = defs.resolve_job_def(job_name).execute_in_process(
+        result = defs.resolve_job_def(names.name(job_name)).execute_in_process(
             instance=instance,
             partition_key=str(partition) if partition is not None else None,
             raise_on_error=False,
@@ -180,7 +185,7 @@ def run_build(
         if result.success:
             echo(f"[{number}/{len(steps)}] {label}: ok in {seconds:.1f}s (run {result.run_id[:8]})")
             if job_name == INGEST_JOB:
-                echo_ingested(result, report, echo)
+                echo_ingested(result, names, report, echo)
             continue
         message = f"{label} failed (run {result.run_id}): {_failure_message(result)}"
         report.failures.append(message)
@@ -192,9 +197,11 @@ def run_build(
     return report
 
 
-def echo_ingested(result: dg.ExecuteInProcessResult, report: BuildReport, echo: Echo) -> None:
+def echo_ingested(
+    result: dg.ExecuteInProcessResult, names: KnowledgeBaseNames, report: BuildReport, echo: Echo
+) -> None:
     """What the ingestion read and left out, from its source_documents materialization."""
-    materializations = result.asset_materializations_for_node("source_documents")
+    materializations = result.asset_materializations_for_node(names.key("source_documents").to_python_identifier())
     if not materializations:
         return
     metadata: dict[str, Any] = {key: value.value for key, value in materializations[-1].metadata.items()}

@@ -8,13 +8,13 @@ from datetime import timedelta
 
 import dagster as dg
 
-from ai_assets.assets.chunks import document_chunks
-from ai_assets.assets.documents import source_documents
+from ai_assets.assets.chunks import build_document_chunks
+from ai_assets.assets.documents import build_source_documents
 from ai_assets.assets.embeddings import build_chunk_embeddings
 from ai_assets.assets.evaluations import build_answer_evaluation, build_evaluate_and_serve
 from ai_assets.assets.index import build_search_index
-from ai_assets.assets.leaderboard import model_leaderboard
-from ai_assets.automation import build_daily_refresh, build_source_sensor, source_files_asset
+from ai_assets.assets.leaderboard import build_model_leaderboard
+from ai_assets.automation import build_daily_refresh, build_source_sensor, source_files_spec
 from ai_assets.partitions import embedder_partitions
 from ai_assets.resources import (
     ChatModelResource,
@@ -30,13 +30,17 @@ from ai_assets.resources import (
 )
 from ai_assets.settings import Settings
 
+# The jobs as DESIGN.md names them: those of the repository's knowledge base; another one's are
+# prefixed with its name (KnowledgeBaseNames).
 INGEST_JOB = "ingest_source_job"
 EMBED_JOB = "embed_source_job"
 INDEX_JOB = "index_and_evaluate_job"
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    partitions = embedder_partitions(settings.embedders)
+    """One knowledge base's definitions, named after it (``settings.key_prefix``, see naming.py)."""
+    names = settings.names
+    partitions = embedder_partitions(settings.embedders, names)
     # The index and its evaluations should be refreshed at least daily (the daily schedule);
     # the UI marks them overdue past these windows.
     freshness = dg.FreshnessPolicy.time_window(
@@ -50,26 +54,32 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         if settings.openai_configured
         else dg.AutomationCondition.eager()
     )
-    assets = [
-        source_files_asset,
-        source_documents,
-        document_chunks,
-        build_chunk_embeddings(partitions),
-        build_search_index(partitions, freshness),
-        build_evaluate_and_serve(partitions, freshness),
-        build_answer_evaluation(partitions, freshness, answer_automation),
-        model_leaderboard,
+    computed = [
+        build_source_documents(names, partitions.source),
+        build_document_chunks(names, partitions.source),
+        build_chunk_embeddings(names, partitions),
+        build_search_index(names, partitions, freshness),
+        build_evaluate_and_serve(names, partitions, freshness),
+        build_answer_evaluation(names, partitions, freshness, answer_automation),
+        build_model_leaderboard(names),
     ]
+    assets: list[dg.AssetSpec | dg.AssetsDefinition] = [source_files_spec(names, partitions.source), *computed]
+
+    def selected(*assets: str) -> dg.AssetSelection:
+        return dg.AssetSelection.assets(*(names.key(asset) for asset in assets))
+
     ingest_job = dg.define_asset_job(
-        INGEST_JOB,
-        selection=["source_documents", "document_chunks"],
+        names.ingest_job,
+        selection=selected("source_documents", "document_chunks"),
         description="Read and chunk one source.",
     )
     # The leaderboard (unpartitioned) rides along with each embedder's index run: one run fewer
     # per change, and it always reflects the evaluation just made.
     index_job = dg.define_asset_job(
-        INDEX_JOB,
-        selection=["search_index", "retrieval_evaluation", "served_index", "answer_evaluation", "model_leaderboard"],
+        names.index_job,
+        selection=selected(
+            "search_index", "retrieval_evaluation", "served_index", "answer_evaluation", "model_leaderboard"
+        ),
         description=(
             "Build an embedder's indexes (the candidate), evaluate its retrieval on every eval set and "
             "serve it if it passes, evaluate the served version's answers, then rebuild the model leaderboard."
@@ -78,20 +88,23 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     jobs = [
         ingest_job,
         dg.define_asset_job(
-            EMBED_JOB, selection=["chunk_embeddings"], description="Embed and publish one source for one embedder."
+            names.embed_job,
+            selection=selected("chunk_embeddings"),
+            description="Embed and publish one source for one embedder.",
         ),
         index_job,
     ]
     chunk_store = ChunkStore(base_uri=settings.chunks_location)
-    resources = {
-        "source_files": SourceFiles(
-            sources_uri=settings.sources_location,
-            eval_uri=settings.eval_location,
-            max_document_bytes=settings.max_document_bytes,
-            max_file_bytes=settings.max_file_bytes,
-            parse_timeout_seconds=settings.parse_timeout_seconds,
-            parse_workers=settings.parse_workers,
-        ),
+    source_files = SourceFiles(
+        sources_uri=settings.sources_location,
+        eval_uri=settings.eval_location,
+        max_document_bytes=settings.max_document_bytes,
+        max_file_bytes=settings.max_file_bytes,
+        parse_timeout_seconds=settings.parse_timeout_seconds,
+        parse_workers=settings.parse_workers,
+    )
+    resources: dict[str, object] = {
+        "source_files": source_files,
         "chunk_store": chunk_store,
         "chunk_files": ChunkFilesIOManager(base_uri=chunk_store.base_uri),
         "io_manager": io_manager_from_settings(settings),
@@ -114,16 +127,24 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ),
     }
     sensors = [
-        build_source_sensor(ingest_job, index_job, settings.embedders, settings.sensor_interval_seconds),
+        build_source_sensor(
+            names, partitions.source, source_files, ingest_job, index_job, settings.embedders,
+            settings.sensor_interval_seconds,
+        ),
         dg.AutomationConditionSensorDefinition(
-            "automation_sensor",
-            target=dg.AssetSelection.all(),
+            names.name("automation_sensor"),
+            # Its own assets only: another knowledge base of the code location has its own sensor.
+            target=dg.AssetSelection.assets(*(key for asset in computed for key in asset.keys)),
             default_status=dg.DefaultSensorStatus.RUNNING,
             minimum_interval_seconds=settings.automation_interval_seconds,
             description="Evaluates every asset's automation condition: downstream assets follow upstream changes.",
         ),
     ]
-    schedules = [build_daily_refresh(ingest_job, settings.refresh_cron)]
+    schedules = [build_daily_refresh(names, ingest_job, settings.refresh_cron)]
     return dg.Definitions(
-        assets=assets, jobs=jobs, sensors=sensors, schedules=schedules, resources=resources
+        assets=assets,
+        jobs=jobs,
+        sensors=sensors,
+        schedules=schedules,
+        resources={names.name(key): resource for key, resource in resources.items()},
     )

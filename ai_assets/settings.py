@@ -14,7 +14,7 @@ import os
 import re
 import shlex
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 import pydantic_settings
@@ -25,6 +25,9 @@ from ai_assets.core.embedding.base import EMBEDDER_SPECS, MINILM, OPENAI_SMALL
 from ai_assets.core.embedding.openai_embedder import OpenAISettings
 from ai_assets.core.embedding.precision import LocalPrecision
 from ai_assets.core.storage import is_remote, join, lancedb_storage_options, normalize_location, storage_path
+
+if TYPE_CHECKING:
+    from ai_assets.naming import KnowledgeBaseNames
 
 # USD per million input tokens (OpenAI's list prices, 2026); override with AI_ASSETS_OPENAI_PRICES.
 OPENAI_PRICES_PER_MILLION_TOKENS = {"text-embedding-3-small": 0.02, "text-embedding-3-large": 0.13}
@@ -71,6 +74,14 @@ def violation(field: str, value: object, allowed: str) -> ValueError:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AI_ASSETS_", extra="ignore")
 
+    key_prefix: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description=(
+            "Prefix of a knowledge base's asset keys, jobs, sensors and partitions beside the repository's "
+            "one (its name; set by its KnowledgeBase YAML); unset: the unprefixed names of DESIGN.md."
+        ),
+    )
     data_dir: str = Field(
         default="data",
         description=(
@@ -281,6 +292,12 @@ class Settings(BaseSettings):
                 f"must be less than AI_ASSETS_FRESHNESS_FAIL_MINUTES={self.freshness_fail_minutes} (0: no warning)",
             )
         return self
+
+    @property
+    def names(self) -> KnowledgeBaseNames:
+        from ai_assets.naming import KnowledgeBaseNames  # Dagster: not imported by the CLI's fast paths
+
+        return KnowledgeBaseNames(self.key_prefix)
 
     @property
     def openai_configured(self) -> bool:

@@ -27,6 +27,7 @@ from ai_assets.core.store.versions import serving_state
 from ai_assets.dagster_tags import CODE_VERSION_TAG
 from ai_assets.graph import EMBED_JOB, INDEX_JOB, INGEST_JOB
 from ai_assets.history import latest_materialization, metadata_values
+from ai_assets.naming import KnowledgeBaseNames
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, source_embedder_key
 from ai_assets.resources import Chunker, Embedders, LanceDBResource, SourceFiles
 
@@ -47,6 +48,7 @@ class Materialized:
 @dataclass(frozen=True)
 class BuildStep:
     job: str
+    """The job as DESIGN.md names it (``INGEST_JOB``...); ``KnowledgeBaseNames.name`` gives its name."""
     partition: dg.MultiPartitionKey | str | None
 
     @property
@@ -78,24 +80,27 @@ class UpToDate:
     def __init__(
         self,
         defs: dg.Definitions,
+        names: KnowledgeBaseNames,
         instance: dg.DagsterInstance,
         fingerprints: Mapping[str, str],
         removed_sources: Sequence[str],
     ) -> None:
         self._instance = instance
+        self._names = names
         self._graph = defs.resolve_asset_graph()
         self._fingerprints = dict(fingerprints)  # content fingerprint of each selected source, now
         self._removed_sources = list(removed_sources)
-        self._source_files: SourceFiles = defs.resources["source_files"]  # type: ignore[assignment]
-        self._chunker: Chunker = defs.resources["chunker"]  # type: ignore[assignment]
-        self._embedders: Embedders = defs.resources["embedders"]  # type: ignore[assignment]
-        self._lancedb: LanceDBResource = defs.resources["lancedb"]  # type: ignore[assignment]
+        self._source_files: SourceFiles = defs.resources[names.name("source_files")]  # type: ignore[assignment]
+        self._chunker: Chunker = defs.resources[names.name("chunker")]  # type: ignore[assignment]
+        self._embedders: Embedders = defs.resources[names.name("embedders")]  # type: ignore[assignment]
+        self._lancedb: LanceDBResource = defs.resources[names.name("lancedb")]  # type: ignore[assignment]
         self._latest: dict[tuple[str, str | None], Materialized | None] = {}
 
     def latest(self, asset: str, partition: str | None = None) -> Materialized | None:
+        """The latest materialization of this knowledge base's asset ``asset`` (DESIGN.md's name)."""
         key = (asset, partition)
         if key not in self._latest:
-            record = latest_materialization(self._instance, asset, partition)
+            record = latest_materialization(self._instance, self._names.key(asset), partition)
             self._latest[key] = (
                 None
                 if record is None
@@ -122,7 +127,7 @@ class UpToDate:
         current = self.latest(asset, partition)
         if current is None:
             return f"{asset} missing"
-        if current.code_version != self._graph.get(dg.AssetKey(asset)).code_version:
+        if current.code_version != self._graph.get(self._names.key(asset)).code_version:
             return f"{asset} has a new code version"
         if any(parent is not None and parent.storage_id > current.storage_id for parent in upstream):
             return f"{asset} is older than its inputs"
@@ -164,7 +169,7 @@ class UpToDate:
             return f"removed source(s) {', '.join(self._removed_sources)}"
         vectors = [
             self.latest("chunk_embeddings", str(source_embedder_key(source, embedder)))
-            for source in self._instance.get_dynamic_partitions(SOURCE_DIMENSION)
+            for source in self._instance.get_dynamic_partitions(self._names.source_partitions_name)
         ]
         reason = self._stale("search_index", embedder, *vectors)
         if reason:

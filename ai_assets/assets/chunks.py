@@ -6,41 +6,55 @@ from ai_assets.assets.check_outcomes import failed_error_checks
 from ai_assets.core.chunking.chunker import Chunk
 from ai_assets.core.documents.model import SourceLoad
 from ai_assets.core.quality import chunk_quality
-from ai_assets.partitions import source_partitions
+from ai_assets.naming import KnowledgeBaseNames
 from ai_assets.resources import Chunker, ChunkStore
 
 
-@dg.asset(
-    partitions_def=source_partitions,
-    group_name="ingestion",
-    kinds={"python", "parquet"},
-    code_version="2",
-    io_manager_key="chunk_files",  # one Parquet file per source, streamed by chunk_embeddings
-    # Follows its documents: a re-ingested source is re-chunked in the next automation tick.
-    automation_condition=dg.AutomationCondition.eager(),
-    check_specs=[
-        dg.AssetCheckSpec(
-            "chunks_not_empty_or_duplicate",
-            asset="document_chunks",
-            partitions_def=source_partitions,
-            description="No chunk is blank and no chunk id appears twice.",
+def build_document_chunks(
+    names: KnowledgeBaseNames, partitions: dg.DynamicPartitionsDefinition
+) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=names.key("document_chunks"),
+        ins={"source_documents": dg.AssetIn(key=names.key("source_documents"))},
+        partitions_def=partitions,
+        group_name=names.name("ingestion"),
+        kinds={"python", "parquet"},
+        code_version="2",
+        required_resource_keys=names.resource_keys("chunker", "chunk_store"),
+        io_manager_key=names.name("chunk_files"),  # one Parquet file per source, streamed by chunk_embeddings
+        # Follows its documents: a re-ingested source is re-chunked in the next automation tick.
+        automation_condition=dg.AutomationCondition.eager(),
+        check_specs=[
+            dg.AssetCheckSpec(
+                "chunks_not_empty_or_duplicate",
+                asset=names.key("document_chunks"),
+                partitions_def=partitions,
+                description="No chunk is blank and no chunk id appears twice.",
+            ),
+            dg.AssetCheckSpec(
+                "chunk_tokens_within_window",
+                asset=names.key("document_chunks"),
+                partitions_def=partitions,
+                description="Every chunk fits the embedding model's window, so nothing is truncated.",
+            ),
+        ],
+        description=(
+            "Section-aware, token-aware chunks of one source's documents, cut with the embedding model's "
+            "own tokenizer so no chunk exceeds its window: whole sections packed while they fit, longer "
+            "ones cut into overlapping windows ending at paragraph, line or sentence boundaries. Each "
+            "chunk records its section (heading path) and pages. A chunk_id is a stable hash of "
+            "document key, text and chunker config, so unchanged text keeps its id and its vector."
         ),
-        dg.AssetCheckSpec(
-            "chunk_tokens_within_window",
-            asset="document_chunks",
-            partitions_def=source_partitions,
-            description="Every chunk fits the embedding model's window, so nothing is truncated.",
-        ),
-    ],
-    description=(
-        "Section-aware, token-aware chunks of one source's documents, cut with the embedding model's "
-        "own tokenizer so no chunk exceeds its window: whole sections packed while they fit, longer "
-        "ones cut into overlapping windows ending at paragraph, line or sentence boundaries. Each "
-        "chunk records its section (heading path) and pages. A chunk_id is a stable hash of "
-        "document key, text and chunker config, so unchanged text keeps its id and its vector."
-    ),
-)
-def document_chunks(
+    )
+    def document_chunks(context: dg.AssetExecutionContext, source_documents: SourceLoad):
+        chunker: Chunker = names.resource(context, "chunker")  # type: ignore[assignment]
+        chunk_store: ChunkStore = names.resource(context, "chunk_store")  # type: ignore[assignment]
+        yield from chunks_of_source(context, source_documents, chunker, chunk_store)
+
+    return document_chunks
+
+
+def chunks_of_source(
     context: dg.AssetExecutionContext, source_documents: SourceLoad, chunker: Chunker, chunk_store: ChunkStore
 ):
     started = time.perf_counter()

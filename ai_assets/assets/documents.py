@@ -4,7 +4,7 @@ from ai_assets.automation import CONTENT_FINGERPRINT, SOURCE_FILES_KEY
 from ai_assets.core.documents.loading import UNSUPPORTED_TYPE
 from ai_assets.core.documents.reports import quarantine_table, skipped_table
 from ai_assets.core.hashing import sha256_hex
-from ai_assets.partitions import source_partitions
+from ai_assets.naming import KnowledgeBaseNames
 from ai_assets.resources import SourceFiles
 
 # Metadata keys of the quarantined and skipped entries as JSON lists.
@@ -12,31 +12,43 @@ QUARANTINED_FILES = "quarantined_files"
 SKIPPED_ENTRIES = "skipped_entries"
 
 
-@dg.asset(
-    partitions_def=source_partitions,
-    deps=[SOURCE_FILES_KEY],
-    group_name="ingestion",
-    kinds={"python", "file"},
-    code_version="2",
-    check_specs=[
-        dg.AssetCheckSpec(
-            "quarantine_empty",
-            asset="source_documents",
-            partitions_def=source_partitions,
-            description="Warns when files of the source were quarantined (reasons in the metadata).",
-        )
-    ],
-    description=(
-        "Documents of one source folder under data/sources/: PDF (text layer, page by page), Word "
-        "(.docx), PowerPoint (.pptx), HTML (main content), Markdown (front matter as metadata), "
-        "text, reStructuredText and BEIR corpus.jsonl lines, each as ordered blocks with their "
-        "section (heading path) and page, parsed in parallel worker processes with a per-file time "
-        "limit. Files that cannot be read (encrypted, corrupt, scanned without text, too large, too "
-        "slow, unreadable, links out of the sources) are quarantined with their reason; entries "
-        "that are not documents are listed as skipped; the rest goes on."
-    ),
-)
-def source_documents(context: dg.AssetExecutionContext, source_files: SourceFiles):
+def build_source_documents(
+    names: KnowledgeBaseNames, partitions: dg.DynamicPartitionsDefinition
+) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=names.key("source_documents"),
+        partitions_def=partitions,
+        deps=[names.key(SOURCE_FILES_KEY)],
+        group_name=names.name("ingestion"),
+        kinds={"python", "file"},
+        code_version="2",
+        required_resource_keys=names.resource_keys("source_files"),
+        io_manager_key=names.name("io_manager"),
+        check_specs=[
+            dg.AssetCheckSpec(
+                "quarantine_empty",
+                asset=names.key("source_documents"),
+                partitions_def=partitions,
+                description="Warns when files of the source were quarantined (reasons in the metadata).",
+            )
+        ],
+        description=(
+            "Documents of one source folder under data/sources/: PDF (text layer, page by page), Word "
+            "(.docx), PowerPoint (.pptx), HTML (main content), Markdown (front matter as metadata), "
+            "text, reStructuredText and BEIR corpus.jsonl lines, each as ordered blocks with their "
+            "section (heading path) and page, parsed in parallel worker processes with a per-file time "
+            "limit. Files that cannot be read (encrypted, corrupt, scanned without text, too large, too "
+            "slow, unreadable, links out of the sources) are quarantined with their reason; entries "
+            "that are not documents are listed as skipped; the rest goes on."
+        ),
+    )
+    def source_documents(context: dg.AssetExecutionContext):
+        yield from documents_of_source(context, names.resource(context, "source_files"))  # type: ignore[arg-type]
+
+    return source_documents
+
+
+def documents_of_source(context: dg.AssetExecutionContext, source_files: SourceFiles):
     source = context.partition_key
     fingerprint = source_files.content_fingerprint(source)
     loaded = source_files.load(source)

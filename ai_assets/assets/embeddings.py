@@ -9,6 +9,7 @@ from ai_assets.core.progress import Rate, Throttle, progress_line
 from ai_assets.core.quality import streamed_vector_quality
 from ai_assets.core.store.tables import read_table_metadata, sql_literal
 from ai_assets.core.store.writes import source_vector_batches, sync_source_embeddings
+from ai_assets.naming import KnowledgeBaseNames
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
 from ai_assets.resources import Embedders, LanceDBResource
 from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fail_once
@@ -22,15 +23,19 @@ class ChunkEmbeddingsConfig(dg.Config):
     """Let a source that came back empty delete its rows (off: an empty source keeps them)."""
 
 
-def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinition:
+def build_chunk_embeddings(names: KnowledgeBaseNames, partitions: EmbedderPartitions) -> dg.AssetsDefinition:
     @dg.asset(
+        key=names.key("chunk_embeddings"),
         partitions_def=partitions.source_embedder,
         ins={
             "document_chunks": dg.AssetIn(
-                partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=SOURCE_DIMENSION)
+                key=names.key("document_chunks"),
+                partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=SOURCE_DIMENSION),
             )
         },
-        group_name="embeddings",
+        required_resource_keys=names.resource_keys("embedders", "lancedb"),
+        io_manager_key=names.name("io_manager"),
+        group_name=names.name("embeddings"),
         kinds=set(partitions.model_kinds),
         code_version="1",
         # Follows the source's chunks for every embedder; only texts without a vector are embedded.
@@ -40,13 +45,13 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
         check_specs=[
             dg.AssetCheckSpec(
                 "vectors_valid",
-                asset="chunk_embeddings",
+                asset=names.key("chunk_embeddings"),
                 partitions_def=partitions.source_embedder,
                 description="Every vector of the source has the model's dimensions, finite values and unit norm.",
             ),
             dg.AssetCheckSpec(
                 "table_model_matches",
-                asset="chunk_embeddings",
+                asset=names.key("chunk_embeddings"),
                 partitions_def=partitions.source_embedder,
                 description=(
                     "The table's schema metadata (model, dimensions, normalization) matches the embedder, "
@@ -65,9 +70,9 @@ def build_chunk_embeddings(partitions: EmbedderPartitions) -> dg.AssetsDefinitio
         context: dg.AssetExecutionContext,
         config: ChunkEmbeddingsConfig,
         document_chunks: ChunkFile,
-        embedders: Embedders,
-        lancedb: LanceDBResource,
     ) -> dg.MaterializeResult:
+        embedders: Embedders = names.resource(context, "embedders")  # type: ignore[assignment]
+        lancedb: LanceDBResource = names.resource(context, "lancedb")  # type: ignore[assignment]
         keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
         source, embedder_name = keys[SOURCE_DIMENSION], keys[EMBEDDER_DIMENSION]
         label = f"{embedder_name}|{source}"

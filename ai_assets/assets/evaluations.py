@@ -15,6 +15,7 @@ from ai_assets.core.evaluation.serving import evaluate_and_serve as evaluate_and
 from ai_assets.core.retrieval.search import Searcher
 from ai_assets.core.store.versions import NoServedVersion, ServingState
 from ai_assets.history import latest_metadata
+from ai_assets.naming import KnowledgeBaseNames
 from ai_assets.partitions import EmbedderPartitions
 from ai_assets.resources import ChatModelResource, Embedders, LanceDBResource, QualityGate, SourceFiles
 from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fail_once
@@ -42,21 +43,24 @@ def evaluation_embedder(embedders: Embedders, lancedb: LanceDBResource, name: st
     return CachingEmbedder(embedder, lancedb.query_cache(embedder.spec)) if is_paid(embedder.spec) else embedder
 
 
-def build_evaluate_and_serve(partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:
+def build_evaluate_and_serve(
+    names: KnowledgeBaseNames, partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy
+) -> dg.AssetsDefinition:
     """``retrieval_evaluation`` scores the candidate that ``search_index`` built; its blocking gate
     decides, in the same step, whether the candidate becomes ``served_index``. One step, so the
     served version's record (promoted or not, and why) is written even when the gate fails."""
 
     @dg.multi_asset(
-        name="evaluate_and_serve",
+        name=names.name("evaluate_and_serve"),
         partitions_def=partitions.embedder,
+        required_resource_keys=names.resource_keys("source_files", "embedders", "lancedb", "quality_gate"),
         retry_policy=MODEL_CALL_RETRY,
         pool=MODEL_POOL,
         specs=[
             dg.AssetSpec(
-                RETRIEVAL_EVALUATION,
-                deps=["search_index"],
-                group_name="evaluation",
+                names.key(RETRIEVAL_EVALUATION),
+                deps=[names.key("search_index")],
+                group_name=names.name("evaluation"),
                 kinds=set(partitions.model_kinds),
                 code_version="2",
                 freshness_policy=freshness,
@@ -71,9 +75,9 @@ def build_evaluate_and_serve(partitions: EmbedderPartitions, freshness: dg.Fresh
                 ),
             ),
             dg.AssetSpec(
-                SERVED_INDEX,
-                deps=[RETRIEVAL_EVALUATION],
-                group_name="index",
+                names.key(SERVED_INDEX),
+                deps=[names.key(RETRIEVAL_EVALUATION)],
+                group_name=names.name("index"),
                 kinds={"lancedb"},
                 code_version="1",
                 automation_condition=dg.AutomationCondition.eager(),
@@ -88,7 +92,7 @@ def build_evaluate_and_serve(partitions: EmbedderPartitions, freshness: dg.Fresh
         check_specs=[
             dg.AssetCheckSpec(
                 "retrieval_quality_gate",
-                asset=RETRIEVAL_EVALUATION,
+                asset=names.key(RETRIEVAL_EVALUATION),
                 partitions_def=partitions.embedder,
                 blocking=True,
                 description=(
@@ -101,17 +105,17 @@ def build_evaluate_and_serve(partitions: EmbedderPartitions, freshness: dg.Fresh
     def evaluate_and_serve(
         context: dg.AssetExecutionContext,
         config: ServeConfig,
-        source_files: SourceFiles,
-        embedders: Embedders,
-        lancedb: LanceDBResource,
-        quality_gate: QualityGate,
     ):
+        source_files: SourceFiles = names.resource(context, "source_files")  # type: ignore[assignment]
+        embedders: Embedders = names.resource(context, "embedders")  # type: ignore[assignment]
+        lancedb: LanceDBResource = names.resource(context, "lancedb")  # type: ignore[assignment]
+        quality_gate: QualityGate = names.resource(context, "quality_gate")  # type: ignore[assignment]
         with permanent_errors_fail_once():
             embedder = evaluation_embedder(embedders, lancedb, context.partition_key)
             table = lancedb.table(embedder.spec, create=False)
         eval_sets = [load_eval_set_or_fail(path) for path in source_files.eval_set_dirs()]
         if not eval_sets and not config.allow_no_eval_sets:
-            require_no_eval_sets_before(context.instance, context.partition_key, source_files.eval_uri)
+            require_no_eval_sets_before(context.instance, names, context.partition_key, source_files.eval_uri)
         try:
             result = evaluate_and_serve_version(
                 table, lambda version: lancedb.table_at(embedder.spec, version), embedder, eval_sets,
@@ -123,9 +127,9 @@ def build_evaluate_and_serve(partitions: EmbedderPartitions, freshness: dg.Fresh
         for skipped in result.scores.skipped:
             context.log.warning(f"skipped eval set {skipped}")
         context.log.info(f"{result.after.describe()}: {result.decision.reason}")
-        checks = [gate_result(result, quality_gate)]
+        checks = [gate_result(result, quality_gate, names.key(RETRIEVAL_EVALUATION))]
         yield dg.MaterializeResult(
-            asset_key=RETRIEVAL_EVALUATION,
+            asset_key=names.key(RETRIEVAL_EVALUATION),
             metadata={
                 **evaluation_metadata(result, source_files.eval_sets_fingerprint()),
                 **embedder.take_usage_metadata(),  # query embeddings of a paid embedder, and its cache
@@ -134,7 +138,7 @@ def build_evaluate_and_serve(partitions: EmbedderPartitions, freshness: dg.Fresh
             check_results=checks,
         )
         yield dg.MaterializeResult(
-            asset_key=SERVED_INDEX,
+            asset_key=names.key(SERVED_INDEX),
             metadata={
                 **served_index_metadata(result),
                 "sample_answers": dg.MetadataValue.md(sample_answers(lancedb, embedder, result.after, eval_sets)),
@@ -144,11 +148,13 @@ def build_evaluate_and_serve(partitions: EmbedderPartitions, freshness: dg.Fresh
     return evaluate_and_serve
 
 
-def require_no_eval_sets_before(instance: dg.DagsterInstance, embedder: str, eval_location: str) -> None:
+def require_no_eval_sets_before(
+    instance: dg.DagsterInstance, names: KnowledgeBaseNames, embedder: str, eval_location: str
+) -> None:
     """An unmounted drive or a wrong prefix must not turn the gate green with nothing scored, nor
     promote a candidate that nothing scored. (Sets skipped because their sources were removed were
     found: that is not absence.)"""
-    previous = latest_metadata(instance, RETRIEVAL_EVALUATION, embedder) or {}
+    previous = latest_metadata(instance, names.key(RETRIEVAL_EVALUATION), embedder) or {}
     if previous.get("eval_sets"):
         raise dg.Failure(
             f"no eval set found under {eval_location}, where the previous evaluation scored "
@@ -187,11 +193,13 @@ def evaluation_metadata(result: ServingEvaluation, eval_sets_fingerprint: str) -
     return metadata
 
 
-def gate_result(result: ServingEvaluation, quality_gate: QualityGate) -> dg.AssetCheckResult:
+def gate_result(
+    result: ServingEvaluation, quality_gate: QualityGate, evaluation_key: dg.AssetKey
+) -> dg.AssetCheckResult:
     served = result.before.served
     return dg.AssetCheckResult(
         check_name="retrieval_quality_gate",
-        asset_key=RETRIEVAL_EVALUATION,
+        asset_key=evaluation_key,
         passed=not result.failures,
         metadata={
             "metric": GATED_METRIC,
@@ -260,13 +268,19 @@ def cell(text: str) -> str:
 
 
 def build_answer_evaluation(
-    partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy, automation: dg.AutomationCondition
+    names: KnowledgeBaseNames,
+    partitions: EmbedderPartitions,
+    freshness: dg.FreshnessPolicy,
+    automation: dg.AutomationCondition,
 ) -> dg.AssetsDefinition:
     @dg.asset(
+        key=names.key("answer_evaluation"),
         automation_condition=automation,
         partitions_def=partitions.embedder,
-        deps=[SERVED_INDEX],
-        group_name="evaluation",
+        deps=[names.key(SERVED_INDEX)],
+        group_name=names.name("evaluation"),
+        required_resource_keys=names.resource_keys("source_files", "embedders", "lancedb", "chat_model"),
+        io_manager_key=names.name("io_manager"),
         kinds=set(partitions.model_kinds),
         code_version="2",
         retry_policy=MODEL_CALL_RETRY,
@@ -281,13 +295,11 @@ def build_answer_evaluation(
             "in the metadata table."
         ),
     )
-    def answer_evaluation(
-        context: dg.AssetExecutionContext,
-        source_files: SourceFiles,
-        embedders: Embedders,
-        lancedb: LanceDBResource,
-        chat_model: ChatModelResource,
-    ) -> dg.Output[list[AnswerResult]]:
+    def answer_evaluation(context: dg.AssetExecutionContext) -> dg.Output[list[AnswerResult]]:
+        source_files: SourceFiles = names.resource(context, "source_files")  # type: ignore[assignment]
+        embedders: Embedders = names.resource(context, "embedders")  # type: ignore[assignment]
+        lancedb: LanceDBResource = names.resource(context, "lancedb")  # type: ignore[assignment]
+        chat_model: ChatModelResource = names.resource(context, "chat_model")  # type: ignore[assignment]
         with permanent_errors_fail_once():
             embedder = evaluation_embedder(embedders, lancedb, context.partition_key)
             try:

@@ -9,23 +9,29 @@ from ai_assets.core.store.indexes import build_indexes
 from ai_assets.core.store.tables import prune_sources, source_row_counts
 from ai_assets.core.store.versions import extend_hold, mark_candidate, serving_state
 from ai_assets.history import latest_metadata
-from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
+from ai_assets.naming import KnowledgeBaseNames
+from ai_assets.partitions import EMBEDDER_DIMENSION, EmbedderPartitions
 from ai_assets.resources import Embedders, LanceDBResource, QualityGate
 from ai_assets.retries import MODEL_CALL_RETRY, permanent_errors_fail_once
 
 
-def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:
+def build_search_index(
+    names: KnowledgeBaseNames, partitions: EmbedderPartitions, freshness: dg.FreshnessPolicy
+) -> dg.AssetsDefinition:
     @dg.asset(
+        key=names.key("search_index"),
         partitions_def=partitions.embedder,
         deps=[
             dg.AssetDep(
-                "chunk_embeddings",
+                names.key("chunk_embeddings"),
                 partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
                     partition_dimension_name=EMBEDDER_DIMENSION
                 ),
             )
         ],
-        group_name="index",
+        group_name=names.name("index"),
+        required_resource_keys=names.resource_keys("embedders", "lancedb", "quality_gate"),
+        io_manager_key=names.name("io_manager"),
         kinds={"lancedb"},
         code_version="2",
         retry_policy=MODEL_CALL_RETRY,
@@ -35,7 +41,7 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
         check_specs=[
             dg.AssetCheckSpec(
                 "index_rows_match_chunks",
-                asset="search_index",
+                asset=names.key("search_index"),
                 partitions_def=partitions.embedder,
                 # Blocking: a table that lost or kept rows is never evaluated, so never served.
                 blocking=True,
@@ -43,7 +49,7 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
             ),
             dg.AssetCheckSpec(
                 "ann_recall",
-                asset="search_index",
+                asset=names.key("search_index"),
                 partitions_def=partitions.embedder,
                 blocking=True,
                 description="Recall@10 of the ANN vector index against exact search is above the floor.",
@@ -56,19 +62,17 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
             "only once every blocking check passed (see served_index)."
         ),
     )
-    def search_index(
-        context: dg.AssetExecutionContext,
-        embedders: Embedders,
-        lancedb: LanceDBResource,
-        quality_gate: QualityGate,
-    ) -> dg.MaterializeResult:
+    def search_index(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        embedders: Embedders = names.resource(context, "embedders")  # type: ignore[assignment]
+        lancedb: LanceDBResource = names.resource(context, "lancedb")  # type: ignore[assignment]
+        quality_gate: QualityGate = names.resource(context, "quality_gate")  # type: ignore[assignment]
         started = time.perf_counter()
         with permanent_errors_fail_once():
             table = lancedb.table(embedders.spec(context.partition_key))
             version_before = table.version
             # A source folder that was removed lost its partition (source_sensor, `ai-assets build`);
             # its rows go here, the one writer that sees every source.
-            pruned = prune_sources(table, set(context.instance.get_dynamic_partitions(SOURCE_DIMENSION)))
+            pruned = prune_sources(table, set(context.instance.get_dynamic_partitions(partitions.source.name)))
             for source, rows in pruned.items():
                 context.log.info(f"deleted {rows} rows of removed source {source!r}")
             report = build_indexes(table, ann_min_rows=lancedb.ann_min_rows)
@@ -81,7 +85,7 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
         rows_by_source = "| source | rows |\n|---|---:|\n" + "".join(
             f"| {source} | {count} |\n" for source, count in sorted(counts.items())
         )
-        mismatches = count_mismatches(latest_chunk_counts(context.instance), counts)
+        mismatches = count_mismatches(latest_chunk_counts(context.instance, names), counts)
         mismatch_table = "| source | chunks | rows |\n|---|---:|---:|\n" + "".join(
             f"| {source} | {expected} | {actual} |\n" for source, (expected, actual) in mismatches.items()
         )
@@ -136,11 +140,11 @@ def build_search_index(partitions: EmbedderPartitions, freshness: dg.FreshnessPo
     return search_index
 
 
-def latest_chunk_counts(instance: dg.DagsterInstance) -> dict[str, int]:
+def latest_chunk_counts(instance: dg.DagsterInstance, names: KnowledgeBaseNames) -> dict[str, int]:
     """Chunks per source as recorded by each source's latest document_chunks materialization."""
     counts: dict[str, int] = {}
-    for source in instance.get_dynamic_partitions(SOURCE_DIMENSION):
-        metadata = latest_metadata(instance, "document_chunks", source)
+    for source in instance.get_dynamic_partitions(names.source_partitions_name):
+        metadata = latest_metadata(instance, names.key("document_chunks"), source)
         if metadata is not None and "chunks" in metadata:
             counts[source] = int(metadata["chunks"])
     return counts

@@ -58,7 +58,10 @@ def parser() -> argparse.ArgumentParser:
     for command in commands.choices.values():
         command.add_argument(
             "--kb", metavar="NAME", default=None,
-            help="the knowledge base (a KnowledgeBase in ai_assets/defs/; default: the only one)",
+            help=(
+                "the knowledge base (a KnowledgeBase of the dg project's defs/ folder; default: the one with "
+                "unprefixed keys, else the first)"
+            ),
         )
     return root
 

@@ -94,6 +94,7 @@ def worker_build(args: argparse.Namespace, settings: Settings) -> int:
         report = run_build(
             build_definitions(settings), instance, settings.embedders, args.source, echo=progress.echo,
             force=args.force, build_id=args.build_id, on_step=step_changed, data_dir=settings.data_dir,
+            names=settings.names,
         )
     if not report.ok:
         print(f"build failed: {len(report.failures)} of {len(report.runs)} runs failed:", file=sys.stderr)
@@ -104,5 +105,5 @@ def worker_build(args: argparse.Namespace, settings: Settings) -> int:
     if report.quarantined_files or report.skipped_files:
         left_out = f"; {report.quarantined_files} file(s) quarantined and {report.skipped_files} skipped (see above)"
     print(f"build complete: {len(report.runs)} runs succeeded, {len(report.up_to_date)} steps up to date{left_out}")
-    print_leaderboard(evaluation_leaderboard(instance, settings.embedders))
+    print_leaderboard(evaluation_leaderboard(instance, settings.names, settings.embedders))
     return 0

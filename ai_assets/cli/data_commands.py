@@ -41,7 +41,7 @@ def import_beir_command(args: argparse.Namespace, settings: Settings) -> int:
 def report_command(args: argparse.Namespace, settings: Settings) -> int:
     from ai_assets.history import evaluation_leaderboard
 
-    rows = evaluation_leaderboard(dagster_instance(settings, create=False), settings.embedders)
+    rows = evaluation_leaderboard(dagster_instance(settings, create=False), settings.names, settings.embedders)
     if args.json:
         print(json.dumps([row.model_dump(by_alias=True) for row in rows], indent=2))
     elif rows:

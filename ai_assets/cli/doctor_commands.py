@@ -215,7 +215,7 @@ def check_tables(settings: Settings, instance, findings: Findings) -> None:
         except Exception as error:  # noqa: BLE001 - any reason it cannot be opened is the finding
             findings.note("tables", f"{name}: no table yet or it cannot be opened ({type(error).__name__}); build it")
             continue
-        indexed = (latest_metadata(instance, "search_index", name) or {}).get("table_version")
+        indexed = (latest_metadata(instance, settings.names.key("search_index"), name) or {}).get("table_version")
         text = f"{table.name}: {table.count_rows()} rows, version {table.version}, indexed at version {indexed}"
         if indexed == table.version:
             findings.ok("tables", text)

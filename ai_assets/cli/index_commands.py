@@ -54,7 +54,7 @@ def operator() -> str:
         return os.environ.get("USER") or "unknown"
 
 
-def record_move(instance, embedder: str, state, action: str, moved_from, reason: str) -> None:
+def record_move(settings: Settings, instance, embedder: str, state, action: str, moved_from, reason: str) -> None:
     """A materialization of served_index: where the pointer is now, who moved it, when and why."""
     import dagster as dg
 
@@ -63,7 +63,7 @@ def record_move(instance, embedder: str, state, action: str, moved_from, reason:
     user, at = operator(), datetime.now(UTC).isoformat(timespec="seconds")
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
-            SERVED_INDEX,
+            settings.names.key(SERVED_INDEX),
             partition=embedder,
             description=f"{action} by {user}: {reason}",
             metadata={
@@ -104,7 +104,7 @@ def rollback_command(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(f"{table.name} v{target} is already served")
     instance = dagster_instance(settings, create=False)  # checked first: a move is never unrecorded
     after = move_served(table, target, hold_up_to=state.latest)
-    record_move(instance, embedder, after, "rollback", state.served, reason)
+    record_move(settings, instance, embedder, after, "rollback", state.served, reason)
     was = f"v{state.served}" if state.served is not None else "nothing"
     print(
         f"{table.name}: now serving v{target} (was {was}); recorded as a served_index materialization.\n"
@@ -156,7 +156,7 @@ def force_promotion(settings: Settings, embedder: str, reason: str) -> int:
         raise CliError(f"{table.name} has no candidate waiting (serving v{state.served}); run `ai-assets build`")
     instance = dagster_instance(settings, create=False)
     after = move_served(table, state.candidate)
-    record_move(instance, embedder, after, "forced promotion", state.served, reason)
+    record_move(settings, instance, embedder, after, "forced promotion", state.served, reason)
     print(f"{table.name}: now serving v{state.candidate} without its quality gate (was v{state.served}); recorded.")
     return 0
 
@@ -166,11 +166,12 @@ def evaluate_and_promote(settings: Settings, names: list[str]) -> int:
     from ai_assets.assets.evaluations import SERVED_INDEX
     from ai_assets.build import QUIET_RUN_CONFIG, _failure_message
     from ai_assets.cli.instance import dagster_instance
-    from ai_assets.graph import INDEX_JOB, build_definitions
+    from ai_assets.graph import build_definitions
     from ai_assets.history import latest_metadata
 
     instance = dagster_instance(settings, create=False)
-    job = build_definitions(settings).resolve_job_def(INDEX_JOB)
+    job = build_definitions(settings).resolve_job_def(settings.names.index_job)
+    serve_op = settings.names.name("evaluate_and_serve")
     failed = 0
     for name in names:
         print(f"{name}: evaluating the candidate ...")
@@ -178,9 +179,9 @@ def evaluate_and_promote(settings: Settings, names: list[str]) -> int:
             instance=instance,
             partition_key=name,
             raise_on_error=False,
-            run_config={**QUIET_RUN_CONFIG, "ops": {"evaluate_and_serve": {"config": {"override_hold": True}}}},
+            run_config={**QUIET_RUN_CONFIG, "ops": {serve_op: {"config": {"override_hold": True}}}},
         )
-        served = latest_metadata(instance, SERVED_INDEX, name) or {}
+        served = latest_metadata(instance, settings.names.key(SERVED_INDEX), name) or {}
         if served.get("run_id") == result.run_id:
             print(f"{name}: {served.get('status')}: {served.get('decision')}")
         for evaluation in result.get_asset_check_evaluations():
@@ -199,7 +200,7 @@ def serving_status(settings: Settings, instance, embedder: str) -> dict:
     from ai_assets.history import latest_materialization, metadata_values
 
     state = serving_state(open_latest(settings, embedder))
-    record = latest_materialization(instance, SERVED_INDEX, embedder)
+    record = latest_materialization(instance, settings.names.key(SERVED_INDEX), embedder)
     metadata = metadata_values(record) if record else {}
     return {
         "embedder": embedder,

@@ -22,13 +22,12 @@ def register(commands: argparse._SubParsersAction) -> None:
 def quarantine_command(args: argparse.Namespace, settings: Settings) -> int:
     from ai_assets.assets.documents import QUARANTINED_FILES, SKIPPED_ENTRIES
     from ai_assets.history import latest_metadata
-    from ai_assets.partitions import SOURCE_DIMENSION
 
     instance = dagster_instance(settings, create=False)
-    sources = args.source or instance.get_dynamic_partitions(SOURCE_DIMENSION)
+    sources = args.source or instance.get_dynamic_partitions(settings.names.source_partitions_name)
     report = []
     for source in sorted(sources):
-        metadata = latest_metadata(instance, "source_documents", source)
+        metadata = latest_metadata(instance, settings.names.key("source_documents"), source)
         if metadata is None:
             report.append({"source": source, "ingested": False, "quarantined": [], "skipped": []})
             continue

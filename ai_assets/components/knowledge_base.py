@@ -7,18 +7,19 @@ docs/configuration.md), so a deployment can still move the data with ``AI_ASSETS
 while the YAML says what the knowledge base is. Every value is validated as the settings are
 (one line naming the attribute's variable and what is allowed).
 
-One knowledge base per code location for now: the assets, jobs, sensors and dynamic partitions
-it defines have fixed names (DESIGN.md's keys), so a second instance would collide with the
-first in the instance. A second ``KnowledgeBase`` in the defs folder is refused when the defs
-load, naming both, instead of silently sharing partitions and jobs.
+A second knowledge base is one more YAML file beside it: its asset keys, jobs, sensors,
+schedule, resources and partitions carry its name (naming.py), and it keeps its data under its
+own data dir. Knowledge bases that would collide (one name twice, two without a prefix, one data
+location shared) are refused when the defs load, naming both.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import threading
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, Sequence
+from itertools import combinations
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,11 +27,9 @@ import dagster as dg
 
 from ai_assets.settings import Settings, SettingsError, load_settings
 
-# The names of the knowledge bases built in this process, by the folder of their YAML: what
-# refuses a second one when the defs folder builds.
-_built: dict[str, str] = {}
 PROJECT = Path(__file__).resolve().parents[1]  # ai_assets/, in the dg project of this repository
-_lock = threading.Lock()
+# A knowledge base's name prefixes Dagster names, which allow letters, digits and _ only.
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 # `{{ env.NAME }}` or `{{ env('NAME') }}` as a whole template: Dagster resolves an unset one to null.
@@ -38,7 +37,7 @@ _ENV_TEMPLATE = re.compile(r"""\{\{\s*env(?:\.(\w+)|\(\s*["'](\w+)["']\s*\))\s*\
 
 
 class DuplicateKnowledgeBase(ValueError):
-    """Two knowledge bases in one code location."""
+    """Two knowledge bases of one code location that would share names or data."""
 
 
 class UnsetVariable(ValueError):
@@ -65,10 +64,13 @@ def require_set_variables(yaml_file: Path) -> None:
 class KnowledgeBase(dg.Component, dg.Resolvable, dg.Model):
     """One knowledge base: its sources, chunks, embeddings, index and evaluations as assets.
 
-    Attributes other than ``name`` default to the environment's settings.
+    Attributes other than ``name`` and ``prefix_asset_keys`` default to the environment's settings.
     """
 
     name: str
+    """Lower-case letters, digits and _: the prefix of its asset keys (handbook/source_documents) and names."""
+    prefix_asset_keys: bool = True
+    """False keeps DESIGN.md's unprefixed names (the repository's knowledge base); one per code location."""
     data_dir: str | None = None
     """Sources, eval sets, chunk files and the LanceDB database: a local path or an object-store URI."""
     embedders: list[str] | None = None
@@ -85,48 +87,111 @@ class KnowledgeBase(dg.Component, dg.Resolvable, dg.Model):
     """The daily refresh schedule (UTC); also when paid answer evaluations run."""
 
     def settings(self) -> Settings:
+        if not NAME_PATTERN.match(self.name):
+            raise SettingsError(
+                f"knowledge base name {self.name!r}: lower-case letters, digits and _, starting with a letter "
+                "(it prefixes asset keys and job names)"
+            )
         overrides: dict[str, Any] = {
-            field: value for field, value in self.model_dump(exclude={"name"}).items() if value is not None
+            field: value
+            for field, value in self.model_dump(exclude={"name", "prefix_asset_keys"}).items()
+            if value is not None
         }
-        return load_settings(**overrides)
+        return load_settings(**overrides, key_prefix=self.name if self.prefix_asset_keys else None)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         # Imported only to build: the CLI reads a knowledge base's attributes without the asset graph.
         from ai_assets.graph import build_definitions
 
-        path = str(context.path)
-        if (Path(path) / "defs.yaml").exists():
-            require_set_variables(Path(path) / "defs.yaml")
-        settings = self.settings()
-        with _lock:
-            others = [f"{name!r} ({other})" for other, name in _built.items() if other != path]
-            if others:
-                same = " of the same name" if self.name in _built.values() else ""
+        if (context.path / "defs.yaml").exists():
+            require_set_variables(context.path / "defs.yaml")
+        return build_definitions(self.settings())
+
+
+def data_locations(settings: Settings) -> dict[str, str]:
+    """Where a knowledge base writes: no two knowledge bases may share one."""
+    return {
+        "data dir": settings.data_dir,
+        "sources": settings.sources_location,
+        "chunk files": settings.chunks_location,
+        "LanceDB database": settings.resolved_lancedb_uri,
+    }
+
+
+def check_side_by_side(knowledge_bases: Sequence[KnowledgeBase]) -> None:
+    """Refuse knowledge bases that would collide in one code location and instance."""
+    for first, second in combinations(knowledge_bases, 2):
+        pair = f"knowledge bases {first.name!r} and {second.name!r}"
+        if first.name == second.name:
+            raise DuplicateKnowledgeBase(f"two knowledge bases are named {first.name!r}: give each its own name")
+        if not first.prefix_asset_keys and not second.prefix_asset_keys:
+            raise DuplicateKnowledgeBase(
+                f"{pair} both set prefix_asset_keys: false; only one knowledge base of a code location can "
+                "keep the unprefixed asset keys"
+            )
+        theirs = data_locations(second.settings())
+        for what, location in data_locations(first.settings()).items():
+            if location in theirs.values():
                 raise DuplicateKnowledgeBase(
-                    f"knowledge base {self.name!r} ({path}) cannot load beside {', '.join(others)}{same}: "
-                    "a code location holds one knowledge base (its asset keys, jobs and partitions are not "
-                    "prefixed yet); give the other one its own code location"
+                    f"{pair} share the {what} {location}: give each knowledge base its own data_dir"
                 )
-            _built[path] = self.name
-        return build_definitions(settings)
 
 
-def knowledge_base_settings(name: str | None = None, project: Path = PROJECT) -> tuple[str, Settings]:
-    """The name and settings (resolved now) of the knowledge base ``name`` that the defs folder
-    declares, or of the only one. Dagster loads the components without building their assets."""
-    defs_folder = project / "defs"
-    for yaml_file in sorted(defs_folder.rglob("defs.yaml")):
+def project_package(start: Path) -> Path | None:
+    """The root package of the dg project that ``start`` is in (``[tool.dg.project] root_module``
+    of the nearest pyproject.toml with a ``[tool.dg]`` table), or None."""
+    for folder in (start, *start.parents):
+        pyproject = folder / "pyproject.toml"
+        if not pyproject.is_file():
+            continue
+        try:
+            tool = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
+        except (OSError, tomllib.TOMLDecodeError):
+            return None
+        if "dg" not in tool:
+            return None
+        root_module = tool["dg"].get("project", {}).get("root_module")
+        return folder / root_module.replace(".", "/") if root_module else None
+    return None
+
+
+def declared_knowledge_bases(project: Path) -> tuple[dg.ComponentTree, list[KnowledgeBase]]:
+    """The component tree of the dg project that ``project`` is in, and its knowledge bases, checked
+    to stand side by side; their assets are not built."""
+    for yaml_file in sorted((project / "defs").rglob("defs.yaml")):
         require_set_variables(yaml_file)
-    declared = _unwrapped(lambda: dg.ComponentTree.for_project(path_within_project=project).get_all_components(of_type=KnowledgeBase))
+    try:
+        tree = dg.ComponentTree.for_project(path_within_project=project)
+    except Exception as error:
+        if not isinstance(error.__cause__, ImportError):
+            raise
+        # The project's package is not installed: Dagster's own advice, on one line.
+        raise ValueError(" ".join(str(error).split())) from None
+    declared = _unwrapped(lambda: list(tree.get_all_components(of_type=KnowledgeBase)))
+    check_side_by_side(declared)
+    return tree, sorted(declared, key=lambda component: (component.prefix_asset_keys, component.name))
+
+
+def knowledge_base_settings(name: str | None = None, project: Path | None = None) -> tuple[str, Settings]:
+    """The name and settings (resolved now) of the knowledge base ``name`` of the dg project, or of
+    its default one: the unprefixed one, else the first by name. The project is ``project``, else
+    the dg project of the working directory, else this repository's."""
+    project = project or project_package(Path.cwd()) or PROJECT
+    _, declared = declared_knowledge_bases(project)
     names = [component.name for component in declared]
-    if len(declared) > 1:
-        raise DuplicateKnowledgeBase(
-            f"{defs_folder} declares {len(declared)} knowledge bases ({', '.join(names)}): a code location holds "
-            "one knowledge base (its asset keys, jobs and partitions are not prefixed yet)"
-        )
-    if not declared or (name is not None and name not in names):
-        raise ValueError(f"no knowledge base {name!r} in ai_assets/defs/ (declared: {', '.join(names) or 'none'})")
-    return declared[0].name, declared[0].settings()
+    chosen = next((component for component in declared if name in (None, component.name)), None)
+    if chosen is None:
+        declared_names = ", ".join(names) or "none"
+        raise ValueError(f"no knowledge base {name!r} in {shown_folder(project / 'defs')} (declared: {declared_names})")
+    return chosen.name, chosen.settings()
+
+
+def shown_folder(folder: Path) -> str:
+    """A folder as a user wrote it: relative to the working directory when under it."""
+    try:
+        return f"{folder.resolve().relative_to(Path.cwd().resolve())}/"
+    except ValueError:
+        return f"{folder}/"
 
 
 T = TypeVar("T")
@@ -147,5 +212,7 @@ def _unwrapped(load: Callable[[], T]) -> T:
 
 
 def load_knowledge_bases(project: Path) -> dg.Definitions:
-    """The definitions of the defs folder of ``project`` (a folder of a dg project)."""
-    return _unwrapped(lambda: dg.load_from_defs_folder(path_within_project=project))
+    """The definitions of the defs folder of ``project`` (a folder of a dg project): what
+    ``dg.load_from_defs_folder`` builds, once its knowledge bases are known not to collide."""
+    tree, _ = declared_knowledge_bases(project)
+    return _unwrapped(tree.build_defs)
