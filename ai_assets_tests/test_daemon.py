@@ -27,6 +27,14 @@ from ai_assets_tests.conftest import TINY_SOURCES, write_sources
 
 T = TypeVar("T")
 SEARCH_INDEX = dg.AssetKey("search_index")
+QUEUE_POLLED_EVERY_SECOND = """
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
+"""
+POLL_SECONDS = 0.25
 
 
 def wait_for(what: str, probe: Callable[[], T | None], daemon: subprocess.Popen, timeout: float) -> T:
@@ -38,7 +46,7 @@ def wait_for(what: str, probe: Callable[[], T | None], daemon: subprocess.Popen,
             return value
         if daemon.poll() is not None:
             break
-        time.sleep(1)
+        time.sleep(POLL_SECONDS)
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; daemon exit code {daemon.poll()}")
 
 
@@ -46,7 +54,9 @@ def wait_for(what: str, probe: Callable[[], T | None], daemon: subprocess.Popen,
 def daemon_env(tmp_path: Path) -> dict[str, str]:
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(INSTANCE_YAML, encoding="utf-8")
+    # The CLI's instance, with its (default) queued run coordinator polling the queue every
+    # second instead of every 5 s: each run the sensor or automation requests waits one poll.
+    (home / "dagster.yaml").write_text(INSTANCE_YAML + QUEUE_POLLED_EVERY_SECOND, encoding="utf-8")
     data = tmp_path / "data"
     write_sources(data, {"alpha": TINY_SOURCES["alpha"]})
     (data / "eval").mkdir()
@@ -54,12 +64,14 @@ def daemon_env(tmp_path: Path) -> dict[str, str]:
     env.update(
         DAGSTER_HOME=str(home),
         AI_ASSETS_DATA_DIR=str(data),
-        AI_ASSETS_SENSOR_INTERVAL_SECONDS="2",
-        AI_ASSETS_AUTOMATION_INTERVAL_SECONDS="2",
+        # The shortest intervals each daemon takes (settings allow 1 s): every hop of the chain
+        # sensor -> queued run -> automation waits for the next tick of its daemon.
+        AI_ASSETS_SENSOR_INTERVAL_SECONDS="1",
+        AI_ASSETS_AUTOMATION_INTERVAL_SECONDS="1",
         # The shortest policy Dagster evaluates: overdue one minute after the last materialization.
         AI_ASSETS_FRESHNESS_FAIL_MINUTES="1",
         AI_ASSETS_FRESHNESS_WARN_MINUTES="0",
-        FRESHNESS_DAEMON_INTERVAL_SECONDS="3",
+        FRESHNESS_DAEMON_INTERVAL_SECONDS="1",
     )
     return env
 
@@ -68,7 +80,9 @@ def daemon_env(tmp_path: Path) -> dict[str, str]:
 def daemon(daemon_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen]:
     # Create the new instance's SQLite schema first: the daemon and this test creating it at the
     # same moment failed once ("table instigators already exists").
-    subprocess.run([sys.executable, "-c", "import dagster; dagster.DagsterInstance.get()"], env=daemon_env, check=True)
+    # (In this process: the same schema, without starting one more Python.)
+    with dg.DagsterInstance.from_config(daemon_env["DAGSTER_HOME"]):
+        pass
     log = (tmp_path / "daemon.log").open("wb")
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-m", "ai_assets.definitions"],
@@ -132,8 +146,11 @@ def test_daemon_indexes_a_new_source_drops_a_removed_one_and_tracks_freshness(
         return record.freshness_state if record else None
 
     wait_for("search_index to fail freshness", lambda: freshness() == FreshnessState.FAIL, daemon, timeout=150)
+    # A new materialization of search_index itself (the asset whose freshness is watched), from
+    # the index job: its evaluations would first wait for the model pool's one slot, which the
+    # daemon's own run for the removal may still hold.
     result = build_definitions(settings).resolve_job_def(INDEX_JOB).execute_in_process(
-        instance=instance, partition_key="minilm"
+        instance=instance, partition_key="minilm", asset_selection=[SEARCH_INDEX]
     )
     assert result.success
     wait_for("search_index to pass freshness", lambda: freshness() == FreshnessState.PASS, daemon, timeout=60)

@@ -16,6 +16,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -55,10 +58,12 @@ class Steps:
     def __init__(self, root: Path, env: dict[str, str]) -> None:
         self.root, self.env, self.count = root, env, 0
         self.step_dirs: list[Path] = []
+        self._lock = threading.Lock()  # steps start from several threads at once
 
     def run(self, label: str, command: list[str], stdin: str = "") -> str:
-        self.count += 1
-        step = self.root / f"{self.count:02d}-{label.replace(' ', '_').replace('|', '_')}"
+        with self._lock:
+            self.count += 1
+            step = self.root / f"{self.count:02d}-{label.replace(' ', '_').replace('|', '_')}"
         dirs = {name: step / name for name in ("work", "home", "tmp", "cache", "state")}
         for directory in dirs.values():
             directory.mkdir(parents=True)
@@ -88,8 +93,7 @@ class Steps:
         )
 
     def at_once(self, asset: str, partitions: list[str]) -> None:
-        with ThreadPoolExecutor(len(partitions)) as pool:
-            list(pool.map(lambda partition: self.materialize(asset, partition), partitions))
+        in_parallel([lambda partition=partition: self.materialize(asset, partition) for partition in partitions])
 
     def sensor_tick(self, cursor: str | None) -> dict:
         return json.loads(self.run("sensor", [sys.executable, "-m", "ai_assets_tests.sensor_tick"], cursor or ""))
@@ -98,10 +102,21 @@ class Steps:
         return self.run(args[0], [str(BIN / "ai-assets"), *args])
 
 
+def in_parallel(calls: list[Callable[[], object]]) -> list[object]:
+    """Each call in its own thread, all at once; their results in order (the first error raised)."""
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return [future.result() for future in [pool.submit(call) for call in calls]]
+
+
 def ingest(steps: Steps, sources: list[str]) -> None:
-    """What an ingest run request asks for, one step (and one process) per asset."""
-    steps.at_once("source_documents", sources)
-    steps.at_once("document_chunks", sources)
+    """What an ingest run request asks for, one step (and one process) per asset. Each source's
+    two steps follow each other; the sources go at once (a source's chunks need only its documents)."""
+
+    def ingest_one(source: str) -> None:
+        steps.materialize("source_documents", source)
+        steps.materialize("document_chunks", source)
+
+    in_parallel([lambda source=source: ingest_one(source) for source in sources])
 
 
 def index_and_evaluate(steps: Steps) -> None:
@@ -109,8 +124,18 @@ def index_and_evaluate(steps: Steps) -> None:
     steps.materialize("retrieval_evaluation,served_index", MINILM.name)  # one step, selected together
 
 
+@pytest.fixture
+def step_root() -> Iterator[Path]:
+    """Where the steps' directories go: a short path, as a pod's /tmp is. Under pytest's longer
+    tmp_path, a step's TMPDIR would be too long for a forkserver's socket and the parsing
+    workers would be spawned instead, each importing Dagster again (slower, same results)."""
+    root = Path(tempfile.mkdtemp(prefix="nsd-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def test_the_graph_runs_with_no_shared_local_disk(
-    s3: S3Server, postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3: S3Server, postgres: PostgresServer, tmp_path: Path, step_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_eval_set(tmp_path / "upload")
     assert upload_corpus(s3, BUCKET, SOURCES, tmp_path / "upload" / "eval") == DATA
@@ -123,10 +148,13 @@ def test_the_graph_runs_with_no_shared_local_disk(
         # PyTorch for the chunks: each embedding step has an empty cache, and exporting the model
         # to ONNX there would cost ~10 s a step. Queries are encoded in ONNX Runtime regardless.
         "AI_ASSETS_LOCAL_PRECISION": "fp32",
+        # One parsing worker per step: a source here is two or three tiny files, and three steps
+        # share two cores; a worker per core would be one more process start-up per step.
+        "AI_ASSETS_PARSE_WORKERS": "1",
     }
     for name, value in {**postgres.env(), **s3.env()}.items():
         monkeypatch.setenv(name, value)
-    steps = Steps(tmp_path / "steps", env)
+    steps = Steps(step_root, env)
     with dg.DagsterInstance.from_config(str(control_home(tmp_path))) as instance:
         # Three embedding steps may run at once, so all three race to create the table.
         instance.event_log_storage.set_concurrency_slots(MODEL_POOL, 3)
@@ -220,9 +248,14 @@ def expect_index(sources: dict[str, dict[str, str]], home: Path) -> None:
 
 def expect_answers(steps: Steps) -> None:
     """Search and the evaluation, read from yet another empty directory."""
-    hits = json.loads(steps.cli("search", "cron expression to launch a job", "--k", "3", "--json"))
+    # Both only read: they run at once, each in its own process and directories.
+    searched, reported = in_parallel([
+        lambda: steps.cli("search", "cron expression to launch a job", "--k", "3", "--json"),
+        lambda: steps.cli("report", "--json"),
+    ])
+    hits = json.loads(searched)
     assert hits[0]["doc_key"] == "alpha/schedules.md"
-    report = json.loads(steps.cli("report", "--json"))
+    report = json.loads(reported)
     hybrid = next(row for row in report if row["eval_set"] == "tiny_qa" and row["mode"] == "hybrid")
     assert hybrid["ndcg@10"] > 0.5
 
