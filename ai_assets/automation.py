@@ -92,6 +92,9 @@ def build_source_sensor(
             "content fingerprint, so an unchanged root costs one listing per tick and survives restarts."
         ),
     )
+    # ``source_files`` comes in by closure, not as a resource: a resource key has to carry the
+    # knowledge base's name, and a sensor called directly receives its required resources as
+    # keyword arguments, which a parameter name cannot follow.
     def source_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         known = set(context.instance.get_dynamic_partitions(partitions.name))
         previous = read_cursor(context.cursor)

@@ -22,8 +22,7 @@ from ai_assets.automation import CONTENT_FINGERPRINT, source_observation
 from ai_assets.build_process import StepState, no_sources_message
 from ai_assets.core.documents.fingerprints import sources_to_remove
 from ai_assets.core.documents.folders import SourcesUnavailable
-from ai_assets.graph import EMBED_JOB, INDEX_JOB, INGEST_JOB
-from ai_assets.naming import DEFAULT_NAMES, KnowledgeBaseNames
+from ai_assets.naming import DEFAULT_NAMES, EMBED_JOB, INDEX_JOB, INGEST_JOB, KnowledgeBaseNames
 from ai_assets.partitions import source_embedder_key
 from ai_assets.resources import SourceFiles
 from ai_assets.run_recovery import BUILD_TAG, DATA_DIR_TAG, ProcessIdentity

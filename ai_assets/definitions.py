@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ai_assets.components.knowledge_base import load_knowledge_bases
-from ai_assets.graph import EMBED_JOB, INDEX_JOB, INGEST_JOB, build_definitions
+from ai_assets.graph import build_definitions
+from ai_assets.naming import EMBED_JOB, INDEX_JOB, INGEST_JOB
 
 __all__ = ["EMBED_JOB", "INDEX_JOB", "INGEST_JOB", "build_definitions", "defs"]
 

@@ -30,12 +30,6 @@ from ai_assets.resources import (
 )
 from ai_assets.settings import Settings
 
-# The jobs as DESIGN.md names them: those of the repository's knowledge base; another one's are
-# prefixed with its name (KnowledgeBaseNames).
-INGEST_JOB = "ingest_source_job"
-EMBED_JOB = "embed_source_job"
-INDEX_JOB = "index_and_evaluate_job"
-
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """One knowledge base's definitions, named after it (``settings.key_prefix``, see naming.py)."""

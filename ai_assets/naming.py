@@ -18,6 +18,10 @@ import dagster as dg
 # Dagster itself turns a prefixed asset key into a node name).
 SEPARATOR = "__"
 SOURCE_PARTITIONS = "source"
+# The jobs as DESIGN.md names them: those of the repository's knowledge base.
+INGEST_JOB = "ingest_source_job"
+EMBED_JOB = "embed_source_job"
+INDEX_JOB = "index_and_evaluate_job"
 
 
 @dataclass(frozen=True)
@@ -25,12 +29,8 @@ class KnowledgeBaseNames:
     prefix: str | None = None
     """The knowledge base's name when its definitions are prefixed; None: DESIGN.md's names."""
 
-    @property
-    def key_prefix(self) -> list[str] | None:
-        return [self.prefix] if self.prefix else None
-
     def key(self, asset: str) -> dg.AssetKey:
-        return dg.AssetKey([*(self.key_prefix or []), asset])
+        return dg.AssetKey([self.prefix, asset] if self.prefix else [asset])
 
     def name(self, base: str) -> str:
         """A job, sensor, schedule, resource key, partition set or op of this knowledge base."""
@@ -38,15 +38,15 @@ class KnowledgeBaseNames:
 
     @property
     def ingest_job(self) -> str:
-        return self.name("ingest_source_job")
+        return self.name(INGEST_JOB)
 
     @property
     def embed_job(self) -> str:
-        return self.name("embed_source_job")
+        return self.name(EMBED_JOB)
 
     @property
     def index_job(self) -> str:
-        return self.name("index_and_evaluate_job")
+        return self.name(INDEX_JOB)
 
     @property
     def source_partitions_name(self) -> str:

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 OPENAI_PRICES_PER_MILLION_TOKENS = {"text-embedding-3-small": 0.02, "text-embedding-3-large": 0.13}
 
 
+# A knowledge base's name, which prefixes its Dagster names: those allow letters, digits and _ only.
+KEY_PREFIX_PATTERN = r"^[a-z][a-z0-9_]*$"
 # Chunks shorter than this say too little to embed; the chunker refuses them (ChunkerConfig).
 MIN_CHUNK_TOKENS = 16
 # Values of these settings may hold credentials: an error names the variable, not the value.
@@ -76,7 +78,7 @@ class Settings(BaseSettings):
 
     key_prefix: str | None = Field(
         default=None,
-        pattern=r"^[a-z][a-z0-9_]*$",
+        pattern=KEY_PREFIX_PATTERN,
         description=(
             "Prefix of a knowledge base's asset keys, jobs, sensors and partitions beside the repository's "
             "one (its name; set by its KnowledgeBase YAML); unset: the unprefixed names of DESIGN.md."

@@ -25,9 +25,8 @@ from ai_assets.automation import CONTENT_FINGERPRINT
 from ai_assets.core.store.tables import sql_literal
 from ai_assets.core.store.versions import serving_state
 from ai_assets.dagster_tags import CODE_VERSION_TAG
-from ai_assets.graph import EMBED_JOB, INDEX_JOB, INGEST_JOB
 from ai_assets.history import latest_materialization, metadata_values
-from ai_assets.naming import KnowledgeBaseNames
+from ai_assets.naming import EMBED_JOB, INDEX_JOB, INGEST_JOB, KnowledgeBaseNames
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, source_embedder_key
 from ai_assets.resources import Chunker, Embedders, LanceDBResource, SourceFiles
 

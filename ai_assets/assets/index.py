@@ -72,7 +72,7 @@ def build_search_index(
             version_before = table.version
             # A source folder that was removed lost its partition (source_sensor, `ai-assets build`);
             # its rows go here, the one writer that sees every source.
-            pruned = prune_sources(table, set(context.instance.get_dynamic_partitions(partitions.source.name)))
+            pruned = prune_sources(table, set(context.instance.get_dynamic_partitions(names.source_partitions_name)))
             for source, rows in pruned.items():
                 context.log.info(f"deleted {rows} rows of removed source {source!r}")
             report = build_indexes(table, ann_min_rows=lancedb.ann_min_rows)

@@ -25,11 +25,9 @@ from typing import Any, TypeVar
 
 import dagster as dg
 
-from ai_assets.settings import Settings, SettingsError, load_settings
+from ai_assets.settings import KEY_PREFIX_PATTERN, Settings, SettingsError, load_settings
 
 PROJECT = Path(__file__).resolve().parents[1]  # ai_assets/, in the dg project of this repository
-# A knowledge base's name prefixes Dagster names, which allow letters, digits and _ only.
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 # `{{ env.NAME }}` or `{{ env('NAME') }}` as a whole template: Dagster resolves an unset one to null.
@@ -87,7 +85,8 @@ class KnowledgeBase(dg.Component, dg.Resolvable, dg.Model):
     """The daily refresh schedule (UTC); also when paid answer evaluations run."""
 
     def settings(self) -> Settings:
-        if not NAME_PATTERN.match(self.name):
+        # Checked here too, to name the YAML attribute rather than the variable it sets.
+        if not re.match(KEY_PREFIX_PATTERN, self.name):
             raise SettingsError(
                 f"knowledge base name {self.name!r}: lower-case letters, digits and _, starting with a letter "
                 "(it prefixes asset keys and job names)"
@@ -120,7 +119,8 @@ def data_locations(settings: Settings) -> dict[str, str]:
 
 def check_side_by_side(knowledge_bases: Sequence[KnowledgeBase]) -> None:
     """Refuse knowledge bases that would collide in one code location and instance."""
-    for first, second in combinations(knowledge_bases, 2):
+    locations = [data_locations(knowledge_base.settings()) for knowledge_base in knowledge_bases]
+    for (first, mine), (second, theirs) in combinations(zip(knowledge_bases, locations, strict=True), 2):
         pair = f"knowledge bases {first.name!r} and {second.name!r}"
         if first.name == second.name:
             raise DuplicateKnowledgeBase(f"two knowledge bases are named {first.name!r}: give each its own name")
@@ -129,8 +129,7 @@ def check_side_by_side(knowledge_bases: Sequence[KnowledgeBase]) -> None:
                 f"{pair} both set prefix_asset_keys: false; only one knowledge base of a code location can "
                 "keep the unprefixed asset keys"
             )
-        theirs = data_locations(second.settings())
-        for what, location in data_locations(first.settings()).items():
+        for what, location in mine.items():
             if location in theirs.values():
                 raise DuplicateKnowledgeBase(
                     f"{pair} share the {what} {location}: give each knowledge base its own data_dir"
@@ -139,7 +138,7 @@ def check_side_by_side(knowledge_bases: Sequence[KnowledgeBase]) -> None:
 
 def project_package(start: Path) -> Path | None:
     """The root package of the dg project that ``start`` is in (``[tool.dg.project] root_module``
-    of the nearest pyproject.toml with a ``[tool.dg]`` table), or None."""
+    of the nearest pyproject.toml), or None when that pyproject.toml has no ``[tool.dg]`` table."""
     for folder in (start, *start.parents):
         pyproject = folder / "pyproject.toml"
         if not pyproject.is_file():
