@@ -341,6 +341,12 @@ class Settings(BaseSettings):
         return self.chunks_uri or join(self.data_dir, "chunks")
 
     @property
+    def feedback_location(self) -> str:
+        """Answered queries and people's judgements of them (``FileFeedbackStore``), beside the data
+        so that every machine reading the knowledge base writes the same store."""
+        return join(self.data_dir, "feedback")
+
+    @property
     def io_location(self) -> str:
         """Where Dagster's IO manager keeps in-graph values (the pickled ``source_documents``)."""
         return join(self.data_dir, "dagster_storage")
