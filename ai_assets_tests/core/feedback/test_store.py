@@ -70,3 +70,24 @@ def test_a_torn_or_foreign_record_is_skipped_not_fatal(tmp_path):
     (tmp_path / "answers" / "a_1111111111111111.json").write_text("{not json")
     (tmp_path / "answers" / "a_2222222222222222.json.abcd.tmp").write_text("partial")
     assert [answer.answer_id for answer in store.answers()] == [answer_id]
+
+
+def test_an_ask_answer_is_recorded_with_its_citations_as_numbered(tmp_path):
+    from ai_assets.core.answering.ask import Answer, Citation
+    from ai_assets.core.feedback.records import answered_ask
+
+    cited = Citation(
+        number=2, chunk_id="c9", source="dagster", doc_key="dagster/a.md", doc_path="a.md", doc_title="A",
+        section="Retries", page=3, page_end=3, score=0.5, text="Use a policy.", run_id="r1",
+    )
+    answer = Answer(
+        question="q?", answer="Use a policy. [2]", answer_kind="extractive", citations=[cited], embedder="minilm",
+        table="chunks__minilm", index_version=4, mode="hybrid",
+    )
+    store = FileFeedbackStore(str(tmp_path))
+    record = answered_ask(answer, knowledge_base="docs", client="cli")
+    store.record_answer(record)
+    store.record_judgement(Judgement(answer_id=record.answer_id, verdict="good", citation=2))
+    assert store.answer(record.answer_id).passages[0].model_dump() == {
+        "number": 2, "chunk_id": "c9", "source": "dagster", "doc_key": "dagster/a.md", "section": "Retries", "page": 3,
+    }
