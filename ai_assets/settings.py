@@ -347,6 +347,12 @@ class Settings(BaseSettings):
         return join(self.data_dir, "feedback")
 
     @property
+    def generated_eval_location(self) -> str:
+        """Eval sets made from the knowledge base itself, in BEIR layout: ``sources/<source>/``
+        (eval_questions) and ``feedback/`` (people's judgements), beside the data."""
+        return join(self.data_dir, "eval_generated")
+
+    @property
     def io_location(self) -> str:
         """Where Dagster's IO manager keeps in-graph values (the pickled ``source_documents``)."""
         return join(self.data_dir, "dagster_storage")
