@@ -56,7 +56,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         build_document_chunks(names, partitions.source),
         build_chunk_embeddings(names, partitions),
         build_search_index(names, partitions, freshness),
-        build_feedback_eval_set_asset(names),
+        build_feedback_eval_set_asset(names, settings.refresh_cron),
         build_evaluate_and_serve(names, partitions, freshness),
         build_answer_evaluation(names, partitions, freshness, answer_automation),
         build_model_leaderboard(names),

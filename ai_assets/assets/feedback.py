@@ -1,7 +1,8 @@
 """``feedback_eval_set``: the eval set grown from people's judgements of answers (`ai-assets feedback`).
 
 It runs in the index job before the evaluation, and `ai-assets build` runs that job when a judgement
-was recorded since it last ran (``FEEDBACK_FINGERPRINT``, see up_to_date.py).
+was recorded since it last ran (``FEEDBACK_FINGERPRINT``, see up_to_date.py); with the daemon, also
+daily on the refresh cron.
 """
 
 import dagster as dg
@@ -16,13 +17,16 @@ FEEDBACK_EVAL_SET = "feedback_eval_set"
 FEEDBACK_FINGERPRINT = "judgements_fingerprint"
 
 
-def build_feedback_eval_set_asset(names: KnowledgeBaseNames) -> dg.AssetsDefinition:
+def build_feedback_eval_set_asset(names: KnowledgeBaseNames, refresh_cron: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=names.key(FEEDBACK_EVAL_SET),
         group_name=names.name("evaluation"),
         kinds={"python", "json"},
         code_version="1",
         required_resource_keys=names.resource_keys("feedback"),
+        # Nothing in the graph sees a judgement arrive: with the daemon alone (no `ai-assets build`),
+        # the set is made again daily, and the eager evaluations follow it.
+        automation_condition=dg.AutomationCondition.on_cron(refresh_cron),
         description=(
             "The eval set grown from use, in BEIR layout under <data dir>/eval_generated/feedback/: each question "
             "people judged with `ai-assets feedback`, with the documents of the passages they judged good as "
