@@ -7,10 +7,17 @@ daily on the refresh cron.
 
 import dagster as dg
 
+from ai_assets.core.documents.folders import SourcesUnavailable
+from ai_assets.core.documents.object_folders import source_folders_at
 from ai_assets.core.feedback import FeedbackStoreUnavailable
-from ai_assets.core.feedback.eval_set import build_feedback_eval_set, review_markdown, write_eval_set
+from ai_assets.core.feedback.eval_set import (
+    build_feedback_eval_set,
+    deleted_documents,
+    review_markdown,
+    write_eval_set,
+)
 from ai_assets.naming import KnowledgeBaseNames
-from ai_assets.resources import FeedbackFiles
+from ai_assets.resources import FeedbackFiles, SourceFiles
 
 FEEDBACK_EVAL_SET = "feedback_eval_set"
 # Metadata key: the store's judgements when the set was made; the build compares it with the store's now.
@@ -23,7 +30,7 @@ def build_feedback_eval_set_asset(names: KnowledgeBaseNames, refresh_cron: str) 
         group_name=names.name("evaluation"),
         kinds={"python", "json"},
         code_version="1",
-        required_resource_keys=names.resource_keys("feedback"),
+        required_resource_keys=names.resource_keys("feedback", "source_files"),
         # Nothing in the graph sees a judgement arrive: with the daemon alone (no `ai-assets build`),
         # the set is made again daily, and the eager evaluations follow it.
         automation_condition=dg.AutomationCondition.on_cron(refresh_cron),
@@ -36,11 +43,19 @@ def build_feedback_eval_set_asset(names: KnowledgeBaseNames, refresh_cron: str) 
     )
     def feedback_eval_set(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         feedback: FeedbackFiles = names.resource(context, "feedback")  # type: ignore[assignment]
+        source_files: SourceFiles = names.resource(context, "source_files")  # type: ignore[assignment]
         store = feedback.store()
+        try:
+            listings = source_folders_at(source_files.sources_uri).listings()
+        except SourcesUnavailable as error:
+            listings = {}
+            context.log.warning(f"sources not listed ({error}): every document judged good is kept")
+        # No source at all is an unreachable root more likely than a corpus deleted whole: keep all.
+        deleted = deleted_documents(listings) if listings else lambda _: False
         try:
             # Listed first: a judgement recorded while the set is made is picked up by the next build.
             fingerprint = store.judgements_fingerprint()
-            eval_set = build_feedback_eval_set(store.answers(), store.judgements())
+            eval_set = build_feedback_eval_set(store.answers(), store.judgements(), deleted)
             write_eval_set(feedback.eval_set_uri, eval_set)
         except FeedbackStoreUnavailable as error:
             raise dg.Failure(str(error), allow_retries=False) from None
@@ -58,6 +73,7 @@ def build_feedback_eval_set_asset(names: KnowledgeBaseNames, refresh_cron: str) 
                 "queries": len(eval_set.queries),
                 "relevant_documents": sum(len(query.relevant) for query in eval_set.queries),
                 "judgements_without_answer": eval_set.unmatched,
+                "deleted_documents": ", ".join(eval_set.deleted) or "none",
                 "sources": ", ".join(eval_set.sources) or "none",
                 "eval_set": dg.MetadataValue.path(feedback.eval_set_uri) if eval_set.queries else "none (no question judged good yet)",
                 "for_review": dg.MetadataValue.md(review_markdown(eval_set.review)),

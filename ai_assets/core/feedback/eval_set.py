@@ -7,7 +7,9 @@ evaluation ranks documents, so relevance is by document key, grade 1; the chunk 
 bad judgement of a citation judged good takes it out again. A bad judgement (of an answer or of a
 citation) never makes anything relevant: it is listed for review. The same question asked twice
 (after normalization) is one query with the union of its good documents. A search judged good as a
-whole adds nothing: which hit was right is unknown.
+whole adds nothing: which hit was right is unknown. A document its user deleted (its file or its
+source folder gone) is relevant no more; one that cannot be read any more stays, so that the
+evaluation sees it lost.
 
 Everything is sorted, so an unchanged store gives the same files byte for byte.
 """
@@ -16,11 +18,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from pydantic import BaseModel
 
+from ai_assets.core.documents.folders import SourceListing
 from ai_assets.core.feedback.store import AnsweredQuery, CitedPassage, Judgement
 from ai_assets.core.hashing import sha256_hex
 from ai_assets.core.storage import filesystem, join
@@ -65,6 +68,7 @@ class FeedbackEvalSet(BaseModel):
     good: int
     bad: int
     unmatched: int  # judgements whose answer record is missing (never fatal: the rest still count)
+    deleted: list[str] = []  # documents judged good that their user deleted since
 
     @property
     def sources(self) -> list[str]:
@@ -106,7 +110,28 @@ def _review_item(answer: AnsweredQuery, judgement: Judgement) -> ReviewItem:
     )
 
 
-def build_feedback_eval_set(answers: Iterable[AnsweredQuery], judgements: Iterable[Judgement]) -> FeedbackEvalSet:
+def deleted_documents(listings: Mapping[str, SourceListing]) -> Callable[[str], bool]:
+    """Whether a document key names a document its user deleted, by the sources' listings: its
+    source folder is gone, or its file is (a quarantined or skipped entry is still there). A source
+    with a corpus (``*.jsonl``, documents keyed by line id, not by file) is only judged as a whole."""
+    present = {
+        source: {entry.relative for entry in [*listing.files, *listing.skipped, *listing.quarantined]}
+        for source, listing in listings.items()
+    }
+
+    def deleted(doc_key: str) -> bool:
+        source, _, relative = doc_key.partition("/")
+        if source not in present:
+            return True
+        files = present[source]
+        return relative not in files and not any(name.endswith(".jsonl") for name in files)
+
+    return deleted
+
+
+def build_feedback_eval_set(
+    answers: Iterable[AnsweredQuery], judgements: Iterable[Judgement], deleted: Callable[[str], bool] = lambda _: False
+) -> FeedbackEvalSet:
     by_id = {answer.answer_id: answer for answer in answers}
     judged: dict[str, list[Judgement]] = {}
     all_judgements = list(judgements)
@@ -126,8 +151,11 @@ def build_feedback_eval_set(answers: Iterable[AnsweredQuery], judgements: Iterab
                 decided[key] = verdict
 
     good: dict[str, list[_Verdict]] = {}
-    for (question, _), verdict in decided.items():
-        if verdict.good:
+    gone: set[str] = set()
+    for (question, doc_key), verdict in decided.items():
+        if verdict.good and deleted(doc_key):
+            gone.add(doc_key)
+        elif verdict.good:
             good.setdefault(question, []).append(verdict)
     queries = [
         FeedbackQuery(
@@ -151,6 +179,7 @@ def build_feedback_eval_set(answers: Iterable[AnsweredQuery], judgements: Iterab
         good=sum(1 for j in all_judgements if j.verdict == "good"),
         bad=sum(1 for j in all_judgements if j.verdict == "bad"),
         unmatched=sum(1 for j in all_judgements if j.answer_id not in matched),
+        deleted=sorted(gone),
     )
 
 

@@ -2,9 +2,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ai_assets.core.documents.folders import SourceFile, SourceListing
+from ai_assets.core.documents.model import SkippedFile
 from ai_assets.core.evaluation.beir import load_eval_set
 from ai_assets.core.feedback import AnsweredQuery, CitedPassage, FileFeedbackStore, Judgement
-from ai_assets.core.feedback.eval_set import build_feedback_eval_set, query_id, write_eval_set
+from ai_assets.core.feedback.eval_set import build_feedback_eval_set, deleted_documents, query_id, write_eval_set
 
 START = datetime(2026, 12, 1, tzinfo=UTC)
 DOCS = {1: "dagster/retries.md", 2: "dagster/schedules.md", 3: "ops/retries.md"}
@@ -85,3 +87,26 @@ def test_the_fingerprint_changes_with_each_judgement_only(tmp_path):
     assert store.judgements_fingerprint() == empty
     store.record_judgement(judged("a_0123456789abcdef", "good", 1, 1))
     assert store.judgements_fingerprint() != empty
+
+
+def listing(*relatives: str, quarantined: str | None = None) -> SourceListing:
+    return SourceListing(
+        files=[SourceFile(relative=relative, size=1, version="v") for relative in relatives],
+        quarantined=[SkippedFile(relative=quarantined, reason="unreadable")] if quarantined else [],
+    )
+
+
+@pytest.mark.parametrize(("listings", "relevant", "deleted"), [
+    # the file its user deleted is relevant no more; the others stay
+    ({"dagster": listing("schedules.md"), "ops": listing("retries.md")},
+     ["dagster/schedules.md", "ops/retries.md"], ["dagster/retries.md"]),
+    # a file that cannot be read any more stays relevant: the evaluation must see it lost
+    ({"dagster": listing("schedules.md", quarantined="retries.md"), "ops": listing("retries.md")},
+     ["dagster/retries.md", "dagster/schedules.md", "ops/retries.md"], []),
+    # a removed source takes its documents along; a corpus source is judged as a whole, not by file
+    ({"dagster": listing("corpus.jsonl")}, ["dagster/retries.md", "dagster/schedules.md"], ["ops/retries.md"]),
+])
+def test_documents_deleted_by_their_user_drop_out(listings, relevant, deleted):
+    eval_set = build_feedback_eval_set([answered("a1")], [judged("a1", "good", None, 1)], deleted_documents(listings))
+    assert [query.relevant for query in eval_set.queries] == [relevant]
+    assert eval_set.deleted == deleted
