@@ -7,6 +7,7 @@ from ai_assets.core.documents.model import SkippedFile
 from ai_assets.core.evaluation.beir import load_eval_set
 from ai_assets.core.feedback import AnsweredQuery, CitedPassage, FileFeedbackStore, Judgement
 from ai_assets.core.feedback.eval_set import build_feedback_eval_set, deleted_documents, query_id, write_eval_set
+from ai_assets_tests.s3_server import S3Server
 
 START = datetime(2026, 12, 1, tzinfo=UTC)
 DOCS = {1: "dagster/retries.md", 2: "dagster/schedules.md", 3: "ops/retries.md"}
@@ -110,3 +111,19 @@ def test_documents_deleted_by_their_user_drop_out(listings, relevant, deleted):
     eval_set = build_feedback_eval_set([answered("a1")], [judged("a1", "good", None, 1)], deleted_documents(listings))
     assert [query.relevant for query in eval_set.queries] == [relevant]
     assert eval_set.deleted == deleted
+
+
+def test_on_object_storage_the_store_and_the_set_live_in_the_bucket(s3_env: S3Server) -> None:
+    s3_env.client().create_bucket(Bucket="feedback-kb")
+    store = FileFeedbackStore("s3://feedback-kb/data/feedback")
+    empty = store.judgements_fingerprint()
+    answer = answered("a_0123456789abcdef")
+    store.record_answer(answer)
+    store.record_judgement(judged(answer.answer_id, "good", 2, 1))
+    assert store.judgements_fingerprint() != empty
+    write_eval_set("s3://feedback-kb/data/eval_generated/feedback", build_feedback_eval_set(store.answers(), store.judgements()))
+    assert s3_env.keys("feedback-kb", "data/eval_generated/") == [
+        f"data/eval_generated/feedback/{name}" for name in ("eval.json", "qrels/test.tsv", "queries.jsonl")
+    ]
+    write_eval_set("s3://feedback-kb/data/eval_generated/feedback", build_feedback_eval_set([], []))
+    assert s3_env.keys("feedback-kb", "data/eval_generated/") == []
