@@ -7,7 +7,8 @@ the instance about three times as many questions, which cost an unchanged rebuil
 the rest of it. On top, the build re-runs what Dagster cannot see: the files of a source that
 changed since they were ingested, a changed chunker setting, eval sets that changed on disk, a
 table whose rows or version no longer match what was recorded (deleted, restored, written
-elsewhere), judgements recorded since the feedback eval set was made, a table with nothing served or a candidate not promoted yet (a failed gate is
+elsewhere), judgements recorded since the feedback eval set was made, a table with nothing
+served or a candidate not promoted yet (a failed gate is
 re-evaluated by the next build), and a step whose error check failed last time. A step downstream of a run of this
 build always runs: each asset is cheap when its input did not really change.
 """

@@ -75,7 +75,10 @@ def build_feedback_eval_set_asset(names: KnowledgeBaseNames, refresh_cron: str) 
                 "judgements_without_answer": eval_set.unmatched,
                 "deleted_documents": ", ".join(eval_set.deleted) or "none",
                 "sources": ", ".join(eval_set.sources) or "none",
-                "eval_set": dg.MetadataValue.path(feedback.eval_set_uri) if eval_set.queries else "none (no question judged good yet)",
+                "eval_set": (
+                    dg.MetadataValue.path(feedback.eval_set_uri) if eval_set.queries
+                    else "none (no question judged good yet)"
+                ),
                 "for_review": dg.MetadataValue.md(review_markdown(eval_set.review)),
                 FEEDBACK_FINGERPRINT: fingerprint,
             },

@@ -60,15 +60,18 @@ def feedback_command(args: argparse.Namespace, settings: Settings) -> int:
             print_recent(store, args.limit)
             return 0
         if not args.answer_id or args.verdict not in ("good", "bad"):
-            raise CliError("give an answer id and good or bad, e.g. `ai-assets feedback a_0123456789abcdef good --citation 1`")
-        answer = store.record_judgement(
-            Judgement(answer_id=args.answer_id, verdict=args.verdict, citation=args.citation, note=args.note, client=CLIENT)
+            raise CliError(
+                "give an answer id and good or bad, e.g. `ai-assets feedback a_0123456789abcdef good --citation 1`"
+            )
+        judgement = Judgement(
+            answer_id=args.answer_id, verdict=args.verdict, citation=args.citation, note=args.note, client=CLIENT
         )
+        answer = store.record_judgement(judgement)
     except (UnknownAnswer, FeedbackStoreUnavailable, ValueError) as error:
         raise CliError(str(error)) from None
     print(f"recorded: {args.verdict} {judged_part(answer, args.citation)} of {answer.answer_id} ({answer.question!r})")
     if args.verdict == "good" and args.citation is None and answer.kind == "search":
-        print("note: a search judged good as a whole adds nothing to the eval set: name the right hit with --citation N")
+        print("note: a search judged good as a whole adds nothing to the eval set: name the hit with --citation N")
     else:
         print("`ai-assets build` adds it to the feedback eval set")
     return 0

@@ -95,9 +95,8 @@ def _passage_verdicts(answer: AnsweredQuery, judgements: list[Judgement]) -> lis
         if judgement is None and whole is not None and (whole.verdict == "bad" or answer.kind == "ask"):
             judgement = whole
         if judgement is not None:
-            verdicts.append(
-                _Verdict(good=judgement.verdict == "good", at=judgement.created_at, passage=passage, answer_id=answer.answer_id)
-            )
+            good = judgement.verdict == "good"
+            verdicts.append(_Verdict(good=good, at=judgement.created_at, passage=passage, answer_id=answer.answer_id))
     return verdicts
 
 
