@@ -62,6 +62,33 @@ def pdf_bytes(
     return buffer.getvalue()
 
 
+def pdf_table_bytes(rows: Sequence[Sequence[str]], *, ruled: bool, before: str, after: str) -> bytes:
+    """A one-page PDF: a paragraph, a table (its first row the header, in bold) and a paragraph;
+    ``ruled`` draws the grid of cell borders, else the cells are only aligned in columns."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4)
+    width, height = A4
+    pdf.setFont("Helvetica", 10)
+    pdf.drawString(50, height - 70, before)
+    columns = [50 + 130 * index for index in range(len(rows[0]) + 1)]
+    top, row_height = height - 90, 16
+    for number, row in enumerate(rows):
+        pdf.setFont("Helvetica-Bold" if number == 0 else "Helvetica", 10)
+        for x, cell in zip(columns, row, strict=False):
+            pdf.drawString(x + 4, top - row_height * (number + 1) + 5, cell)
+    bottom = top - row_height * len(rows)
+    if ruled:
+        pdf.grid(columns, [top - row_height * number for number in range(len(rows) + 1)])
+    pdf.setFont("Helvetica", 10)
+    pdf.drawString(50, bottom - 30, after)
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
 def scanned_pdf_bytes(pages: int = 2) -> bytes:
     """A PDF of drawings only: what a scan without OCR looks like to a text extractor."""
     from reportlab.lib.pagesizes import A4
