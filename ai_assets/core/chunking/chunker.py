@@ -248,8 +248,10 @@ def _range_windows(
         first, stop = max(start, bisect_left(token_starts, table.start)), min(end, bisect_left(token_starts, table.end))
         if first >= stop:
             continue
-        yield from _text_windows(document.text, offsets, position, first, budget, tokenizer, config)
-        yield from _table_windows(document.text, offsets, token_starts, table, first, stop, budget, tokenizer)
+        if first - position > budget // 4:  # else the text leads into the table (a caption, an intro)
+            yield from _text_windows(document.text, offsets, position, first, budget, tokenizer, config)
+            position = first
+        yield from _table_windows(document.text, offsets, token_starts, table, position, stop, budget, tokenizer)
         position = stop
     yield from _text_windows(document.text, offsets, position, end, budget, tokenizer, config)
 

@@ -46,5 +46,5 @@ def test_a_word_table_becomes_rows_with_their_header_in_every_chunk() -> None:
     assert kinds == [("text", "Capacity"), ("table", "Capacity"), ("text", "Capacity")]
     chunks = chunks_of(parsed)
     assert_rows_whole_under_header(chunks)
-    assert chunks[0].text.startswith("Capacity\n\nServers per region.")
+    assert chunks[0].text.startswith("Capacity\n\nServers per region.\n\n| Region |")
     assert chunks[-1].text.endswith("Numbers as of last quarter.")
