@@ -23,6 +23,7 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
 
 from ai_assets.core.documents.model import BlockCollector, ParsedBlock, ParsedDocument, UnreadableDocument
+from ai_assets.core.documents.pdf_tables import find_tables, place_tables, with_table_blocks
 
 # Lines this close to the top or bottom edge (share of the page height) may be running furniture.
 _EDGE = 0.08
@@ -88,11 +89,12 @@ def parse_pdf(raw: bytes) -> ParsedDocument:
         outline = [(level, title, page) for level, title, page in _outline(pdf) if title]
         _mark_headings(lines, outline)
         lines = _without_running_titles(lines)
+        lines, tables = place_tables(lines, find_tables(pdf))
         metadata = _metadata(pdf)
     finally:
         pdf.close()
     title = metadata.pop("title", "") or next((line.text for line in lines if line.heading_level == 1), "")
-    return ParsedDocument(title=title, blocks=_blocks(lines), metadata=metadata, pages=pages)
+    return ParsedDocument(title=title, blocks=with_table_blocks(_blocks(lines), tables), metadata=metadata, pages=pages)
 
 
 def _refuse_incomplete(raw: bytes) -> None:

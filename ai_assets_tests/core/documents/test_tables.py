@@ -3,13 +3,15 @@ chunks hold whole rows and repeat the header."""
 
 from __future__ import annotations
 
-from ai_assets.core.chunking.chunker import ChunkerConfig, Chunk, chunk_document
+import pytest
+
+from ai_assets.core.chunking.chunker import Chunk, ChunkerConfig, chunk_document
 from ai_assets.core.documents.docx import parse_docx
 from ai_assets.core.documents.model import ParsedDocument, assemble_document
 from ai_assets.core.documents.pdf import parse_pdf
 from ai_assets.core.embedding.base import MINILM
 from ai_assets.core.embedding.tokenizer import minilm_tokenizer
-from ai_assets_tests.document_files import docx_bytes, pdf_table_bytes
+from ai_assets_tests.document_files import docx_bytes, pdf_bytes, pdf_table_bytes
 
 HEADER = ["Region", "Servers", "Latency"]
 ROWS = [[f"zone-{n}", str(100 + n), f"{n * 3} ms"] for n in range(1, 31)]
@@ -48,3 +50,17 @@ def test_a_word_table_becomes_rows_with_their_header_in_every_chunk() -> None:
     assert_rows_whole_under_header(chunks)
     assert chunks[0].text.startswith("Capacity\n\nServers per region.\n\n| Region |")
     assert chunks[-1].text.endswith("Numbers as of last quarter.")
+
+
+@pytest.mark.parametrize("ruled", [True, False], ids=["ruled", "unruled"])
+def test_a_pdf_table_becomes_rows_with_their_header_in_every_chunk(ruled: bool) -> None:
+    parsed = parse_pdf(pdf_table_bytes([HEADER, *ROWS], ruled=ruled, before="Servers per region.", after="Numbers as of last quarter."))
+    assert [block.kind for block in parsed.blocks] == ["text", "table", "text"]
+    assert [block.text for block in parsed.blocks if block.kind == "text"] == ["Servers per region.", "Numbers as of last quarter."]
+    assert_rows_whole_under_header(chunks_of(parsed))
+
+
+def test_prose_in_two_columns_is_not_a_table() -> None:
+    left = ["The tablet server keeps the", "recent writes in memory and", "older ones in files on disk."]
+    parsed = parse_pdf(pdf_bytes([[("body", f"{line}          {line}") for line in left * 3]], footer=None))
+    assert all(block.kind == "text" for block in parsed.blocks)
