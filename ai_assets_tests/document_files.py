@@ -89,6 +89,27 @@ def pdf_table_bytes(rows: Sequence[Sequence[str]], *, ruled: bool, before: str, 
     return buffer.getvalue()
 
 
+def scanned_text_pdf_bytes(lines: Sequence[str]) -> bytes:
+    """A PDF page that is only a picture of the given lines of text (a scan without a text layer),
+    small so that OCR reads it fast: a 5 x 1.6 inch page at 150 dpi, DejaVu Sans as a 12 pt font."""
+    from PIL import Image, ImageDraw, ImageFont
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    dpi, width, height = 150, 5 * 72, 1.6 * 72
+    image = Image.new("L", (int(width * dpi / 72), int(height * dpi / 72)), 255)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype("DejaVuSans.ttf", 12 * dpi // 72)
+    for number, line in enumerate(lines):
+        draw.text((30, 30 + number * 40), line, fill=0, font=font)
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=(width, height))
+    pdf.drawImage(ImageReader(image), 0, 0, width, height)
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
 def scanned_pdf_bytes(pages: int = 2) -> bytes:
     """A PDF of drawings only: what a scan without OCR looks like to a text extractor."""
     from reportlab.lib.pagesizes import A4

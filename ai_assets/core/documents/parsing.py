@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection, wait
 from ai_assets.core.documents.formats import PARSERS, parse_document
 from ai_assets.core.documents.model import ParsedDocument, UnreadableDocument
 
-Parser = Callable[[str, bytes], ParsedDocument]  # (format, bytes): a module-level function
+Parser = Callable[..., ParsedDocument]  # (format, bytes, *, ocr): a module-level function
 
 # Imported once by the forkserver, so a new worker starts with every parser loaded.
 _PRELOAD = ["ai_assets.core.documents.formats", *sorted({module for module, _ in PARSERS.values()})]
@@ -57,6 +57,7 @@ class ParseJob:
     key: str  # the file's path in its source: how the outcome is matched to the file
     format: str
     data: bytes
+    ocr: bool = True  # read scanned pages by OCR
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ class _Pool:
 
     def start(self, job: ParseJob) -> None:
         worker = self.idle.pop() if self.idle else self._new_worker()
-        worker.connection.send((job.format, job.data))
+        worker.connection.send((job.format, job.data, job.ocr))
         worker.job, worker.started = job, time.perf_counter()
         self.busy.append(worker)
 
@@ -202,16 +203,16 @@ class _Pool:
 
 
 def _serve(connection: Connection, parser: Parser) -> None:
-    """A worker: parse each (format, bytes) received until told to stop (None)."""
+    """A worker: parse each (format, bytes, ocr) received until told to stop (None)."""
     connection.send("ready")
     while True:
         job = connection.recv()
         if job is None:
             return
-        format_name, data = job
+        format_name, data, ocr = job
         started = time.perf_counter()
         try:
-            result = ("ok", parser(format_name, data))
+            result = ("ok", parser(format_name, data, ocr=ocr))
         except UnreadableDocument as error:
             result = ("unreadable", str(error))
         except RecursionError:

@@ -1,0 +1,41 @@
+"""Scanned pages read by OCR in the parsing workers, marked as OCR; OCR off quarantines them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ai_assets.core.documents.folders import LocalSourceFolders
+from ai_assets.core.documents.loading import ParseSettings, load_source
+from ai_assets.core.documents.ocr import OcrPage, ocr_metadata
+from ai_assets_tests.document_files import pdf_bytes, scanned_text_pdf_bytes
+
+SCAN = ["Scanned lease agreement", "The monthly rent is 1250 euros,", "due on the first day of each month."]
+
+
+def test_a_scanned_pdf_is_read_by_ocr_and_quarantined_with_ocr_off(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "lease.pdf").write_bytes(scanned_text_pdf_bytes(SCAN))
+    (folder / "typed.pdf").write_bytes(pdf_bytes([[("body", "A typed page keeps its text layer.")]], footer=None))
+
+    loaded = load_source(LocalSourceFolders(tmp_path), "docs", 1_000_000, ParseSettings(workers=1))
+    by_path = {document.path: document for document in loaded.documents}
+    assert loaded.quarantined == []
+    lease = by_path["lease.pdf"]
+    assert "monthly rent is 1250 euros" in lease.text.lower()
+    assert [(block.page, block.ocr) for block in lease.blocks] == [(1, True)]
+    assert lease.metadata["ocr_pages"] == "1" and "ocr_low_confidence_pages" not in lease.metadata
+    assert [block.ocr for block in by_path["typed.pdf"].blocks] == [False]
+
+    off = load_source(LocalSourceFolders(tmp_path), "docs", 1_000_000, ParseSettings(workers=1, ocr=False))
+    assert [document.path for document in off.documents] == ["typed.pdf"]
+    assert [(item.path, item.reason.split(" (")[0]) for item in off.quarantined] == [
+        ("lease.pdf", "no text layer on any of its 1 page(s)")
+    ]
+    assert "run OCR on it first" in off.quarantined[0].reason
+
+
+def test_pages_read_with_low_confidence_are_listed() -> None:
+    pages = [OcrPage(page=2, paragraphs=["clear"], confidence=0.97), OcrPage(page=3, paragraphs=["bl rry"], confidence=0.55)]
+    assert ocr_metadata(pages) == {"ocr_pages": "2, 3", "ocr_low_confidence_pages": "3 (0.55)"}
+    assert ocr_metadata([]) == {}
