@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -36,6 +37,7 @@ _MAX_CELL_WIDTH = 0.3
 _MAX_ROW_GAP = 2.6
 _MIN_FILLED = 0.6
 _MAX_MEAN_CELL_CHARS = 40
+_LOST_LETTERS = 0.01  # letters of the replaced lines a table may lack (a ligature, a symbol read apart)
 _DIGIT = re.compile(r"\d")
 _LEADER = re.compile(r"(?:\.\s?){4,}")  # contents and index lines: "Introduction . . . . 3"
 _MARKER = re.compile(r"\s*\ue000(\d+)\ue001\s*")
@@ -117,41 +119,57 @@ def _text_runs(textpage: pdfium.PdfTextPage) -> list[_Run]:
 def _lines(runs: list[_Run]) -> list[list[_Run]]:
     """Runs grouped into lines (vertical overlap), top to bottom, each left to right."""
     lines: list[list[_Run]] = []
+    low = high = 0.0  # the current line's vertical extent
     for run in sorted(runs, key=lambda run: -run.top):
         middle = (run.top + run.bottom) / 2
-        line = lines[-1] if lines else None
-        if line is not None and min(r.bottom for r in line) <= middle <= max(r.top for r in line):
-            line.append(run)
+        if lines and low <= middle <= high:
+            lines[-1].append(run)
+            low, high = min(low, run.bottom), max(high, run.top)
         else:
             lines.append([run])
+            low, high = run.bottom, run.top
     return [sorted(line, key=lambda run: run.left) for line in lines]
 
 
 def _cells(line: list[_Run]) -> list[_Run]:
     """A line's runs joined across word spaces: what is left are cells (or a line of prose)."""
-    cells = [line[0]]
+    if len(line) == 1:
+        return line
+    cells = []
+    left, right, top, bottom = line[0].left, line[0].right, line[0].top, line[0].bottom
     for run in line[1:]:
-        last = cells[-1]
-        if run.left - last.right < _CELL_GAP * max(last.height, run.height):
-            cells[-1] = _Run(last.left, max(last.right, run.right), max(last.top, run.top), min(last.bottom, run.bottom))
+        if run.left - right < _CELL_GAP * max(top - bottom, run.top - run.bottom, 1.0):
+            right, top, bottom = max(right, run.right), max(top, run.top), min(bottom, run.bottom)
         else:
-            cells.append(run)
+            cells.append(_Run(left, right, top, bottom))
+            left, right, top, bottom = run.left, run.right, run.top, run.bottom
+    cells.append(_Run(left, right, top, bottom))
     return cells
 
 
-def _short_cells(cells: list[_Run], text_width: float) -> list[_Run]:
-    """The longest stretch of adjacent narrow cells of a line (a line of a neighbouring column
-    beside a table is a wide run, and is not part of it)."""
-    best: list[_Run] = []
-    current: list[_Run] = []
-    for cell in cells:
+def _row_cells(cells: list[_Run], text_left: float, text_width: float) -> list[_Run]:
+    """The cells of a line that may be a table row: its longest stretch of narrow cells (prose
+    is wide runs) with the wide cells on the same half of the page (a long last column); a wide
+    run across the page's middle from them is the line of a neighbouring column, not part of
+    the table. A line of prose has no cells."""
+    best: list[int] = []
+    current: list[int] = []
+    for index, cell in enumerate(cells):
         if cell.right - cell.left <= _MAX_CELL_WIDTH * text_width:
-            current.append(cell)
+            current.append(index)
             if len(current) > len(best):
                 best = list(current)
         else:
             current = []
-    return best
+    if not best:
+        return []
+    middle = text_left + text_width / 2
+    first, last = cells[best[0]], cells[best[-1]]
+    if last.right <= middle:
+        return [cell for cell in cells if cell.left < middle]
+    if first.left >= middle:
+        return [cell for cell in cells if cell.right > middle]
+    return cells
 
 
 def _candidate_tables(rows: list[list[_Run]], text_left: float, text_width: float) -> list[list[list[_Run]]]:
@@ -169,7 +187,7 @@ def _candidate_tables(rows: list[list[_Run]], text_left: float, text_width: floa
         current.clear()
 
     for row in rows:
-        cells = _short_cells(row, text_width)
+        cells = _row_cells(row, text_left, text_width)
         if current:  # a table within one column of the page: not the other column's text beside it
             left, right = min(c.left for r in current for c in r), max(c.right for r in current for c in r)
             if right < middle:
@@ -286,6 +304,9 @@ def place_tables(lines: Sequence[LineT], tables: Sequence[PdfTable]) -> tuple[li
         for line in lines
     ]
     code = {index for index in set(inside) - {None} if _mostly_mono([line for line, i in zip(lines, inside, strict=True) if i == index])}
+    code |= {index for index in set(inside) - {None} - code if not _holds_words_of(tables[index], [
+        line for line, i in zip(lines, inside, strict=True) if i == index
+    ])}
     placed: list[LineT] = []
     kept: list[PdfTable] = []
     marked: set[int] = set()
@@ -297,6 +318,19 @@ def place_tables(lines: Sequence[LineT], tables: Sequence[PdfTable]) -> tuple[li
             placed.append(dataclasses.replace(line, text=f"\ue000{len(kept)}\ue001", heading_level=0))  # type: ignore[type-var]
             kept.append(tables[index])
     return placed, kept
+
+
+def _letters(text: str) -> Counter[str]:
+    return Counter(char for char in text.lower() if char.isalnum())
+
+
+def _holds_words_of(table: PdfTable, lines: Sequence[_PlacedLine]) -> bool:
+    """Whether the table's cells hold the text of the lines it replaces, letter for letter (the
+    lines join a word hyphenated in a cell, so words would not match): a table that would lose
+    text (a cell this reader did not see) is left as the lines it was."""
+    wanted = _letters(" ".join(line.text for line in lines))
+    missing = wanted - _letters(" ".join(" ".join(row) for row in table.rows))
+    return sum(missing.values()) <= _LOST_LETTERS * sum(wanted.values())
 
 
 def _mostly_mono(lines: Sequence[_PlacedLine]) -> bool:
