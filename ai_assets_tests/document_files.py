@@ -62,7 +62,9 @@ def pdf_bytes(
     return buffer.getvalue()
 
 
-def pdf_table_bytes(rows: Sequence[Sequence[str]], *, ruled: bool, before: str, after: str) -> bytes:
+def pdf_table_bytes(
+    rows: Sequence[Sequence[str]], *, ruled: bool, before: str, after: str, column_width: float = 130, bold_header: bool = True
+) -> bytes:
     """A one-page PDF: a paragraph, a table (its first row the header, in bold) and a paragraph;
     ``ruled`` draws the grid of cell borders, else the cells are only aligned in columns."""
     from reportlab.lib.pagesizes import A4
@@ -73,10 +75,10 @@ def pdf_table_bytes(rows: Sequence[Sequence[str]], *, ruled: bool, before: str, 
     width, height = A4
     pdf.setFont("Helvetica", 10)
     pdf.drawString(50, height - 70, before)
-    columns = [50 + 130 * index for index in range(len(rows[0]) + 1)]
+    columns = [50 + column_width * index for index in range(len(rows[0]) + 1)]
     top, row_height = height - 90, 16
     for number, row in enumerate(rows):
-        pdf.setFont("Helvetica-Bold" if number == 0 else "Helvetica", 10)
+        pdf.setFont("Helvetica-Bold" if number == 0 and bold_header else "Helvetica", 10)
         for x, cell in zip(columns, row, strict=False):
             pdf.drawString(x + 4, top - row_height * (number + 1) + 5, cell)
     bottom = top - row_height * len(rows)

@@ -20,7 +20,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
@@ -38,13 +38,13 @@ _MAX_ROW_GAP = 2.6
 _MIN_FILLED = 0.6
 _MAX_MEAN_CELL_CHARS = 40
 _LOST_LETTERS = 0.01  # letters of the replaced lines a table may lack (a ligature, a symbol read apart)
+_LIST_MARK = re.compile(r"^(?:(?:[\u2022\u25aa\u25cf\u25e6\u2013\u2014*\-]|\(?(?:\d{1,3}|[a-z])[.)])\s*)+$")
 _DIGIT = re.compile(r"\d")
 _LEADER = re.compile(r"(?:\.\s?){4,}")  # contents and index lines: "Introduction . . . . 3"
 _MARKER = re.compile(r"\s*\ue000(\d+)\ue001\s*")
 
 
-@dataclass(frozen=True)
-class _Run:
+class _Run(NamedTuple):  # a tuple: a page holds a thousand of them, made in a loop
     left: float
     right: float
     top: float  # PDF coordinates: y grows upwards
@@ -256,10 +256,13 @@ def _without_empty_columns(rows: list[list[str]]) -> list[list[str]]:
 
 
 def _looks_tabular(rows: list[list[str]]) -> bool:
-    """Rows that read as a table: a header and two rows or more, most cells filled and short
-    (a figure's scattered labels leave cells empty; two columns of a bibliography are long)."""
+    """Rows that read as a table: a header and three rows or more, most cells filled and short
+    (a figure's scattered labels leave cells empty; two columns of a bibliography are long),
+    not a list whose markers stand apart."""
     if len(rows) < _MIN_ROWS or len(rows[0]) < _MIN_COLUMNS:
         return False
+    if all(_LIST_MARK.match(row[0]) for row in rows):
+        return False  # a list: its bullets or numbers are set apart from the items, not a column
     cells = [cell for row in rows[1:] for cell in row]
     filled = [cell for cell in cells if cell]
     if len(filled) < _MIN_FILLED * len(cells) or sum(map(len, filled)) > _MAX_MEAN_CELL_CHARS * len(filled):

@@ -60,7 +60,14 @@ def test_a_pdf_table_becomes_rows_with_their_header_in_every_chunk(ruled: bool) 
     assert_rows_whole_under_header(chunks_of(parsed))
 
 
-def test_prose_in_two_columns_is_not_a_table() -> None:
-    left = ["The tablet server keeps the", "recent writes in memory and", "older ones in files on disk."]
-    parsed = parse_pdf(pdf_bytes([[("body", f"{line}          {line}") for line in left * 3]], footer=None))
+PROSE = ["The tablet server keeps the recent writes", "in memory, and the older ones in files", "on disk that are never changed again."]
+
+
+@pytest.mark.parametrize(
+    ("rows", "column_width"),
+    [([[line, line] for line in PROSE * 2], 270), ([["\u2022", line] for line in PROSE * 2], 30)],
+    ids=["two-columns-of-prose", "bullets-set-apart"],
+)
+def test_prose_in_columns_and_lists_are_not_tables(rows: list[list[str]], column_width: float) -> None:
+    parsed = parse_pdf(pdf_table_bytes(rows, ruled=False, before="Before.", after="After.", column_width=column_width, bold_header=False))
     assert all(block.kind == "text" for block in parsed.blocks)
