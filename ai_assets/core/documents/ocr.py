@@ -27,6 +27,8 @@ _DPI = 200  # 12 pt text is 33 px high: at 150 dpi the recognizer drops the spac
 LOW_CONFIDENCE = 0.8
 # Document metadata: the pages OCR read ("3, 4"), and those under LOW_CONFIDENCE ("4 (0.62)").
 OCR_PAGES, OCR_LOW_CONFIDENCE_PAGES = "ocr_pages", "ocr_low_confidence_pages"
+# A page whose middle is crossed by more than this share of its lines is set in one column.
+_SPANNING = 0.2
 _PARAGRAPH_GAP = 0.9  # a vertical gap wider than this many line heights ends a paragraph
 
 
@@ -47,6 +49,7 @@ class _Box:
     top: float
     bottom: float
     left: float
+    right: float
     text: str
     score: float
 
@@ -63,12 +66,16 @@ def read_page(page: pdfium.PdfPage, number: int) -> OcrPage:
     image = page.render(scale=_DPI / 72, grayscale=True).to_pil().convert("RGB")
     result, _ = _engine()(np.asarray(image), use_cls=False)
     boxes = [
-        _Box(top=min(y for _, y in corners), bottom=max(y for _, y in corners), left=min(x for x, _ in corners), text=text, score=score)
+        _Box(
+            top=min(y for _, y in corners), bottom=max(y for _, y in corners), left=min(x for x, _ in corners),
+            right=max(x for x, _ in corners), text=text, score=score,
+        )
         for corners, text, score in (result or []) if text.strip()
     ]
     chars = sum(len(box.text) for box in boxes)
     confidence = sum(box.score * len(box.text) for box in boxes) / chars if chars else 0.0
-    return OcrPage(page=number, paragraphs=_paragraphs(boxes), confidence=round(confidence, 3))
+    paragraphs = [paragraph for group in _reading_order(boxes) for paragraph in _paragraphs(group)]
+    return OcrPage(page=number, paragraphs=paragraphs, confidence=round(confidence, 3))
 
 
 @cache
@@ -79,6 +86,33 @@ def _engine():
     # rendered at a readable resolution: the detector's default of enlarging an image to 736 px on
     # its short side only makes a small page 4x slower to read (measured), never better.
     return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1, use_cls=False, det_limit_side_len=320)
+
+
+def _reading_order(boxes: list[_Box]) -> list[list[_Box]]:
+    """The page's boxes in groups to read one after the other: on a page set in two columns, the
+    left column then the right one, between the lines that span both (a title, a wide figure)."""
+    if not boxes:
+        return []
+    left_edge, right_edge = min(box.left for box in boxes), max(box.right for box in boxes)
+    middle_third = [left_edge + (right_edge - left_edge) * step / 20 for step in range(7, 14)]
+    gutter = min(middle_third, key=lambda x: sum(box.left < x < box.right for box in boxes))
+    if sum(box.left < gutter < box.right for box in boxes) > _SPANNING * len(boxes):
+        return [boxes]  # one column
+    groups: list[list[_Box]] = []
+    left: list[_Box] = []
+    right: list[_Box] = []
+    for box in sorted(boxes, key=lambda box: box.top):
+        if box.left < gutter < box.right:
+            if left or right:
+                groups.extend([left, right])
+                left, right = [], []
+            if not groups or not groups[-1] or not (groups[-1][-1].left < gutter < groups[-1][-1].right):
+                groups.append([])
+            groups[-1].append(box)
+        else:
+            (left if box.right <= gutter else right).append(box)
+    groups.extend([left, right])
+    return [group for group in groups if group]
 
 
 def _paragraphs(boxes: list[_Box]) -> list[str]:
