@@ -22,9 +22,13 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
 
 from ai_assets.core.documents.model import ParsedBlock
+from ai_assets.core.documents.parsing import ask_for_more_time
 
 _DPI = 200  # 12 pt text is 33 px high: at 150 dpi the recognizer drops the spaces between words
 LOW_CONFIDENCE = 0.8
+# What a scanned page adds to its file's parsing time limit: a full page of text takes 10-20 CPU
+# seconds here (bench/RESULTS.md), and a loaded machine doubles that.
+OCR_SECONDS_PER_PAGE = 60.0
 # Document metadata: the pages OCR read ("3, 4"), and those under LOW_CONFIDENCE ("4 (0.62)").
 OCR_PAGES, OCR_LOW_CONFIDENCE_PAGES = "ocr_pages", "ocr_low_confidence_pages"
 # A page whose middle is crossed by more than this share of its lines is set in one column.
@@ -156,12 +160,21 @@ def read_scanned_pages(pdf: pdfium.PdfDocument, lines: Sequence[_TextLine]) -> l
     chars = Counter()
     for line in lines:
         chars[line.page] += len(line.text.strip())
-    found = []
+    scanned = []
     for index in range(len(pdf)):
         page = pdf[index]
         try:
             if needs_ocr(page, chars[index + 1]):
-                found.append(read_page(page, index + 1))
+                scanned.append(index)
+        finally:
+            page.close()
+    if scanned:
+        ask_for_more_time(len(scanned) * OCR_SECONDS_PER_PAGE)
+    found = []
+    for index in scanned:
+        page = pdf[index]
+        try:
+            found.append(read_page(page, index + 1))
         finally:
             page.close()
     return found

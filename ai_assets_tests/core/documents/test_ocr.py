@@ -18,7 +18,9 @@ def test_a_scanned_pdf_is_read_by_ocr_and_quarantined_with_ocr_off(tmp_path: Pat
     (folder / "lease.pdf").write_bytes(scanned_text_pdf_bytes(SCAN))
     (folder / "typed.pdf").write_bytes(pdf_bytes([[("body", "A typed page keeps its text layer.")]], footer=None))
 
-    loaded = load_source(LocalSourceFolders(tmp_path), "docs", 1_000_000, ParseSettings(workers=1))
+    # A time limit that the OCR (model load and reading, seconds) exceeds: the worker asks for
+    # more time per scanned page, so the scan is read, not quarantined for its time.
+    loaded = load_source(LocalSourceFolders(tmp_path), "docs", 1_000_000, ParseSettings(workers=1, timeout_seconds=1.0))
     by_path = {document.path: document for document in loaded.documents}
     assert loaded.quarantined == []
     lease = by_path["lease.pdf"]
