@@ -24,10 +24,13 @@ import pypdfium2.raw as pdfium_raw
 from ai_assets.core.documents.model import ParsedBlock
 from ai_assets.core.documents.parsing import ask_for_more_time
 
-_DPI = 200  # 12 pt text is 33 px high: at 150 dpi the recognizer drops the spaces between words
+# 10 pt text is ~42 px high, about the recognizer's own line height (48 px): at 200 dpi (or at the
+# engine's default cap of 2,000 px a side) it drops many spaces between words ("Wesettled onthis").
+_DPI = 300
+_MAX_SIDE = 3600  # an A4 or Letter page at _DPI, not shrunk
 LOW_CONFIDENCE = 0.8
-# What a scanned page adds to its file's parsing time limit: a full page of text takes 10-20 CPU
-# seconds here (bench/RESULTS.md), and a loaded machine doubles that.
+# What a scanned page adds to its file's parsing time limit: a full page of a paper took 27 CPU
+# seconds on this (loaded) machine (bench/RESULTS.md).
 OCR_SECONDS_PER_PAGE = 60.0
 # Document metadata: the pages OCR read ("3, 4"), and those under LOW_CONFIDENCE ("4 (0.62)").
 OCR_PAGES, OCR_LOW_CONFIDENCE_PAGES = "ocr_pages", "ocr_low_confidence_pages"
@@ -89,7 +92,9 @@ def _engine():
     # No angle classifier: scans are upright, and it costs a model run per line. Pages come
     # rendered at a readable resolution: the detector's default of enlarging an image to 736 px on
     # its short side only makes a small page 4x slower to read (measured), never better.
-    return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1, use_cls=False, det_limit_side_len=320)
+    return RapidOCR(
+        intra_op_num_threads=1, inter_op_num_threads=1, use_cls=False, det_limit_side_len=320, max_side_len=_MAX_SIDE
+    )
 
 
 def _reading_order(boxes: list[_Box]) -> list[list[_Box]]:
