@@ -166,8 +166,10 @@ def table_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(header), "|" + " --- |" * width, *(line(row) for row in rows)])
 
 
-def table_block(header: Sequence[str], rows: Sequence[Sequence[str]], *, section: str = "", page: int | None = None, ocr: bool = False) -> ParsedBlock:
-    return ParsedBlock(text=table_text(header, rows), section=section, page=page, kind="table", ocr=ocr)
+def table_block(
+    header: Sequence[str], rows: Sequence[Sequence[str]], *, section: str = "", page: int | None = None
+) -> ParsedBlock:
+    return ParsedBlock(text=table_text(header, rows), section=section, page=page, kind="table")
 
 
 def section_path(headings: list[str]) -> str:
