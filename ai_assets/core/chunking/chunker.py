@@ -203,6 +203,7 @@ def _section_windows(
     pending: _Section | None = None  # sections packed so far, not yet emitted
     pending_context = ""
     budget = config.max_tokens
+    tables = _Tables(document, offsets)
 
     for section in document_sections(document.structure(), offsets):
         if pending is not None:
@@ -225,15 +226,25 @@ def _section_windows(
             pending = merged
             continue
         pending = None
-        for first, end, header in _range_windows(document, offsets, start, section.end_token, budget, tokenizer, config):
+        for first, end, header in _range_windows(document, offsets, tables, start, section.end_token, budget, tokenizer, config):
             yield first, end, pending_context, header
     if pending is not None:
         yield pending.first_token, pending.end_token, pending_context, ""
 
 
+class _Tables:
+    """A document's table blocks, and its token starts to find their rows (made once, and only
+    for a document that has tables)."""
+
+    def __init__(self, document: Document, offsets: Sequence[tuple[int, int]]) -> None:
+        self.blocks = [block for block in document.structure() if block.kind == "table"]
+        self.token_starts = [first for first, _ in offsets] if self.blocks else []
+
+
 def _range_windows(
     document: Document,
     offsets: Sequence[tuple[int, int]],
+    tables: _Tables,
     start: int,
     end: int,
     budget: int,
@@ -241,10 +252,9 @@ def _range_windows(
     config: ChunkerConfig,
 ) -> Iterator[tuple[int, int, str]]:
     """Windows over tokens [start, end): text in overlapping windows, each table by its rows."""
-    token_starts = [first for first, _ in offsets]
+    token_starts = tables.token_starts
     position = start
-    tables = [block for block in document.structure() if block.kind == "table"]
-    for table in tables:
+    for table in tables.blocks:
         first, stop = max(start, bisect_left(token_starts, table.start)), min(end, bisect_left(token_starts, table.end))
         if first >= stop:
             continue
