@@ -2,10 +2,11 @@
 
 A table is text set in columns: rows of short runs of text separated by wide gaps, the gaps of
 consecutive rows lining up. This is read from PDFium's text rectangles (one per run of text on a
-line, a few per line), which the PDF reader has at hand, so finding tables costs a few
-milliseconds a page; pdfplumber's table finder, measured on the same papers, reads 2 pages a
-second and takes every two-column page for a table (bench/RESULTS.md). Rules (cell borders) are
-not needed and not read: a ruled table is aligned like any other.
+line, or per word in some PDFs), which the PDF reader has at hand, so finding tables costs 1-12
+ms of CPU a page; pdfplumber's table finder, measured on the same papers, reads 1-9 pages per
+CPU second, and its strategy for unruled tables takes every two-column page for a table
+(bench/RESULTS.md). Rules (cell borders) are not needed and not read: a ruled table is aligned
+like any other.
 
 Found tables replace their lines in the page's text: ``place_tables`` puts one marker line where
 the table's first line was, and ``with_table_blocks`` turns each marker into a table block (a
@@ -300,21 +301,26 @@ LineT = TypeVar("LineT", bound=_PlacedLine)
 def place_tables(lines: Sequence[LineT], tables: Sequence[PdfTable]) -> tuple[list[LineT], list[PdfTable]]:
     """The lines without those inside a table, and a marker line (``\\ue000N\\ue001``) where each
     table's first line was. A table none of whose lines is left (dropped as furniture or a
-    contents page) is dropped too, and so is one set mostly in a monospaced font: code, whose
-    lines are kept as they are. Returns the lines and the tables the markers number."""
+    contents page) is dropped too; one set mostly in a monospaced font (code) or whose cells lack
+    text of its lines keeps its lines as they are. Returns the lines and the tables the markers
+    number."""
     inside = [
         next((i for i, table in enumerate(tables) if table.page == line.page and table.holds(line.baseline, line.left)), None)
         for line in lines
     ]
-    code = {index for index in set(inside) - {None} if _mostly_mono([line for line, i in zip(lines, inside, strict=True) if i == index])}
-    code |= {index for index in set(inside) - {None} - code if not _holds_words_of(tables[index], [
-        line for line, i in zip(lines, inside, strict=True) if i == index
-    ])}
+    replaced: dict[int, list[LineT]] = {}
+    for line, index in zip(lines, inside, strict=True):
+        if index is not None:
+            replaced.setdefault(index, []).append(line)
+    left_as_text = {
+        index for index, its_lines in replaced.items()
+        if _mostly_mono(its_lines) or not _holds_words_of(tables[index], its_lines)
+    }
     placed: list[LineT] = []
     kept: list[PdfTable] = []
     marked: set[int] = set()
     for line, index in zip(lines, inside, strict=True):
-        if index is None or index in code:
+        if index is None or index in left_as_text:
             placed.append(line)
         elif index not in marked:
             marked.add(index)
