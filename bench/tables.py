@@ -98,7 +98,7 @@ def report_ocr(path: Path, pages: int) -> None:
         scan.showPage()
     scan.save()
     text_layer = parse_pdf(path.read_bytes())
-    wanted = {block.page: block.text for block in text_layer.blocks if (block.page or 0) <= pages}
+    wanted = [block.text for block in text_layer.blocks if (block.page or 0) <= pages]
     started = time.process_time()
     read = parse_pdf(buffer.getvalue())
     seconds = time.process_time() - started
@@ -106,7 +106,7 @@ def report_ocr(path: Path, pages: int) -> None:
     def words(text: str) -> set[str]:
         return set(re.findall(r"\w{3,}", text.lower()))
 
-    expected = words(" ".join(wanted.values()))
+    expected = words(" ".join(wanted))
     found = words(" ".join(block.text for block in read.blocks))
     print(f"OCR of {path.name}, {pages} page(s) as images: {seconds / pages:.1f} CPU s a page (model load included), "
           f"{len(expected & found) / max(1, len(expected)):.0%} of the text layer's words found, "
