@@ -101,6 +101,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         max_file_bytes=settings.max_file_bytes,
         parse_timeout_seconds=settings.parse_timeout_seconds,
         parse_workers=settings.parse_workers,
+        ocr=settings.ocr,
     )
     resources: dict[str, object] = {
         "source_files": source_files,

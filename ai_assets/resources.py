@@ -50,6 +50,7 @@ class SourceFiles(dg.ConfigurableResource):
     max_file_bytes: int = ParseSettings().max_file_bytes
     parse_timeout_seconds: float = ParseSettings().timeout_seconds
     parse_workers: int = 0  # one per core
+    ocr: bool = ParseSettings().ocr
 
     @property
     def sources_dir(self) -> str:
@@ -66,7 +67,8 @@ class SourceFiles(dg.ConfigurableResource):
     @property
     def parsing(self) -> ParseSettings:
         return ParseSettings(
-            workers=self.parse_workers, timeout_seconds=self.parse_timeout_seconds, max_file_bytes=self.max_file_bytes
+            workers=self.parse_workers, timeout_seconds=self.parse_timeout_seconds, max_file_bytes=self.max_file_bytes,
+            ocr=self.ocr,
         )
 
     def load(self, source: str) -> SourceLoad:

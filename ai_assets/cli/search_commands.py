@@ -90,7 +90,8 @@ def trace_command(args: argparse.Namespace, settings: Settings) -> int:
         ui_url=settings.dagster_ui_url,
         scored=not args.chunk,
         parsing=ParseSettings(
-            workers=1, timeout_seconds=settings.parse_timeout_seconds, max_file_bytes=settings.max_file_bytes
+            workers=1, timeout_seconds=settings.parse_timeout_seconds, max_file_bytes=settings.max_file_bytes,
+            ocr=settings.ocr,
         ),
     )
     if args.json:
