@@ -55,10 +55,8 @@ def search_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def trace_command(args: argparse.Namespace, settings: Settings) -> int:
-    from ai_assets.core.documents.loading import ParseSettings
-    from ai_assets.core.documents.object_folders import source_folders_at
-    from ai_assets.core.lineage import trace_hits
     from ai_assets.core.retrieval.search import fetch_chunk
+    from ai_assets.reading import trace as lineage_of
 
     if (args.query is None) == (args.chunk is None):
         raise CliError("give either a QUERY or --chunk CHUNK_ID")
@@ -70,18 +68,7 @@ def trace_command(args: argparse.Namespace, settings: Settings) -> int:
         hits = [hit]
     else:
         hits = searcher.search(args.query, mode=args.mode, limit=args.k, sources=args.source)
-    traces = trace_hits(
-        hits,
-        source_folders_at(settings.sources_location),
-        settings.max_document_bytes,
-        table=searcher.table.name,
-        table_version=searcher.table.version,
-        ui_url=settings.dagster_ui_url,
-        scored=not args.chunk,
-        parsing=ParseSettings(
-            workers=1, timeout_seconds=settings.parse_timeout_seconds, max_file_bytes=settings.max_file_bytes
-        ),
-    )
+    traces = lineage_of(settings, searcher.table, hits, scored=not args.chunk)
     if args.json:
         print(json.dumps([trace.model_dump() for trace in traces], indent=2))
         return 0
