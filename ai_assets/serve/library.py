@@ -148,5 +148,6 @@ def open_library(knowledge_bases: Sequence[tuple[str, Settings]], refresh_second
         key = (embedder_name, settings.local_precision, settings.embed_batch_size, settings.openai_base_url)
         if key not in models:
             models[key] = embedders(settings).get(embedder_name)
+            models[key].embed_query("warm up")  # loaded now: readiness means the first request is not the one to wait
         served.append(ServedKnowledgeBase(name, settings, models[key]))
     return Library(served, refresh_seconds)

@@ -12,14 +12,14 @@ import logging
 import mimetypes
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from ai_assets.core.answering.ask import Answer, answer_question, normalized_question
 from ai_assets.core.feedback import FeedbackStoreUnavailable, Judgement, UnknownAnswer
 from ai_assets.core.feedback.records import answered_ask, answered_search
 from ai_assets.core.lineage import ChunkTrace
 from ai_assets.core.retrieval.filters import SearchFilters
-from ai_assets.core.retrieval.search import SearchHit, SearchMode, fetch_chunk, fetch_document
+from ai_assets.core.retrieval.search import SearchHit, SearchMode, citation, fetch_chunk, fetch_document
 from ai_assets.serve.library import Library, NotReady, ServedKnowledgeBase, Snapshot
 from ai_assets.serve.scopes import Caller, Forbidden
 
@@ -75,10 +75,13 @@ class AskRequest(Query):
 
 
 class Hit(SearchHit):
-    model_config = ConfigDict(protected_namespaces=())
     rank: int
-    citation: str  # doc · section · p. N
     document_url: str  # the document's file; #page=N for a PDF
+
+    @computed_field  # in the JSON too: doc · section · p. N
+    @property
+    def citation(self) -> str:
+        return citation(self.doc_key, self.section, self.page, self.page_end)
 
 
 class SearchResponse(Served):
@@ -192,7 +195,7 @@ class Service:
         return SearchResponse(
             **served.model_dump(), answer_id=answer_id, query=request.query, mode=request.mode, warnings=warnings,
             hits=[
-                Hit(**hit.model_dump(), rank=rank, citation=hit.citation, document_url=file_url(hit.doc_key, hit.page))
+                Hit(**hit.model_dump(), rank=rank, document_url=file_url(hit.doc_key, hit.page))
                 for rank, hit in enumerate(hits, start=1)
             ],
         )
