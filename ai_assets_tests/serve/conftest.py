@@ -4,11 +4,15 @@ steps: load, chunk, embed, index, serve), and the server's app over it."""
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import lancedb
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from ai_assets.core.chunking.chunker import ChunkerConfig, chunk_documents
@@ -27,6 +31,7 @@ from ai_assets.serve.scopes import TokenEntry, Tokens, token_hash
 from ai_assets.settings import Settings
 from ai_assets_tests.conftest import write_sources
 from ai_assets_tests.document_files import pdf_bytes
+from ai_assets_tests.system import free_port
 
 FILLER = [("body", f"Line {n} of the handbook describes routine checks of the platform in detail.") for n in range(12)]
 HANDBOOK_PAGES = [
@@ -100,3 +105,28 @@ def bearer(token: str = ADMIN_TOKEN) -> dict[str, str]:
 def copied(data_dir: Path, target: Path) -> Path:
     shutil.copytree(data_dir, target)
     return target
+
+
+@contextmanager
+def running_server(app) -> Iterator[str]:
+    """``app`` on a real uvicorn at 127.0.0.1, in a thread: its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def client_server(served_data: Path, minilm: Embedder) -> Iterator[str]:
+    """The app with MCP over the served data on a real uvicorn: its base URL."""
+    with running_server(create_app(library(served_data, minilm), options())) as base:
+        yield base
