@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 
-from ai_assets.cli.common import CliError, add_version_argument, open_searcher, query_text, serving_note
+from ai_assets.cli.common import (
+    CliError, add_version_argument, add_where_argument, open_searcher, query_text, serving_note, where_condition,
+)
 from ai_assets.core.retrieval.search import SEARCH_MODES
 from ai_assets.settings import Settings
 
@@ -20,6 +22,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--source", action="append", help="only chunks of this source (repeatable)")
     search.add_argument("--json", action="store_true", help="print JSON")
     add_version_argument(search)
+    add_where_argument(search)
     search.set_defaults(handler=search_command)
 
     trace = commands.add_parser("trace", help="where each retrieved chunk came from")
@@ -38,7 +41,9 @@ def search_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.k < 1:
         raise CliError("--k must be at least 1")
     searcher = open_searcher(settings, args.embedder, args.version, args.source)
-    hits = searcher.search(args.query, mode=args.mode, limit=args.k, sources=args.source)
+    hits = searcher.search(
+        args.query, mode=args.mode, limit=args.k, sources=args.source, where=where_condition(args.where)
+    )
     note = serving_note(settings, searcher)
     if note:
         print(note, file=sys.stderr)
