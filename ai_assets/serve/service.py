@@ -12,6 +12,7 @@ import logging
 import mimetypes
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from ai_assets.core.answering.ask import Answer, answer_question, normalized_question
@@ -20,6 +21,7 @@ from ai_assets.core.feedback.records import answered_ask, answered_search
 from ai_assets.core.lineage import ChunkTrace
 from ai_assets.core.retrieval.filters import SearchFilters
 from ai_assets.core.retrieval.search import SearchHit, SearchMode, citation, fetch_chunk, fetch_document
+from ai_assets.serve.batching import QueryBatcher
 from ai_assets.serve.library import Library, NotReady, ServedKnowledgeBase, Snapshot
 from ai_assets.serve.scopes import Caller, Forbidden
 
@@ -147,6 +149,15 @@ class Service:
         self.library = library
         self.max_k = max_k
         self.chat_model = chat_model  # a callable (settings) -> ChatModel | None
+        # One batcher per model: concurrent requests' queries share its calls (batching.py).
+        self.batchers = {
+            id(embedder): QueryBatcher(embedder)
+            for embedder in {id(kb.embedder): kb.embedder for kb in library.knowledge_bases.values()}.values()
+        }
+
+    def query_vector(self, snapshot: Snapshot, text: str) -> np.ndarray:
+        searcher = snapshot.searcher
+        return self.batchers[id(searcher.embedder)].encode(text, searcher.encode_query)
 
     def knowledge_base(self, caller: Caller, name: str | None) -> ServedKnowledgeBase:
         """The knowledge base asked for (default: the server's first the caller may read)."""
@@ -183,7 +194,8 @@ class Service:
         kb = self.knowledge_base(caller, request.knowledge_base)
         where = self._where(caller, request.filters)
         snapshot = self.snapshot(kb)
-        hits = snapshot.searcher.search(request.query, mode=request.mode, limit=request.k, where=where)
+        vector = None if request.mode == "fts" else self.query_vector(snapshot, request.query)
+        hits = snapshot.searcher.search(request.query, mode=request.mode, limit=request.k, where=where, query_vector=vector)
         served = _served(snapshot)
         answer_id, warnings = self._record(
             kb,
@@ -206,7 +218,10 @@ class Service:
         where = self._where(caller, request.filters)
         snapshot = self.snapshot(kb)
         chat = None if request.extractive or self.chat_model is None else self.chat_model(kb.settings)
-        answer = answer_question(snapshot.searcher, request.question, k=request.k, mode=request.mode, chat=chat, where=where)
+        answer = answer_question(
+            snapshot.searcher, request.question, k=request.k, mode=request.mode, chat=chat, where=where,
+            query_vector=self.query_vector(snapshot, request.question),
+        )
         answer_id, warnings = self._record(kb, lambda: answered_ask(answer, kb.name, client))
         return AskResponse(
             **answer.model_dump(exclude={"warnings"}), warnings=[*answer.warnings, *warnings], knowledge_base=kb.name,

@@ -1,4 +1,4 @@
-"""A served knowledge base built once per test module without Dagster (the pipeline's own core
+"""A served knowledge base built once per test session (per xdist worker) without Dagster (the pipeline's own core
 steps: load, chunk, embed, index, serve), and the server's app over it."""
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def publish(data_dir: Path, embedder: Embedder, sources: tuple[str, ...] = SOURC
     return version
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served_data(tmp_path_factory: pytest.TempPathFactory, minilm: Embedder) -> Path:
     """A data dir with the tiny corpus and a PDF handbook, indexed and served."""
     data_dir = tmp_path_factory.mktemp("served") / "data"
@@ -91,7 +91,7 @@ def library(data_dir: Path, embedder: Embedder, refresh_seconds: float = 0.2) ->
     return Library([ServedKnowledgeBase("docs", Settings(data_dir=data_dir), embedder)], refresh_seconds)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client(served_data: Path, minilm: Embedder) -> Iterator[TestClient]:
     """The app over the served data, with the test tokens (a real app, in process)."""
     with TestClient(create_app(library(served_data, minilm), options())) as test_client:
@@ -125,7 +125,7 @@ def running_server(app) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client_server(served_data: Path, minilm: Embedder) -> Iterator[str]:
     """The app with MCP over the served data on a real uvicorn: its base URL."""
     with running_server(create_app(library(served_data, minilm), options())) as base:
