@@ -221,16 +221,9 @@ class Settings(BaseSettings):
             raise ValueError(f"expected a path or a URI, got {value!r}")
         return normalize_location(value, f"AI_ASSETS_{str(info.field_name).upper()}")
 
-    @field_validator("serve_cors_origins", mode="before")
+    @field_validator("embedders", "serve_cors_origins", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
-        return value
-
-    @field_validator("embedders", mode="before")
-    @classmethod
-    def _split_embedders(cls, value: object) -> object:
+    def _split_comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value

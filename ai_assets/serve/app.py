@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated
 
@@ -46,19 +47,16 @@ PROTECTED = ("/v1/", "/mcp")
 FILTER_HELP = "filters: sources, doc_key_prefix, page_from, page_to (front-matter fields are not stored in the index)"
 
 
+@dataclass(frozen=True)
 class ServeOptions:
     """How the server guards its door (from the settings, see settings.py's serve_* fields)."""
 
-    def __init__(
-        self, tokens: Tokens, open_access: bool, max_body_bytes: int, rate_limit_per_minute: int,
-        cors_origins: list[str], max_k: int,
-    ) -> None:
-        self.tokens = tokens
-        self.open_access = open_access  # no token needed: only when listening on localhost without tokens
-        self.max_body_bytes = max_body_bytes
-        self.rate_limit_per_minute = rate_limit_per_minute
-        self.cors_origins = cors_origins
-        self.max_k = max_k
+    tokens: Tokens
+    open_access: bool  # no token needed: only when listening on localhost without tokens
+    max_body_bytes: int
+    rate_limit_per_minute: int
+    cors_origins: list[str]
+    max_k: int
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

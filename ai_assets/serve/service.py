@@ -149,11 +149,20 @@ class Service:
         self.library = library
         self.max_k = max_k
         self.chat_model = chat_model  # a callable (settings) -> ChatModel | None
+        self._chat_models: dict[str, object] = {}
         # One batcher per model: concurrent requests' queries share its calls (batching.py).
         self.batchers = {
             id(embedder): QueryBatcher(embedder)
             for embedder in {id(kb.embedder): kb.embedder for kb in library.knowledge_bases.values()}.values()
         }
+
+    def chat(self, kb: ServedKnowledgeBase):
+        """The knowledge base's chat model (None offline), made once."""
+        if self.chat_model is None:
+            return None
+        if kb.name not in self._chat_models:
+            self._chat_models[kb.name] = self.chat_model(kb.settings)
+        return self._chat_models[kb.name]
 
     def query_vector(self, snapshot: Snapshot, text: str) -> np.ndarray:
         searcher = snapshot.searcher
@@ -217,7 +226,7 @@ class Service:
         kb = self.knowledge_base(caller, request.knowledge_base)
         where = self._where(caller, request.filters)
         snapshot = self.snapshot(kb)
-        chat = None if request.extractive or self.chat_model is None else self.chat_model(kb.settings)
+        chat = None if request.extractive else self.chat(kb)
         answer = answer_question(
             snapshot.searcher, request.question, k=request.k, mode=request.mode, chat=chat, where=where,
             query_vector=self.query_vector(snapshot, request.question),
