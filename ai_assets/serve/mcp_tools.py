@@ -13,6 +13,7 @@ from collections.abc import Callable
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel, ValidationError
 
 from ai_assets.core.retrieval.filters import SearchFilters
 from ai_assets.core.retrieval.search import SearchMode
@@ -78,9 +79,8 @@ def mcp_server(service: Service, caller_of: Callable[[Context], Caller]) -> MCPS
     return server
 
 
-def _request(model, **values):
-    from pydantic import ValidationError
-
+def _request(model: type[BaseModel], **values) -> BaseModel:
+    """The HTTP API's request model of a tool call's arguments; what is wrong, as a tool error."""
     try:
         return model(**values)
     except ValidationError as error:
