@@ -41,6 +41,8 @@ def test_mcp_over_http_lists_the_tools_and_returns_cited_passages_within_scope(c
             asked = await client.call_tool("ask", {"question": QUESTION})
             assert asked.structured_content["citations"][0]["page"] == 2
             assert "[1]" in asked.structured_content["answer"]
+            empty = await client.call_tool("search", {"query": "  ", "k": 2})
+            assert empty.is_error and "the query is empty" in empty.content[0].text
         async with http_client(client_server, BETA_TOKEN) as scoped:
             forbidden = await scoped.call_tool("search", {"query": QUESTION, "sources": ["handbook"]})
             assert forbidden.is_error and "may not read source(s) 'handbook'" in forbidden.content[0].text
