@@ -8,8 +8,9 @@ copies of their real vectors, indexed as ``search_index`` indexes it), serves it
 tag), starts `ai-assets serve` as its own process on 127.0.0.1 and sends the 50 msmarco queries
 round-robin to POST /v1/search: first from one client, one request at a time, for ``--seconds``;
 then from ``--clients`` concurrent clients for ``--seconds``. For each phase it prints requests
-per second, p50 and p99 latency (ms, as the client sees it), the errors, and the server process's
-resident memory at the start and end of the phase (and its peak, sampled every second).
+per second, p50 and p99 latency (ms, as the client sees it), the errors, the server process's
+resident memory at the start and end of the phase (and its peak, sampled every second), and the
+queries encoded per model call (micro-batching, from the server's /metrics).
 """
 
 from __future__ import annotations
@@ -79,7 +80,17 @@ def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
     raise SystemExit("the server did not become ready within 300 s")
 
 
+def batch_totals(base: str) -> tuple[float, float]:
+    """(queries encoded, model calls) so far, from the server's ai_assets_query_batch_size histogram."""
+    text = httpx.get(f"{base}/metrics").text
+    values = {
+        line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line.startswith("ai_assets_query_batch_size_")
+    }
+    return values.get("ai_assets_query_batch_size_sum", 0.0), values.get("ai_assets_query_batch_size_count", 0.0)
+
+
 def run_phase(base: str, queries: list[str], clients: int, seconds: float, mode: str, pid: int) -> dict:
+    encoded_before, calls_before = batch_totals(base)
     latencies: list[float] = []
     errors: list[str] = []
     memory = [resident_mb(pid)]
@@ -113,7 +124,9 @@ def run_phase(base: str, queries: list[str], clients: int, seconds: float, mode:
         memory.append(resident_mb(pid))
     wall = time.monotonic() - started
     milliseconds = np.array(latencies) * 1000
+    encoded, calls = batch_totals(base)
     return {
+        "queries_per_model_call": (encoded - encoded_before) / max(calls - calls_before, 1),
         "clients": clients, "requests": len(latencies), "rps": len(latencies) / wall,
         "p50_ms": float(np.percentile(milliseconds, 50)), "p99_ms": float(np.percentile(milliseconds, 99)),
         "errors": len(errors), "first_errors": errors[:3],
@@ -148,7 +161,7 @@ def main() -> None:
                 f"{result['clients']:>2} client(s): {result['requests']} requests, {result['rps']:.1f} req/s, "
                 f"p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms, errors {result['errors']} "
                 f"{result['first_errors'] or ''}| server RSS {result['rss_mb_start']:.0f} -> {result['rss_mb_end']:.0f} MB "
-                f"(peak {result['rss_mb_peak']:.0f})"
+                f"(peak {result['rss_mb_peak']:.0f}) | {result['queries_per_model_call']:.2f} queries per model call"
             )
         print(f"throughput ratio, {args.clients} clients over 1: {results[1]['rps'] / results[0]['rps']:.2f}")
     finally:

@@ -173,6 +173,10 @@ class Metrics:
             "ai_assets_http_request_seconds", "HTTP request latency by route", ["route"], registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.query_batch = Histogram(
+            "ai_assets_query_batch_size", "Queries encoded per model call (micro-batching)", registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32),
+        )
         self.served_version = Gauge(
             "ai_assets_served_version", "The table version each knowledge base answers from", ["knowledge_base", "table"],
             registry=self.registry,
@@ -220,7 +224,7 @@ def create_app(
 ) -> FastAPI:
     """The server's app; the library's tags are followed while it runs (its lifespan)."""
     metrics = Metrics()
-    service = Service(library, options.max_k, chat_model)
+    service = Service(library, options.max_k, chat_model, on_batch=metrics.query_batch.observe)
     for kb in library.knowledge_bases.values():
         kb.on_switch = metrics.switched
     mcp = None

@@ -30,10 +30,14 @@ class _Pending:
 class QueryBatcher:
     """Encodes the queries of concurrent requests to one embedder in shared model calls."""
 
-    def __init__(self, embedder: Embedder, max_batch: int = 32) -> None:
+    def __init__(
+        self, embedder: Embedder, max_batch: int = 32, on_batch: Callable[[int], None] = lambda size: None
+    ) -> None:
         self.embedder = embedder
         self.max_batch = max_batch
-        self.batch_sizes: list[int] = []  # of the model calls made, for tests and the benchmark
+        self.on_batch = on_batch  # told each batch's size (the server's metrics)
+        self.calls = 0  # model calls made, and queries they encoded
+        self.encoded = 0
         self._waiting: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         threading.Thread(target=self._encode_forever, name="ai-assets-query-batcher", daemon=True).start()
 
@@ -55,7 +59,9 @@ class QueryBatcher:
             self._encode(batch)
 
     def _encode(self, batch: list[_Pending]) -> None:
-        self.batch_sizes.append(len(batch))
+        self.calls += 1
+        self.encoded += len(batch)
+        self.on_batch(len(batch))
         try:
             texts = [pending.text for pending in batch]
             vectors = [self.embedder.embed_query(texts[0])] if len(batch) == 1 else self.embedder.embed_queries(texts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -145,14 +146,16 @@ def file_url(doc_key: str, page: int | None = None) -> str:
 class Service:
     """The operations, for a caller, on the library's served versions."""
 
-    def __init__(self, library: Library, max_k: int, chat_model=None) -> None:
+    def __init__(
+        self, library: Library, max_k: int, chat_model=None, on_batch: Callable[[int], None] = lambda size: None
+    ) -> None:
         self.library = library
         self.max_k = max_k
         self.chat_model = chat_model  # a callable (settings) -> ChatModel | None
         self._chat_models: dict[str, object] = {}
         # One batcher per model: concurrent requests' queries share its calls (batching.py).
         self.batchers = {
-            id(embedder): QueryBatcher(embedder)
+            id(embedder): QueryBatcher(embedder, on_batch=on_batch)
             for embedder in {id(kb.embedder): kb.embedder for kb in library.knowledge_bases.values()}.values()
         }
 

@@ -171,6 +171,7 @@ def test_health_readiness_metrics_and_schema(client: TestClient) -> None:
     assert f'ai_assets_served_version{{knowledge_base="docs",table="chunks__minilm"}} {float(version)}' in metrics
     assert 'ai_assets_http_requests_total{method="POST",route="/v1/search",status="200"}' in metrics
     assert 'ai_assets_http_request_seconds_count{route="/v1/search"}' in metrics
+    assert "ai_assets_query_batch_size_count " in metrics
     schema = client.get("/openapi.json").json()
     assert {"/v1/search", "/v1/ask", "/v1/chunks/{chunk_id}", "/v1/documents/{doc_key}", "/v1/feedback"} <= set(schema["paths"])
     assert schema["components"]["schemas"]["SearchFilters"]["additionalProperties"] is False
