@@ -118,7 +118,14 @@ class Guard:
         if declared is not None and declared.isdigit() and int(declared) > self.options.max_body_bytes:
             await self.too_large()(scope, receive, send)
             return
-        await self.app(scope, self.limited(receive, scope, send), send)
+        if scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = await self.read_body(receive)  # whole, up to the limit: a body sent in chunks has no length
+        if body is None:
+            await self.too_large()(scope, receive, send)
+            return
+        await self.app(scope, replayed(body, receive), send)
 
     def caller(self, authorization: str | None) -> Caller | JSONResponse:
         if not self.options.tokens:
@@ -137,24 +144,33 @@ class Guard:
             "send a shorter question or query",
         )
 
-    def limited(self, receive: Receive, scope: Scope, send: Send) -> Receive:
-        """``receive`` that refuses a body (sent in chunks, without a length) past the limit."""
-        seen = 0
-
-        async def wrapped():
-            nonlocal seen
+    async def read_body(self, receive: Receive) -> bytes | None:
+        """The request's body, or None as soon as it passes the limit."""
+        parts, size, more = [], 0, True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.options.max_body_bytes:
-                    raise BodyTooLarge()
-            return message
+            if message["type"] != "http.request":  # the client left: the app sees an empty body
+                break
+            parts.append(message.get("body", b""))
+            size += len(parts[-1])
+            if size > self.options.max_body_bytes:
+                return None
+            more = message.get("more_body", False)
+        return b"".join(parts)
 
-        return wrapped
 
+def replayed(body: bytes, receive: Receive) -> Receive:
+    """``receive`` giving ``body`` first, then what the client sends next (a disconnect)."""
+    sent = False
 
-class BodyTooLarge(Exception):
-    pass
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 class Metrics:
@@ -265,17 +281,10 @@ def create_app(
         message = error.detail if error.status_code != 404 else f"no route {request.url.path}; the API is described at /docs"
         return error_response(error.status_code, str(message))
 
-    @app.exception_handler(BodyTooLarge)
-    async def body_too_large(_: Request, error: BodyTooLarge) -> JSONResponse:
-        return error_response(413, f"the request body is larger than {options.max_body_bytes} bytes (AI_ASSETS_SERVE_MAX_BODY_BYTES)")
-
     @app.middleware("http")
     async def measure(request: Request, call_next):
         started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except BodyTooLarge:
-            response = await body_too_large(request, BodyTooLarge())
+        response = await call_next(request)
         route = getattr(request.scope.get("route"), "path", None) or ("/mcp" if request.url.path.startswith("/mcp") else "other")
         metrics.requests.labels(route, request.method, str(response.status_code)).inc()
         metrics.latency.labels(route).observe(time.perf_counter() - started)

@@ -216,3 +216,14 @@ def test_a_failing_chat_model_gives_the_extractive_answer_with_a_warning(served_
     assert answer["answer_kind"] == "extractive" and "on-call engineer" in answer["answer"]
     assert any("the chat model failed" in warning for warning in answer["warnings"]), answer["warnings"]
     assert json.dumps(answer).count("sk-test") == 0
+
+
+def test_a_body_sent_in_chunks_without_a_length_is_limited_too(client: TestClient) -> None:
+    def chunks():
+        yield b'{"query": "'
+        for _ in range(10):
+            yield b"x" * 1000
+        yield b'"}'
+
+    response = client.post("/v1/search", content=chunks(), headers=bearer() | {"Content-Type": "application/json"})
+    assert response.status_code == 413 and "AI_ASSETS_SERVE_MAX_BODY_BYTES" in error_of(response)
