@@ -31,6 +31,8 @@ Client = Literal["http", "page", "mcp"]
 
 
 class ApiError(Exception):
+    """A request that cannot be answered: its HTTP status and a message saying what to change."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -255,17 +257,26 @@ class Service:
             document_url=file_url(hit.doc_key, hit.page),
         )
 
-    def document(self, caller: Caller, doc_key: str, knowledge_base: str | None = None) -> tuple[DocumentResponse, ServedKnowledgeBase]:
+    def document(
+        self, caller: Caller, doc_key: str, knowledge_base: str | None = None
+    ) -> tuple[DocumentResponse, ServedKnowledgeBase]:
+        """The document's metadata from its chunks in the served version, and its knowledge base."""
         kb = self.knowledge_base(caller, knowledge_base)
         source = doc_key.split("/", 1)[0]
         if not caller.may_read_source(source):
-            raise ApiError(403, f"token {caller.name!r} may not read source {source!r}; it may read: {', '.join(caller.sources)}")
+            readable = ", ".join(caller.sources)
+            raise ApiError(403, f"token {caller.name!r} may not read source {source!r}; it may read: {readable}")
         snapshot = self.snapshot(kb)
         chunks = fetch_document(snapshot.searcher.table, doc_key, where=caller.scope_condition())
         if not chunks:
-            raise ApiError(404, f"no document {doc_key!r} in {snapshot.table} v{snapshot.version}; document keys look like source/path/file.md")
+            raise ApiError(
+                404,
+                f"no document {doc_key!r} in {snapshot.table} v{snapshot.version}; keys look like source/path/file.md",
+            )
         first = chunks[0]
-        pages = sorted({page for hit in chunks for page in range(hit.page or 0, (hit.page_end or hit.page or 0) + 1) if page})
+        pages = sorted(
+            {page for hit in chunks if hit.page is not None for page in range(hit.page, (hit.page_end or hit.page) + 1)}
+        )
         return (
             DocumentResponse(
                 **_served(snapshot).model_dump(), doc_key=doc_key, source=first.source, title=first.doc_title,
@@ -288,7 +299,9 @@ class Service:
             with fs.open(path, "rb") as file:
                 content = file.read()
         except FileNotFoundError:
-            raise ApiError(410, f"the file of {doc_key!r} is gone from {kb.settings.sources_location} (the index is older than the sources)") from None
+            raise ApiError(
+                410, f"the file of {doc_key!r} is gone from {kb.settings.sources_location} (the index is older than it)"
+            ) from None
         except OSError as error:
             raise ApiError(503, f"cannot read the file of {doc_key!r} from the sources location: {error}") from None
         return content, mimetypes.guess_type(document.path)[0] or "application/octet-stream"
