@@ -38,7 +38,7 @@ KEY_PREFIX_PATTERN = r"^[a-z][a-z0-9_]*$"
 # Chunks shorter than this say too little to embed; the chunker refuses them (ChunkerConfig).
 MIN_CHUNK_TOKENS = 16
 # Values of these settings may hold credentials: an error names the variable, not the value.
-UNSHOWN_VALUES = {"lancedb_storage_options"}
+UNSHOWN_VALUES = {"lancedb_storage_options", "serve_tokens"}
 
 
 class SettingsError(ValueError):
@@ -190,6 +190,29 @@ class Settings(BaseSettings):
         description="USD per million input tokens by model, for the estimated cost (JSON object).",
     )
     dagster_ui_url: str = Field(default="http://127.0.0.1:3000", description="Base of run links in traces.")
+    # `ai-assets serve` (ai_assets/serve/, docs/serving.md): one process for every knowledge base,
+    # so these are read from the environment that starts it.
+    serve_tokens: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description=(
+            "API tokens as JSON: [{\"name\": \"team-a\", \"sha256\": \"<hex of the token>\", "
+            "\"knowledge_bases\": [\"docs\"], \"sources\": [\"dagster\"]}]; the token itself is never stored."
+        ),
+    )
+    serve_tokens_file: str | None = Field(
+        default=None, description="A JSON file of hashed tokens in the form of AI_ASSETS_SERVE_TOKENS (read at start)."
+    )
+    serve_refresh_seconds: float = Field(
+        default=5.0, gt=0, description="How often the server re-reads each table's served tag (a promotion or rollback)."
+    )
+    serve_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins of browser apps allowed to call the API, comma-separated."
+    )
+    serve_max_body_bytes: int = Field(default=65_536, gt=0, description="Larger request bodies are refused (413).")
+    serve_rate_limit_per_minute: int = Field(
+        default=600, gt=0, description="Requests one token (or the anonymous local caller) may make per minute (429)."
+    )
+    serve_max_k: int = Field(default=50, ge=1, description="Largest k a search or ask may request.")
 
     @field_validator("data_dir", "sources_uri", "eval_uri", "chunks_uri", mode="before")
     @classmethod
@@ -201,9 +224,9 @@ class Settings(BaseSettings):
             raise ValueError(f"expected a path or a URI, got {value!r}")
         return normalize_location(value, f"AI_ASSETS_{str(info.field_name).upper()}")
 
-    @field_validator("embedders", mode="before")
+    @field_validator("embedders", "serve_cors_origins", mode="before")
     @classmethod
-    def _split_embedders(cls, value: object) -> object:
+    def _split_comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value

@@ -24,6 +24,7 @@ from ai_assets.cli import (
 )
 from ai_assets.cli.common import CliError
 from ai_assets.cli.instance import INSTANCE_YAML, dagster_instance
+from ai_assets.cli.serve_commands import register as register_serve_commands
 from ai_assets.core.embedding.openai_errors import ServiceUnavailable
 from ai_assets.settings import Settings, SettingsError, unknown_variables
 
@@ -56,6 +57,7 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.register(commands)
+    register_serve_commands(commands)  # `serve` and `mcp`: the served index's front door
     for command in commands.choices.values():
         command.add_argument(
             "--kb", metavar="NAME", default=None,

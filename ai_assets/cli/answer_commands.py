@@ -8,7 +8,7 @@ import os
 import sys
 import textwrap
 
-from ai_assets.cli.common import CliError, add_version_argument, open_searcher
+from ai_assets.cli.common import CliError, add_version_argument, add_where_argument, open_searcher, where_condition
 from ai_assets.cli.feedback_commands import CLIENT, judge_hint, record_answered
 from ai_assets.core.retrieval.search import SEARCH_MODES
 from ai_assets.settings import Settings
@@ -26,6 +26,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     ask.add_argument("--json", action="store_true", help="print JSON: answer, citations, index version")
     add_version_argument(ask)
+    add_where_argument(ask)
     ask.set_defaults(handler=ask_command)
 
 
@@ -55,7 +56,7 @@ def ask_command(args: argparse.Namespace, settings: Settings) -> int:
     searcher = open_searcher(settings, args.embedder, args.version)
     answer = answer_question(
         searcher, question, k=args.k, mode=args.mode, sources=args.source,
-        chat=None if args.extractive else chat_model(settings),
+        chat=None if args.extractive else chat_model(settings), where=where_condition(args.where),
     )
     for warning in answer.warnings:
         print(f"ai-assets: warning: {warning}", file=sys.stderr)

@@ -56,6 +56,28 @@ def add_version_argument(parser) -> None:
     )
 
 
+def add_where_argument(parser) -> None:
+    parser.add_argument(
+        "--where", action="append", default=[], metavar="FIELD=VALUE",
+        help=(
+            "only chunks matching, applied inside the query (repeatable): source=NAME, doc_key_prefix=PREFIX, "
+            "page_from=N, page_to=N, pages=N-M"
+        ),
+    )
+
+
+def where_condition(terms: Sequence[str]) -> str | None:
+    """``--where`` terms as the LanceDB condition the search applies (``SearchFilters``)."""
+    from pydantic import ValidationError
+
+    from ai_assets.core.retrieval.filters import parse_where
+
+    try:
+        return parse_where(terms).where()
+    except ValidationError as error:
+        raise CliError(f"--where: {error.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+
+
 def open_searcher(
     settings: Settings, embedder_name: str | None, version: str = "served", sources: Sequence[str] | None = None
 ):

@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 
-from ai_assets.cli.common import CliError, add_version_argument, open_searcher, query_text, serving_note
+from ai_assets.cli.common import (
+    CliError, add_version_argument, add_where_argument, open_searcher, query_text, serving_note, where_condition,
+)
 from ai_assets.cli.feedback_commands import CLIENT, judge_hint, record_answered
 from ai_assets.core.retrieval.search import SEARCH_MODES
 from ai_assets.settings import Settings
@@ -21,6 +23,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--source", action="append", help="only chunks of this source (repeatable)")
     search.add_argument("--json", action="store_true", help="print JSON")
     add_version_argument(search)
+    add_where_argument(search)
     search.set_defaults(handler=search_command)
 
     trace = commands.add_parser("trace", help="where each retrieved chunk came from")
@@ -41,7 +44,9 @@ def search_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.k < 1:
         raise CliError("--k must be at least 1")
     searcher = open_searcher(settings, args.embedder, args.version, args.source)
-    hits = searcher.search(args.query, mode=args.mode, limit=args.k, sources=args.source)
+    hits = searcher.search(
+        args.query, mode=args.mode, limit=args.k, sources=args.source, where=where_condition(args.where)
+    )
     note = serving_note(settings, searcher)
     if note:
         print(note, file=sys.stderr)
@@ -66,10 +71,8 @@ def search_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def trace_command(args: argparse.Namespace, settings: Settings) -> int:
-    from ai_assets.core.documents.loading import ParseSettings
-    from ai_assets.core.documents.object_folders import source_folders_at
-    from ai_assets.core.lineage import trace_hits
     from ai_assets.core.retrieval.search import fetch_chunk
+    from ai_assets.reading import trace as lineage_of
 
     if (args.query is None) == (args.chunk is None):
         raise CliError("give either a QUERY or --chunk CHUNK_ID")
@@ -81,19 +84,7 @@ def trace_command(args: argparse.Namespace, settings: Settings) -> int:
         hits = [hit]
     else:
         hits = searcher.search(args.query, mode=args.mode, limit=args.k, sources=args.source)
-    traces = trace_hits(
-        hits,
-        source_folders_at(settings.sources_location),
-        settings.max_document_bytes,
-        table=searcher.table.name,
-        table_version=searcher.table.version,
-        ui_url=settings.dagster_ui_url,
-        scored=not args.chunk,
-        parsing=ParseSettings(
-            workers=1, timeout_seconds=settings.parse_timeout_seconds, max_file_bytes=settings.max_file_bytes,
-            ocr=settings.ocr,
-        ),
-    )
+    traces = lineage_of(settings, searcher.table, hits, scored=not args.chunk)
     if args.json:
         print(json.dumps([trace.model_dump() for trace in traces], indent=2))
         return 0

@@ -106,8 +106,10 @@ def answer_question(
     sources: Sequence[str] | None = None,
     chat: ChatModel | None = None,
     query_vector: np.ndarray | None = None,
+    where: str | None = None,
 ) -> Answer:
-    """Answer ``question`` from the ``k`` best chunks of the searcher's table version."""
+    """Answer ``question`` from the ``k`` best chunks of the searcher's table version; ``where``: a
+    condition the chunks must meet (``SearchFilters.where``, a caller's scope)."""
     text = normalized_question(question)
     warnings = []
     clipped = searcher.clipped(text)
@@ -118,7 +120,7 @@ def answer_question(
             f"{len(text.split())} words were embedded (full-text search used all of them)"
         )
     vector = searcher.encode_query(text) if query_vector is None else query_vector
-    hits = searcher.search(text, mode=mode, limit=k, sources=sources, query_vector=vector)
+    hits = searcher.search(text, mode=mode, limit=k, sources=sources, query_vector=vector, where=where)
     answer = Answer(
         question=text, answer="", answer_kind="none", citations=[], embedder=searcher.embedder.spec.name,
         table=searcher.table.name, index_version=searcher.table.version, mode=mode, warnings=warnings,

@@ -108,6 +108,11 @@ class Embedder(ABC):
         lone short text overrides this."""
         return self.embed([text])[0]
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """The vectors of several search queries at once (a server's concurrent requests), each the
+        vector ``embed_query`` gives it; a backend whose lone-query path differs overrides this."""
+        return self.embed(list(texts))
+
     def _window_checked_counts(self, texts: Sequence[str]) -> list[int]:
         counts = self.count_tokens(texts)
         self._refuse_too_long(counts)

@@ -14,6 +14,8 @@ from lancedb.table import AsyncTable, Table
 from ai_assets.core.chunking.chunker import ChunkReference
 from ai_assets.core.embedding.base import Embedder, InputTooLong
 from ai_assets.core.evaluation.metrics import rank_by_score
+from ai_assets.core.retrieval.filters import all_of
+from ai_assets.core.retrieval.filters import source_condition as source_filter
 from ai_assets.core.retrieval.fusion import DEFAULT_FUSION, Fusion, ScoredId
 from ai_assets.core.store.async_tables import async_table, run, start
 from ai_assets.core.store.indexes import VECTOR_INDEX
@@ -62,12 +64,6 @@ def citation(doc_key: str, section: str | None, page: int | None, page_end: int 
     if page is not None:
         parts.append(f"p. {page}" if page_end in (None, page) else f"pp. {page}-{page_end}")
     return " · ".join(parts)
-
-
-def source_filter(sources: Sequence[str] | None) -> str | None:
-    if not sources:
-        return None
-    return f"source IN ({', '.join(sql_literal(source) for source in sources)})"
 
 
 def has_ann_index(table: Table) -> bool:
@@ -184,10 +180,19 @@ def fetch_hits(table: Table, scored: Sequence[ScoredId], row_ids: dict[str, int]
     return [_hit(by_id[chunk_id], score) for chunk_id, score in scored if chunk_id in by_id]
 
 
-def fetch_chunk(table: Table, chunk_id: str) -> SearchHit | None:
-    """One chunk row by id (score 0: it was not retrieved by a query)."""
-    rows = table.search().where(f"chunk_id = {sql_literal(chunk_id)}").select(_HIT_COLUMNS).limit(1).to_arrow()
+def fetch_chunk(table: Table, chunk_id: str, where: str | None = None) -> SearchHit | None:
+    """One chunk row by id (score 0: it was not retrieved by a query); ``where``: a condition it must
+    meet too (a caller's scope), else None as if it did not exist."""
+    condition = all_of(f"chunk_id = {sql_literal(chunk_id)}", where)
+    rows = table.search().where(condition).select(_HIT_COLUMNS).limit(1).to_arrow()
     return _hit(rows.to_pylist()[0], 0.0) if rows.num_rows else None
+
+
+def fetch_document(table: Table, doc_key: str, where: str | None = None) -> list[SearchHit]:
+    """Every chunk row of one document, in document order (score 0); ``where`` as in ``fetch_chunk``."""
+    condition = all_of(f"doc_key = {sql_literal(doc_key)}", where)
+    rows = table.search().where(condition).select(_HIT_COLUMNS).limit(table.count_rows(condition) or 1).to_arrow()
+    return sorted((_hit(row, 0.0) for row in rows.to_pylist()), key=lambda hit: hit.chunk_index)
 
 
 def hybrid_search(
@@ -281,11 +286,13 @@ class Searcher:
         limit: int = 10,
         sources: Sequence[str] | None = None,
         query_vector: np.ndarray | None = None,
+        where: str | None = None,
     ) -> list[SearchHit]:
-        """``query_vector``: the query already encoded (by ``encode_query``), so it is not encoded again."""
+        """``query_vector``: the query already encoded (by ``encode_query``), so it is not encoded again;
+        ``where``: a LanceDB condition the chunks must meet besides ``sources`` (``SearchFilters.where``)."""
         if mode not in SEARCH_MODES:
             raise ValueError(f"unknown search mode {mode!r}; choose one of {', '.join(SEARCH_MODES)}")
-        where = source_filter(sources)
+        where = all_of(source_filter(sources), where)
         if mode == "fts":
             return fts_search(self.table, query, limit, where)
 
