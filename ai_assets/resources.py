@@ -19,7 +19,7 @@ from ai_assets.core.chunking.chunk_files import (
     write_chunk_file,
 )
 from ai_assets.core.chunking.chunker import Chunk, ChunkerConfig, ChunkingResult, chunk_documents
-from ai_assets.core.documents.fingerprints import SourceFingerprint, content_fingerprint, fingerprint_sources
+from ai_assets.core.documents.fingerprints import ReadLimits, SourceFingerprint, content_fingerprint, fingerprint_sources
 from ai_assets.core.documents.folders import SourceFolders
 from ai_assets.core.documents.loading import ParseSettings, load_source
 from ai_assets.core.documents.model import Document, SourceLoad
@@ -72,10 +72,14 @@ class SourceFiles(dg.ConfigurableResource):
         return load_source(self.folders, source, self.max_document_bytes, self.parsing)
 
     def fingerprints(self, previous: Mapping[str, SourceFingerprint]) -> dict[str, SourceFingerprint]:
-        return fingerprint_sources(self.folders, previous)
+        return fingerprint_sources(self.folders, previous, self.read_limits)
 
     def content_fingerprint(self, source: str) -> str:
-        return content_fingerprint(self.folders, source)
+        return content_fingerprint(self.folders, source, self.read_limits)
+
+    @property
+    def read_limits(self) -> ReadLimits:
+        return ReadLimits(max_document_bytes=self.max_document_bytes, max_file_bytes=self.max_file_bytes)
 
     def eval_set_dirs(self) -> list[Path]:
         """Every eval set's folder (``UPath`` on object storage); a store that fails raises."""
@@ -85,7 +89,7 @@ class SourceFiles(dg.ConfigurableResource):
     def eval_sets_fingerprint(self) -> str:
         """Hash of every eval set's name and files, recorded by the evaluations they were scored on."""
         eval_sets = source_folders_at(self.eval_uri, setting="AI_ASSETS_DATA_DIR / AI_ASSETS_EVAL_URI")
-        return sha256_hex(*(f"{path.name}:{content_fingerprint(eval_sets, path.name)}" for path in self.eval_set_dirs()))
+        return sha256_hex(*(f"{path.name}:{content_fingerprint(eval_sets, path.name, limits=None)}" for path in self.eval_set_dirs()))
 
 
 class ChunkStore(dg.ConfigurableResource):

@@ -36,6 +36,25 @@ def file_format(relative: str) -> str | None:
     return FORMATS.get(PurePosixPath(relative).suffix.lower())
 
 
+def over_size_limit(relative: str, size: int, max_document_bytes: int, max_file_bytes: int) -> str | None:
+    """Why a file is too large to be read (the quarantine reason), None when it may be read.
+
+    The loader quarantines such a file unread, and the fingerprint does not read it either.
+    A corpus is read line by line, each line under the document limit, so it has none.
+    """
+    format_name = file_format(relative)
+    if format_name is None or format_name == "corpus":
+        return None
+    limit, setting = (
+        (max_file_bytes, "AI_ASSETS_MAX_FILE_BYTES")
+        if format_name in BINARY_FORMATS
+        else (max_document_bytes, "AI_ASSETS_MAX_DOCUMENT_BYTES")
+    )
+    if size <= limit:
+        return None
+    return f"file is {size} bytes, over the limit of {limit} bytes (setting {setting})"
+
+
 # Each format's parser, as (module, function): imported on first use, in the worker that parses.
 PARSERS: dict[str, tuple[str, str]] = {
     "markdown": ("ai_assets.core.documents.markdown", "parse_markdown"),

@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 from pydantic import BaseModel, ConfigDict, Field
 
 from ai_assets.core.documents.folders import FileVanished, SourceFile, SourceFolders, SourcesUnavailable
-from ai_assets.core.documents.formats import BINARY_FORMATS, file_format
+from ai_assets.core.documents.formats import file_format, over_size_limit
 from ai_assets.core.documents.model import (
     Document,
     QuarantinedItem,
@@ -109,13 +109,9 @@ def _load_files(
             by_file[file.relative] = documents
             quarantined.extend(problems)
             continue
-        limit, setting = (
-            (parsing.max_file_bytes, "AI_ASSETS_MAX_FILE_BYTES")
-            if format_name in BINARY_FORMATS
-            else (max_document_bytes, "AI_ASSETS_MAX_DOCUMENT_BYTES")
-        )
-        if file.size > limit:
-            quarantine(file.relative, f"file is {file.size} bytes, over the limit of {limit} bytes (setting {setting})")
+        too_large = over_size_limit(file.relative, file.size, max_document_bytes, parsing.max_file_bytes)
+        if too_large:
+            quarantine(file.relative, too_large)
         else:
             parsed_files.append(file)
 
