@@ -2,6 +2,7 @@ import dagster as dg
 
 from ai_assets.automation import CONTENT_FINGERPRINT, SOURCE_FILES_KEY
 from ai_assets.core.documents.loading import UNSUPPORTED_TYPE
+from ai_assets.core.documents.names import shown_name
 from ai_assets.core.documents.reports import quarantine_table, skipped_table
 from ai_assets.core.hashing import sha256_hex
 from ai_assets.naming import KnowledgeBaseNames
@@ -53,12 +54,12 @@ def documents_of_source(context: dg.AssetExecutionContext, source_files: SourceF
     fingerprint = source_files.content_fingerprint(source)
     loaded = source_files.load(source)
     for item in loaded.quarantined:
-        context.log.warning(f"quarantined {source}/{item.location}: {item.reason}")
+        context.log.warning(f"quarantined {source}/{shown_name(item.location)}: {shown_name(item.reason)}")
     for entry in loaded.skipped:
         # Another file type is expected; a FIFO, a dangling link or a loop is worth a look (and
         # reaches the terminal of `ai-assets build`, which shows warnings).
         log = context.log.info if entry.reason.startswith(UNSUPPORTED_TYPE) else context.log.warning
-        log(f"skipped {source}/{entry.relative}: {entry.reason}")
+        log(f"skipped {source}/{shown_name(entry.relative)}: {shown_name(entry.reason)}")
     if not loaded.documents:
         context.log.warning(f"source {source!r} has no readable document")
     total_chars = sum(len(document.text) for document in loaded.documents)

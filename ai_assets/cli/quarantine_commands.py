@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ai_assets.cli.instance import dagster_instance
+from ai_assets.core.documents.names import shown_name
 from ai_assets.settings import Settings
 
 
@@ -54,8 +55,8 @@ def quarantine_command(args: argparse.Namespace, settings: Settings) -> int:
         )
         for item in entry["quarantined"]:
             location = f"{item['path']}:{item['line']}" if item.get("line") is not None else item["path"]
-            print(f"  quarantined  {location}: {item['reason']}")
+            print(f"  quarantined  {shown_name(location)}: {shown_name(item['reason'])}")
         if args.skipped:
             for item in entry["skipped"]:
-                print(f"  skipped      {item['relative']}: {item['reason']}")
+                print(f"  skipped      {shown_name(item['relative'])}: {shown_name(item['reason'])}")
     return 0

@@ -7,6 +7,7 @@ import json
 import sys
 
 from ai_assets.cli.common import CliError, add_version_argument, open_searcher, query_text, serving_note
+from ai_assets.core.documents.names import shown_name
 from ai_assets.core.retrieval.search import SEARCH_MODES
 from ai_assets.settings import Settings
 
@@ -49,8 +50,8 @@ def search_command(args: argparse.Namespace, settings: Settings) -> int:
         print("no results")
     for rank, hit in enumerate(hits, start=1):
         snippet = " ".join(hit.text.split())[:200]
-        print(f"{rank:>2}. {hit.score:.4f}  {hit.citation}  (chunk {hit.chunk_index}, {hit.chunk_id[:12]})")
-        print(f"    {hit.doc_title}: {snippet}")
+        print(f"{rank:>2}. {hit.score:.4f}  {shown_name(hit.citation)}  (chunk {hit.chunk_index}, {hit.chunk_id[:12]})")
+        print(f"    {shown_name(hit.doc_title)}: {snippet}")
     return 0
 
 
@@ -88,8 +89,8 @@ def trace_command(args: argparse.Namespace, settings: Settings) -> int:
     for trace in traces:
         score = f"{trace.score:.4f}" if trace.score is not None else "-"
         print(f"{trace.rank:>2}. score {score}  chunk {trace.chunk_id}")
-        print(f"    document  {trace.doc_key}  ({trace.file})")
-        print(f"    cited as  {trace.citation}")
+        print(f"    document  {shown_name(trace.doc_key)}  ({shown_name(trace.file)})")
+        print(f"    cited as  {shown_name(trace.citation)}")
         print(
             f"    version   indexed {trace.indexed_content_hash}, now {trace.current_content_hash or '-'}"
             f"  -> {trace.document_status}"

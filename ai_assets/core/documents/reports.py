@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ai_assets.core.documents.model import QuarantinedItem, SkippedFile
+from ai_assets.core.documents.names import shown_name
 
 
 def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "/")
+    return shown_name(text).replace("|", "/").replace("`", "'")
 
 
 def quarantine_table(quarantined: Sequence[QuarantinedItem]) -> str:
