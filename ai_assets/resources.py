@@ -22,7 +22,7 @@ from ai_assets.core.chunking.chunker import Chunk, ChunkerConfig, ChunkingResult
 from ai_assets.core.documents.fingerprints import ReadLimits, SourceFingerprint, content_fingerprint, fingerprint_sources
 from ai_assets.core.documents.folders import SourceFolders
 from ai_assets.core.documents.loading import ParseSettings, load_source
-from ai_assets.core.documents.model import Document, SourceLoad
+from ai_assets.core.documents.model import Document, QuarantinedItem, SourceLoad
 from ai_assets.core.documents.object_folders import source_folders_at
 from ai_assets.core.embedding.base import Embedder, EmbedderSpec, embedder_spec
 from ai_assets.core.embedding.openai_embedder import OpenAISettings
@@ -49,6 +49,11 @@ class SourceFiles(dg.ConfigurableResource):
     max_file_bytes: int = ParseSettings().max_file_bytes
     parse_timeout_seconds: float = ParseSettings().timeout_seconds
     parse_workers: int = 0  # one per core
+    parse_memory_bytes: int = ParseSettings().memory_bytes
+    office_max_unpacked_bytes: int = ParseSettings().office_max_unpacked_bytes
+    office_max_compression_ratio: float = ParseSettings().office_max_compression_ratio
+    max_nesting_depth: int = ParseSettings().max_nesting_depth
+    keep_last_good: bool = True  # an indexed document that becomes unreadable keeps its chunks, marked stale
 
     @property
     def sources_dir(self) -> str:
@@ -65,11 +70,13 @@ class SourceFiles(dg.ConfigurableResource):
     @property
     def parsing(self) -> ParseSettings:
         return ParseSettings(
-            workers=self.parse_workers, timeout_seconds=self.parse_timeout_seconds, max_file_bytes=self.max_file_bytes
+            workers=self.parse_workers, timeout_seconds=self.parse_timeout_seconds, max_file_bytes=self.max_file_bytes,
+            memory_bytes=self.parse_memory_bytes, office_max_unpacked_bytes=self.office_max_unpacked_bytes,
+            office_max_compression_ratio=self.office_max_compression_ratio, max_nesting_depth=self.max_nesting_depth,
         )
 
-    def load(self, source: str) -> SourceLoad:
-        return load_source(self.folders, source, self.max_document_bytes, self.parsing)
+    def load(self, source: str, previous_quarantine: Sequence[QuarantinedItem] = ()) -> SourceLoad:
+        return load_source(self.folders, source, self.max_document_bytes, self.parsing, previous_quarantine)
 
     def fingerprints(self, previous: Mapping[str, SourceFingerprint]) -> dict[str, SourceFingerprint]:
         return fingerprint_sources(self.folders, previous, self.read_limits)
@@ -90,6 +97,22 @@ class SourceFiles(dg.ConfigurableResource):
         """Hash of every eval set's name and files, recorded by the evaluations they were scored on."""
         eval_sets = source_folders_at(self.eval_uri, setting="AI_ASSETS_DATA_DIR / AI_ASSETS_EVAL_URI")
         return sha256_hex(*(f"{path.name}:{content_fingerprint(eval_sets, path.name, limits=None)}" for path in self.eval_set_dirs()))
+
+
+def source_files_from_settings(settings: Settings) -> SourceFiles:
+    return SourceFiles(
+        sources_uri=settings.sources_location,
+        eval_uri=settings.eval_location,
+        max_document_bytes=settings.max_document_bytes,
+        max_file_bytes=settings.max_file_bytes,
+        parse_timeout_seconds=settings.parse_timeout_seconds,
+        parse_workers=settings.parse_workers,
+        parse_memory_bytes=settings.parse_memory_bytes,
+        office_max_unpacked_bytes=settings.office_max_unpacked_bytes,
+        office_max_compression_ratio=settings.office_max_compression_ratio,
+        max_nesting_depth=settings.max_nesting_depth,
+        keep_last_good=settings.keep_last_good,
+    )
 
 
 class ChunkStore(dg.ConfigurableResource):

@@ -56,8 +56,8 @@ def search_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def trace_command(args: argparse.Namespace, settings: Settings) -> int:
-    from ai_assets.core.documents.loading import ParseSettings
     from ai_assets.core.documents.object_folders import source_folders_at
+    from ai_assets.resources import source_files_from_settings
     from ai_assets.core.lineage import trace_hits
     from ai_assets.core.retrieval.search import fetch_chunk
 
@@ -79,9 +79,8 @@ def trace_command(args: argparse.Namespace, settings: Settings) -> int:
         table_version=searcher.table.version,
         ui_url=settings.dagster_ui_url,
         scored=not args.chunk,
-        parsing=ParseSettings(
-            workers=1, timeout_seconds=settings.parse_timeout_seconds, max_file_bytes=settings.max_file_bytes
-        ),
+        parsing=source_files_from_settings(settings).parsing.model_copy(update={"workers": 1}),
+        stale=stale_documents(settings, {hit.source for hit in hits}),
     )
     if args.json:
         print(json.dumps([trace.model_dump() for trace in traces], indent=2))
@@ -95,7 +94,27 @@ def trace_command(args: argparse.Namespace, settings: Settings) -> int:
             f"    version   indexed {trace.indexed_content_hash}, now {trace.current_content_hash or '-'}"
             f"  -> {trace.document_status}"
         )
+        if trace.document_status == "stale":
+            print(f"    stale     since {trace.stale_since}: {shown_name(trace.stale_reason or '')}; last good version kept")
         print(f"    written   by run {trace.run_id}  {trace.run_url}")
         print(f"    index     {trace.table} version {trace.table_version}")
         print(f"    text      {' '.join(trace.text.split())[:160]}")
     return 0
+
+
+def stale_documents(settings: Settings, sources: set[str]) -> dict:
+    """The stale documents (key to ``StaleDocument``) the last ingest of each source recorded."""
+    from ai_assets.assets.documents import STALE_DOCUMENTS
+    from ai_assets.cli.instance import dagster_instance
+    from ai_assets.core.documents.model import StaleDocument
+    from ai_assets.history import latest_metadata
+
+    if not sources:
+        return {}
+    instance = dagster_instance(settings, create=False)
+    found = {}
+    for source in sources:
+        metadata = latest_metadata(instance, settings.names.key("source_documents"), source) or {}
+        for entry in metadata.get(STALE_DOCUMENTS) or []:
+            found[entry["doc_key"]] = StaleDocument(**entry)
+    return found

@@ -11,6 +11,7 @@ import importlib
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
+from ai_assets.core.documents.guards import InputLimits, check_input
 from ai_assets.core.documents.model import ParsedDocument
 
 FORMATS: dict[str, str] = {
@@ -67,10 +68,12 @@ PARSERS: dict[str, tuple[str, str]] = {
 }
 
 
-def parse_document(format_name: str, data: bytes) -> ParsedDocument:
-    """Parse one file's bytes of a known format (not ``corpus``, which yields many documents)."""
+def parse_document(format_name: str, data: bytes, limits: InputLimits = InputLimits()) -> ParsedDocument:
+    """Parse one file's bytes of a known format (not ``corpus``, which yields many documents),
+    once ``guards`` found nothing that would make its parser run out of memory or time."""
     if format_name not in PARSERS:
         raise ValueError(f"no parser for format {format_name!r}")
+    check_input(format_name, data, limits)
     module, function = PARSERS[format_name]
     parser: Callable[[bytes], ParsedDocument] = getattr(importlib.import_module(module), function)
     return parser(data)

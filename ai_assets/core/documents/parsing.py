@@ -6,6 +6,9 @@ so a source's files are parsed in parallel) that receives the file's bytes and r
 ``ParsedDocument``. A worker that has not answered within the time limit is killed and one that
 dies is replaced; either way that file gets an outcome with the reason, and the other files go on.
 ``concurrent.futures.ProcessPoolExecutor`` cannot kill one stuck worker, hence this small pool.
+A worker may also be given a memory limit (its address space may grow that much past what it
+had once loaded): a file that needs more is quarantined "over the memory limit", and two
+workers cannot take a small machine down.
 
 Workers are forked from a forkserver (a clean process that imports the parsers once), never from
 the calling process, which runs threads (LanceDB's event loop, Dagster's) that a fork would copy
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -81,10 +85,12 @@ def parse_files(
     timeout_seconds: float,
     parser: Parser = parse_document,
     timeout_hint: str = "",
+    memory_bytes: int | None = None,
 ) -> Iterator[ParseOutcome]:
     """An outcome for every job, in the order they finish. ``jobs`` is read lazily, one job per
-    idle worker, so only the files being parsed are held in memory."""
-    pool = _Pool(worker_context(), max(1, workers), parser)
+    idle worker, so only the files being parsed are held in memory. With ``memory_bytes``, each
+    worker may use that much memory beyond what it holds once started."""
+    pool = _Pool(worker_context(), max(1, workers), parser, memory_bytes)
     pending = iter(jobs)
     exhausted = False
     try:
@@ -103,9 +109,9 @@ def parse_files(
 
 
 class _Worker:
-    def __init__(self, context, parser: Parser) -> None:
+    def __init__(self, context, parser: Parser, memory_bytes: int | None) -> None:
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, parser), daemon=True)
+        self.process = context.Process(target=_serve, args=(child, parser, memory_bytes), daemon=True)
         self.process.start()
         child.close()
         self.job: ParseJob | None = None
@@ -113,8 +119,8 @@ class _Worker:
 
 
 class _Pool:
-    def __init__(self, context, size: int, parser: Parser) -> None:
-        self.context, self.size, self.parser = context, size, parser
+    def __init__(self, context, size: int, parser: Parser, memory_bytes: int | None) -> None:
+        self.context, self.size, self.parser, self.memory_bytes = context, size, parser, memory_bytes
         self.idle: list[_Worker] = []
         self.busy: list[_Worker] = []
 
@@ -128,7 +134,7 @@ class _Pool:
         self.busy.append(worker)
 
     def _new_worker(self) -> _Worker:
-        worker = _Worker(self.context, self.parser)
+        worker = _Worker(self.context, self.parser, self.memory_bytes)
         try:
             worker.connection.recv()  # "ready": the file's time limit starts once the worker can parse
         except EOFError:
@@ -153,7 +159,7 @@ class _Pool:
             if worker.connection in ready:
                 outcome = self._answer(worker, job, elapsed)
             elif worker.process.sentinel in ready:
-                outcome = ParseOutcome(job.key, None, f"the parser crashed (worker exit code {worker.process.exitcode})", elapsed)
+                outcome = ParseOutcome(job.key, None, self._crash_reason(worker), elapsed)
                 self._discard(worker)
             elif elapsed >= timeout_seconds:
                 outcome = ParseOutcome(
@@ -170,13 +176,18 @@ class _Pool:
         except (EOFError, OSError):
             worker.process.join(_STOP_SECONDS)
             self._discard(worker)
-            return ParseOutcome(job.key, None, f"the parser crashed (worker exit code {worker.process.exitcode})", elapsed)
+            return ParseOutcome(job.key, None, self._crash_reason(worker), elapsed)
         self.busy.remove(worker)
         worker.job = None
         self.idle.append(worker)
         if status == "ok":
             return ParseOutcome(job.key, value, None, seconds)
         return ParseOutcome(job.key, None, value, seconds)
+
+    def _crash_reason(self, worker: _Worker) -> str:
+        reason = f"the parser crashed (worker exit code {worker.process.exitcode})"
+        # Native code (a C parser) that cannot allocate often aborts rather than raising MemoryError.
+        return reason if self.memory_bytes is None else f"{reason}, perhaps {memory_limit_reason(self.memory_bytes)}"
 
     def _discard(self, worker: _Worker) -> None:
         if worker.process.is_alive():
@@ -201,8 +212,25 @@ class _Pool:
         self.idle, self.busy = [], []
 
 
-def _serve(connection: Connection, parser: Parser) -> None:
+def memory_limit_reason(memory_bytes: int) -> str:
+    return f"over the memory limit of {memory_bytes} bytes (setting AI_ASSETS_PARSE_MEMORY_BYTES)"
+
+
+def _limit_memory(memory_bytes: int) -> None:
+    """Cap this process's address space at what it maps now plus ``memory_bytes``: the address
+    space, not the resident memory, is what the kernel can cap, and what is mapped once the
+    parsers are loaded (libraries, arenas) is no file's doing."""
+    with open("/proc/self/statm") as statm:
+        mapped = int(statm.read().split()[0]) * resource.getpagesize()
+    limit = mapped + memory_bytes
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+
+
+def _serve(connection: Connection, parser: Parser, memory_bytes: int | None = None) -> None:
     """A worker: parse each (format, bytes) received until told to stop (None)."""
+    if memory_bytes is not None:
+        _limit_memory(memory_bytes)
     connection.send("ready")
     while True:
         job = connection.recv()
@@ -216,6 +244,8 @@ def _serve(connection: Connection, parser: Parser) -> None:
             result = ("unreadable", str(error))
         except RecursionError:
             result = ("error", "the parser gave up: the document is nested too deeply")
+        except MemoryError:
+            result = ("error", memory_limit_reason(memory_bytes) if memory_bytes is not None else "out of memory")
         except Exception as error:  # a parser's own bug on this file: quarantine it, keep the worker
             result = ("error", f"the parser failed: {type(error).__name__}: {error}")
         connection.send((*result, time.perf_counter() - started))
