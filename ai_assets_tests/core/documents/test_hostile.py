@@ -4,7 +4,10 @@ read), and the rest of the source is still loaded."""
 
 from __future__ import annotations
 
+import io
 import os
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -12,9 +15,12 @@ import pytest
 from ai_assets.core.documents.fingerprints import ReadLimits, content_fingerprint
 from ai_assets.core.documents.folders import LocalSourceFolders
 from ai_assets.core.documents.loading import ParseSettings, load_source
-from ai_assets.core.documents.model import QuarantinedItem
+from ai_assets.core.documents.formats import parse_document
+from ai_assets.core.documents.model import ParsedBlock, ParsedDocument, QuarantinedItem
 from ai_assets.core.documents.names import escape_name, shown_name, unescape_name
+from ai_assets.core.documents.parsing import ParseJob, parse_files
 from ai_assets.core.documents.reports import quarantine_table
+from ai_assets_tests.document_files import docx_bytes
 
 
 def write(folder: Path, files: dict[str | bytes, bytes | str]) -> None:
@@ -89,3 +95,110 @@ def test_a_file_over_the_size_limit_is_never_read_to_fingerprint_or_load(tmp_pat
         ("huge.pdf", "file is 2000000000 bytes, over the limit of 1000000 bytes (setting AI_ASSETS_MAX_FILE_BYTES)")
     ]
     assert set(folders.opened) == {"good.md"}
+
+
+def zip_bomb_docx(unpacked_bytes: int) -> bytes:
+    """A real Word document plus one part of zeros that unpacks to ``unpacked_bytes``."""
+    buffer = io.BytesIO(docx_bytes([("h1", "Bomb"), ("body", "Small outside.")]))
+    with zipfile.ZipFile(buffer, "a", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open("word/media/zeros.bin", "w", force_zip64=True) as part:
+            block = bytes(1 << 20)
+            for _ in range(unpacked_bytes >> 20):
+                part.write(block)
+    return buffer.getvalue()
+
+
+def entity_docx() -> bytes:
+    """A Word document whose body declares an external entity and refers to it mid-sentence."""
+    source = zipfile.ZipFile(io.BytesIO(docx_bytes([("body", "Before ENTITY after.")])))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member in source.infolist():
+            data = source.read(member)
+            if member.filename == "word/document.xml":
+                head, _, body = data.partition(b"?>")
+                doctype = b'<!DOCTYPE w:document [<!ENTITY ext SYSTEM "file:///etc/hostname">]>'
+                data = head + b"?>" + doctype + body.replace(b"ENTITY", b"&ext;")
+            archive.writestr(member, data)
+    return buffer.getvalue()
+
+
+NESTED_DIVS = 20_000
+
+
+@pytest.fixture(scope="module")
+def hostile_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("hostile")
+    write(root / "docs", {
+        "good.md": "# Good\n\nA good file.",
+        "good.docx": docx_bytes([("h1", "Runbook"), ("body", "Restart the scheduler first.")]),
+        "good.html": "<html><body><h1>Page</h1><p>Plain page.</p></body></html>",
+        "bomb.docx": zip_bomb_docx(200 << 20),
+        "entity.docx": entity_docx(),
+        "nested.html": "<html><body>" + "<div>" * NESTED_DIVS + "deep" + "</div>" * NESTED_DIVS + "</body></html>",
+    })
+    return root
+
+
+GOOD_KEYS = ["docs/good.docx", "docs/good.html", "docs/good.md"]
+
+
+def test_bombs_entities_and_deep_nesting_are_refused_fast_with_reasons(hostile_source: Path) -> None:
+    started = time.perf_counter()
+    loaded = load_source(LocalSourceFolders(hostile_source), "docs", 10_000_000, ParseSettings(workers=2))
+    assert time.perf_counter() - started < 20
+    assert sorted(document.doc_key for document in loaded.documents) == GOOD_KEYS
+    reasons = {item.path: item.reason for item in loaded.quarantined}
+    assert set(reasons) == {"bomb.docx", "entity.docx", "nested.html"}
+    assert reasons["bomb.docx"].startswith("compressed ") and "AI_ASSETS_OFFICE_MAX_COMPRESSION_RATIO" in reasons["bomb.docx"]
+    assert reasons["entity.docx"].startswith("word/document.xml declares a DOCTYPE")
+    assert reasons["nested.html"].startswith("elements nested more than 1000 deep (setting AI_ASSETS_MAX_NESTING_DEPTH)")
+    assert loaded.parse_seconds < 5  # refused before parsing, not at the timeout
+
+    # A low unpacked-size limit names itself instead.
+    low = load_source(
+        LocalSourceFolders(hostile_source), "docs", 10_000_000, ParseSettings(workers=1, office_max_unpacked_bytes=50_000_000)
+    )
+    reason = {item.path: item.reason for item in low.quarantined}["bomb.docx"]
+    assert reason.startswith("unpacks to 2105") and reason.endswith("(setting AI_ASSETS_OFFICE_MAX_UNPACKED_BYTES)")
+
+
+def test_an_unchanged_quarantined_file_is_not_parsed_again(hostile_source: Path) -> None:
+    folders = OpenedFiles(hostile_source)
+    first = load_source(folders, "docs", 10_000_000, ParseSettings(workers=1))
+    folders.opened.clear()
+    again = load_source(folders, "docs", 10_000_000, ParseSettings(workers=1), first.quarantined)
+    assert sorted(folders.opened) == ["good.docx", "good.html", "good.md"]
+    assert [(item.path, item.reason, item.remembered) for item in again.quarantined] == [
+        (item.path, item.reason, True) for item in first.quarantined
+    ]
+    assert sorted(document.doc_key for document in again.documents) == GOOD_KEYS
+
+    # A limit that could change a verdict tries every bad file again; so does a changed file.
+    folders.opened.clear()
+    load_source(folders, "docs", 10_000_000, ParseSettings(workers=1, max_nesting_depth=900), first.quarantined)
+    assert {"bomb.docx", "entity.docx", "nested.html"} <= set(folders.opened)
+    folders.opened.clear()
+    os.utime(hostile_source / "docs" / "nested.html", (5, 5))
+    load_source(folders, "docs", 10_000_000, ParseSettings(workers=1), first.quarantined)
+    assert sorted(folders.opened) == ["good.docx", "good.html", "good.md", "nested.html"]
+
+
+def hungry_parser(format_name: str, data: bytes) -> ParsedDocument:
+    """Allocates 2 GB for a file saying HUNGRY, else parses as usual."""
+    if data.startswith(b"HUNGRY"):
+        hoard = bytearray(2_000_000_000)
+        return ParsedDocument(blocks=[ParsedBlock(text=str(len(hoard)))])
+    return parse_document(format_name, data)
+
+
+def test_a_worker_over_its_memory_limit_is_quarantined_and_the_rest_parsed() -> None:
+    jobs = [ParseJob("hungry.md", "markdown", b"HUNGRY"), ParseJob("good.md", "markdown", b"# Good\n\nText.")]
+    outcomes = {
+        outcome.key: outcome
+        for outcome in parse_files(jobs, workers=1, timeout_seconds=30, parser=hungry_parser, memory_bytes=200_000_000)
+    }
+    assert outcomes["hungry.md"].reason == (
+        "over the memory limit of 200000000 bytes (setting AI_ASSETS_PARSE_MEMORY_BYTES)"
+    )
+    assert outcomes["good.md"].parsed is not None and outcomes["good.md"].parsed.title == "Good"
