@@ -21,7 +21,6 @@ must list it stale; deleted and built again, it must be gone.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shutil
@@ -29,11 +28,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ai_assets_tests.document_files import docx_bytes, pdf_bytes, pptx_bytes
+from ai_assets_tests.document_files import docx_bytes, pdf_bytes, pptx_bytes, rewritten_docx, zip_bomb_docx
 
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "demo_corpus" / "airflow"
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -76,29 +74,6 @@ def notes_files(source: Path) -> None:
     source.mkdir(parents=True, exist_ok=True)
     for path in sorted(DEMO.glob("*.md"))[20:30]:
         shutil.copy(path, source / path.name)
-
-
-def zip_bomb_docx(unpacked: int) -> bytes:
-    buffer = io.BytesIO(docx_bytes([("h1", "Bomb"), ("body", "Small outside.")]))
-    with zipfile.ZipFile(buffer, "a", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        with archive.open("word/media/zeros.bin", "w", force_zip64=True) as part:
-            block = bytes(1 << 20)
-            for _ in range(unpacked >> 20):
-                part.write(block)
-    return buffer.getvalue()
-
-
-def rewritten_docx(replace: bytes, by: bytes, doctype: bytes = b"") -> bytes:
-    original = zipfile.ZipFile(io.BytesIO(docx_bytes([("body", "Before MARK after.")])))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for member in original.infolist():
-            data = original.read(member)
-            if member.filename == "word/document.xml":
-                head, _, body = data.partition(b"?>")
-                data = head + b"?>" + doctype + body.replace(replace, by)
-            archive.writestr(member, data)
-    return buffer.getvalue()
 
 
 def hostile_files(source: Path) -> None:

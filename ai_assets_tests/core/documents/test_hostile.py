@@ -4,10 +4,8 @@ read), and the rest of the source is still loaded."""
 
 from __future__ import annotations
 
-import io
 import os
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from ai_assets.core.documents.model import ParsedBlock, ParsedDocument, Quaranti
 from ai_assets.core.documents.names import escape_name, shown_name, unescape_name
 from ai_assets.core.documents.parsing import ParseJob, parse_files
 from ai_assets.core.documents.reports import quarantine_table
-from ai_assets_tests.document_files import docx_bytes
+from ai_assets_tests.document_files import docx_bytes, rewritten_docx, zip_bomb_docx
 
 
 def write(folder: Path, files: dict[str | bytes, bytes | str]) -> None:
@@ -97,30 +95,7 @@ def test_a_file_over_the_size_limit_is_never_read_to_fingerprint_or_load(tmp_pat
     assert set(folders.opened) == {"good.md"}
 
 
-def zip_bomb_docx(unpacked_bytes: int) -> bytes:
-    """A real Word document plus one part of zeros that unpacks to ``unpacked_bytes``."""
-    buffer = io.BytesIO(docx_bytes([("h1", "Bomb"), ("body", "Small outside.")]))
-    with zipfile.ZipFile(buffer, "a", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        with archive.open("word/media/zeros.bin", "w", force_zip64=True) as part:
-            block = bytes(1 << 20)
-            for _ in range(unpacked_bytes >> 20):
-                part.write(block)
-    return buffer.getvalue()
-
-
-def entity_docx() -> bytes:
-    """A Word document whose body declares an external entity and refers to it mid-sentence."""
-    source = zipfile.ZipFile(io.BytesIO(docx_bytes([("body", "Before ENTITY after.")])))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for member in source.infolist():
-            data = source.read(member)
-            if member.filename == "word/document.xml":
-                head, _, body = data.partition(b"?>")
-                doctype = b'<!DOCTYPE w:document [<!ENTITY ext SYSTEM "file:///etc/hostname">]>'
-                data = head + b"?>" + doctype + body.replace(b"ENTITY", b"&ext;")
-            archive.writestr(member, data)
-    return buffer.getvalue()
+ENTITY_DOCTYPE = b'<!DOCTYPE w:document [<!ENTITY ext SYSTEM "file:///etc/hostname">]>'
 
 
 NESTED_DIVS = 20_000
@@ -134,7 +109,7 @@ def hostile_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "good.docx": docx_bytes([("h1", "Runbook"), ("body", "Restart the scheduler first.")]),
         "good.html": "<html><body><h1>Page</h1><p>Plain page.</p></body></html>",
         "bomb.docx": zip_bomb_docx(200 << 20),
-        "entity.docx": entity_docx(),
+        "entity.docx": rewritten_docx(b"MARK", b"&ext;", ENTITY_DOCTYPE),
         "nested.html": "<html><body>" + "<div>" * NESTED_DIVS + "deep" + "</div>" * NESTED_DIVS + "</body></html>",
     })
     return root
