@@ -25,11 +25,11 @@ from ai_assets.resources import (
     ChunkStore,
     FeedbackFiles,
     QualityGate,
-    SourceFiles,
     embedders_from_settings,
     io_manager_from_settings,
     lancedb_from_settings,
     openai_api_key,
+    source_files_from_settings,
 )
 from ai_assets.settings import Settings
 
@@ -94,15 +94,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         index_job,
     ]
     chunk_store = ChunkStore(base_uri=settings.chunks_location)
-    source_files = SourceFiles(
-        sources_uri=settings.sources_location,
-        eval_uri=settings.eval_location,
-        max_document_bytes=settings.max_document_bytes,
-        max_file_bytes=settings.max_file_bytes,
-        parse_timeout_seconds=settings.parse_timeout_seconds,
-        parse_workers=settings.parse_workers,
-        ocr=settings.ocr,
-    )
+    source_files = source_files_from_settings(settings)
     resources: dict[str, object] = {
         "source_files": source_files,
         "chunk_store": chunk_store,

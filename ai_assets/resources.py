@@ -19,10 +19,10 @@ from ai_assets.core.chunking.chunk_files import (
     write_chunk_file,
 )
 from ai_assets.core.chunking.chunker import Chunk, ChunkerConfig, ChunkingResult, chunk_documents
-from ai_assets.core.documents.fingerprints import SourceFingerprint, content_fingerprint, fingerprint_sources
+from ai_assets.core.documents.fingerprints import ReadLimits, SourceFingerprint, content_fingerprint, fingerprint_sources
 from ai_assets.core.documents.folders import SourceFolders
 from ai_assets.core.documents.loading import ParseSettings, load_source
-from ai_assets.core.documents.model import Document, SourceLoad
+from ai_assets.core.documents.model import Document, QuarantinedItem, SourceLoad
 from ai_assets.core.documents.object_folders import source_folders_at
 from ai_assets.core.embedding.base import Embedder, EmbedderSpec, embedder_spec
 from ai_assets.core.embedding.openai_embedder import OpenAISettings
@@ -51,6 +51,11 @@ class SourceFiles(dg.ConfigurableResource):
     parse_timeout_seconds: float = ParseSettings().timeout_seconds
     parse_workers: int = 0  # one per core
     ocr: bool = ParseSettings().ocr
+    parse_memory_bytes: int = ParseSettings().memory_bytes
+    office_max_unpacked_bytes: int = ParseSettings().office_max_unpacked_bytes
+    office_max_compression_ratio: float = ParseSettings().office_max_compression_ratio
+    max_nesting_depth: int = ParseSettings().max_nesting_depth
+    keep_last_good: bool = True  # an indexed document that becomes unreadable keeps its chunks, marked stale
 
     @property
     def sources_dir(self) -> str:
@@ -69,16 +74,22 @@ class SourceFiles(dg.ConfigurableResource):
         return ParseSettings(
             workers=self.parse_workers, timeout_seconds=self.parse_timeout_seconds, max_file_bytes=self.max_file_bytes,
             ocr=self.ocr,
+            memory_bytes=self.parse_memory_bytes, office_max_unpacked_bytes=self.office_max_unpacked_bytes,
+            office_max_compression_ratio=self.office_max_compression_ratio, max_nesting_depth=self.max_nesting_depth,
         )
 
-    def load(self, source: str) -> SourceLoad:
-        return load_source(self.folders, source, self.max_document_bytes, self.parsing)
+    def load(self, source: str, previous_quarantine: Sequence[QuarantinedItem] = ()) -> SourceLoad:
+        return load_source(self.folders, source, self.max_document_bytes, self.parsing, previous_quarantine)
 
     def fingerprints(self, previous: Mapping[str, SourceFingerprint]) -> dict[str, SourceFingerprint]:
-        return fingerprint_sources(self.folders, previous)
+        return fingerprint_sources(self.folders, previous, self.read_limits)
 
     def content_fingerprint(self, source: str) -> str:
-        return content_fingerprint(self.folders, source)
+        return content_fingerprint(self.folders, source, self.read_limits)
+
+    @property
+    def read_limits(self) -> ReadLimits:
+        return ReadLimits(max_document_bytes=self.max_document_bytes, max_file_bytes=self.max_file_bytes)
 
     def eval_set_dirs(self) -> list[Path]:
         """Every eval set's folder (``UPath`` on object storage); a store that fails raises."""
@@ -88,7 +99,24 @@ class SourceFiles(dg.ConfigurableResource):
     def eval_sets_fingerprint(self) -> str:
         """Hash of every eval set's name and files, recorded by the evaluations they were scored on."""
         eval_sets = source_folders_at(self.eval_uri, setting="AI_ASSETS_DATA_DIR / AI_ASSETS_EVAL_URI")
-        return sha256_hex(*(f"{path.name}:{content_fingerprint(eval_sets, path.name)}" for path in self.eval_set_dirs()))
+        return sha256_hex(*(f"{path.name}:{content_fingerprint(eval_sets, path.name, limits=None)}" for path in self.eval_set_dirs()))
+
+
+def source_files_from_settings(settings: Settings) -> SourceFiles:
+    return SourceFiles(
+        sources_uri=settings.sources_location,
+        eval_uri=settings.eval_location,
+        max_document_bytes=settings.max_document_bytes,
+        max_file_bytes=settings.max_file_bytes,
+        parse_timeout_seconds=settings.parse_timeout_seconds,
+        parse_workers=settings.parse_workers,
+        ocr=settings.ocr,
+        parse_memory_bytes=settings.parse_memory_bytes,
+        office_max_unpacked_bytes=settings.office_max_unpacked_bytes,
+        office_max_compression_ratio=settings.office_max_compression_ratio,
+        max_nesting_depth=settings.max_nesting_depth,
+        keep_last_good=settings.keep_last_good,
+    )
 
 
 class ChunkStore(dg.ConfigurableResource):

@@ -124,6 +124,23 @@ class Settings(BaseSettings):
     ocr: bool = Field(
         default=True, description="Read scanned PDF pages by OCR (off: a PDF without a text layer is quarantined)."
     )
+    parse_memory_bytes: int = Field(
+        default=1_000_000_000, gt=0,
+        description="Memory a parsing worker may take beyond its loaded parsers; a file needing more is quarantined.",
+    )
+    office_max_unpacked_bytes: int = Field(
+        default=500_000_000, gt=0, description="DOCX/PPTX files that unpack to more are quarantined unparsed."
+    )
+    office_max_compression_ratio: float = Field(
+        default=100.0, gt=1, description="DOCX/PPTX files compressed more than this (to 1) are quarantined unparsed."
+    )
+    max_nesting_depth: int = Field(
+        default=1_000, gt=0, description="HTML pages with elements nested deeper are quarantined unparsed."
+    )
+    keep_last_good: bool = Field(
+        default=True,
+        description="A document that was indexed and becomes unreadable keeps its last good chunks, marked stale.",
+    )
     context_prefix: bool = Field(
         # On: hybrid nDCG@10 +0.015 on docs_qa, equal on msmarco and dbpedia (bench/RESULTS.md).
         default=True, description="Embed each chunk after its document title and section path (stored text unchanged)."

@@ -186,3 +186,33 @@ def pptx_bytes(slides: Sequence[tuple[str, str]]) -> bytes:
     buffer = io.BytesIO()
     deck.save(buffer)
     return buffer.getvalue()
+
+
+def zip_bomb_docx(unpacked_bytes: int) -> bytes:
+    """A real Word document plus one part of zeros that unpacks to ``unpacked_bytes`` (MB multiples)."""
+    import zipfile
+
+    buffer = io.BytesIO(docx_bytes([("h1", "Bomb"), ("body", "Small outside.")]))
+    with zipfile.ZipFile(buffer, "a", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open("word/media/zeros.bin", "w", force_zip64=True) as part:
+            block = bytes(1 << 20)
+            for _ in range(unpacked_bytes >> 20):
+                part.write(block)
+    return buffer.getvalue()
+
+
+def rewritten_docx(marker: bytes, replacement: bytes, doctype: bytes = b"") -> bytes:
+    """A Word document of one paragraph "Before MARK after." whose body XML has MARK replaced
+    by raw XML (and a DOCTYPE declared before its root, if given)."""
+    import zipfile
+
+    original = zipfile.ZipFile(io.BytesIO(docx_bytes([("body", "Before MARK after.")])))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member in original.infolist():
+            data = original.read(member)
+            if member.filename == "word/document.xml":
+                head, _, body = data.partition(b"?>")
+                data = head + b"?>" + doctype + body.replace(marker, replacement)
+            archive.writestr(member, data)
+    return buffer.getvalue()

@@ -99,3 +99,27 @@ def test_documents_are_indexed_with_sections_and_pages_and_bad_ones_listed(
     assert "skipped      pipe.md: special file (FIFO), not a document" in listed
     report = json.loads(run_cli(capsys, "quarantine", "--json"))
     assert {item["path"] for item in report[0]["quarantined"]} == {"cut.pdf", "locked.pdf", "passwd.md"}
+
+    # A truncated copy replaces the good, indexed ops.pdf: its passages stay found, marked stale;
+    # the bad files that did not change are not parsed again.
+    good_pdf = (documents_dir / "sources" / "handbook" / "ops.pdf").read_bytes()
+    (documents_dir / "sources" / "handbook" / "ops.pdf").write_bytes(good_pdf[:1200])
+    build(settings, instance)
+    documents = latest_metadata(instance, "source_documents", "handbook")
+    assert (documents["documents"], documents["quarantined"], documents["stale"]) == (1, 4, 1)
+    assert documents["quarantined_remembered"] == 2  # cut.pdf and locked.pdf, unchanged
+    stale = documents["stale_documents"][0]
+    assert stale["doc_key"] == "handbook/ops.pdf" and stale["reason"].startswith("truncated PDF")
+    assert "`handbook/ops.pdf`" in documents["stale_files"]
+    assert latest_metadata(instance, "document_chunks", "handbook")["chunks_kept_stale"] == len(pdf_rows)
+    traced = json.loads(run_cli(capsys, "trace", "who is paged after the third failure", "--k", "1", "--json"))[0]
+    assert (traced["doc_key"], traced["document_status"]) == ("handbook/ops.pdf", "stale")
+    assert traced["stale_since"] == stale["since"] and traced["stale_reason"].startswith("truncated PDF")
+    assert "stale        handbook/ops.pdf: last good version kept since" in run_cli(capsys, "quarantine")
+
+    # Deleted, it leaves the index.
+    (documents_dir / "sources" / "handbook" / "ops.pdf").unlink()
+    build(settings, instance)
+    assert latest_metadata(instance, "source_documents", "handbook")["stale"] == 0
+    doc_keys = {row["doc_key"] for row in scan(table_for(settings), ["doc_key"]).to_pylist()}
+    assert doc_keys == {"handbook/runbook.docx"}

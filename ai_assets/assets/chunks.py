@@ -3,6 +3,7 @@ import time
 import dagster as dg
 
 from ai_assets.assets.check_outcomes import failed_error_checks
+from ai_assets.core.chunking.chunk_files import chunks_of_documents
 from ai_assets.core.chunking.chunker import Chunk
 from ai_assets.core.documents.model import SourceLoad
 from ai_assets.core.quality import chunk_quality
@@ -58,9 +59,13 @@ def chunks_of_source(
     context: dg.AssetExecutionContext, source_documents: SourceLoad, chunker: Chunker, chunk_store: ChunkStore
 ):
     started = time.perf_counter()
-    # The source's previous chunks: unchanged documents keep them without being tokenized again.
-    result = chunker.chunk(source_documents.documents, previous=chunk_store.existing(context.partition_key))
-    chunks = result.chunks
+    # The source's previous chunks: unchanged documents keep them without being tokenized again,
+    # and stale documents (indexed, unreadable now) keep their last good ones.
+    previous = chunk_store.existing(context.partition_key)
+    result = chunker.chunk(source_documents.documents, previous=previous)
+    stale_keys = {stale.doc_key for stale in getattr(source_documents, "stale", [])}  # loads pickled before it existed have none
+    kept = chunks_of_documents(previous, stale_keys) if previous is not None else []
+    chunks = result.chunks + kept
     seconds = time.perf_counter() - started
     token_counts = [chunk.token_count for chunk in chunks]
     config = chunker.config()
@@ -91,6 +96,8 @@ def chunks_of_source(
             "documents": len(source_documents.documents),
             "documents_rechunked": result.rechunked_documents,
             "documents_reused": result.reused_documents,
+            "documents_stale": len(stale_keys),
+            "chunks_kept_stale": len(kept),
             "chunks": len(chunks),
             "tokens": sum(token_counts),
             "max_chunk_tokens": max(token_counts, default=0),

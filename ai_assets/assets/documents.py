@@ -1,16 +1,24 @@
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from ai_assets.automation import CONTENT_FINGERPRINT, SOURCE_FILES_KEY
+from ai_assets.core.chunking.chunk_files import indexed_documents
 from ai_assets.core.documents.loading import UNSUPPORTED_TYPE
+from ai_assets.core.documents.model import QuarantinedItem, SourceLoad, StaleDocument
+from ai_assets.core.documents.names import shown_name
 from ai_assets.core.documents.ocr import OCR_LOW_CONFIDENCE_PAGES, OCR_PAGES
-from ai_assets.core.documents.reports import quarantine_table, skipped_table
+from ai_assets.core.documents.reports import quarantine_table, skipped_table, stale_table
+from ai_assets.core.documents.stale import stale_documents
 from ai_assets.core.hashing import sha256_hex
+from ai_assets.history import latest_metadata
 from ai_assets.naming import KnowledgeBaseNames
-from ai_assets.resources import SourceFiles
+from ai_assets.resources import ChunkStore, SourceFiles
 
-# Metadata keys of the quarantined and skipped entries as JSON lists.
+# Metadata keys of the quarantined, skipped and stale entries as JSON lists.
 QUARANTINED_FILES = "quarantined_files"
 SKIPPED_ENTRIES = "skipped_entries"
+STALE_DOCUMENTS = "stale_documents"
 
 
 def build_source_documents(
@@ -23,7 +31,7 @@ def build_source_documents(
         group_name=names.name("ingestion"),
         kinds={"python", "file"},
         code_version="2",
-        required_resource_keys=names.resource_keys("source_files"),
+        required_resource_keys=names.resource_keys("source_files", "chunk_store"),
         io_manager_key=names.name("io_manager"),
         check_specs=[
             dg.AssetCheckSpec(
@@ -40,26 +48,40 @@ def build_source_documents(
             "section (heading path) and page, parsed in parallel worker processes with a per-file time "
             "limit. Files that cannot be read (encrypted, corrupt, scanned without text, too large, too "
             "slow, unreadable, links out of the sources) are quarantined with their reason; entries "
-            "that are not documents are listed as skipped; the rest goes on."
+            "that are not documents are listed as skipped; the rest goes on. An unchanged quarantined "
+            "file is not parsed again; an indexed document whose file becomes unreadable keeps its "
+            "last good chunks, listed as stale."
         ),
     )
     def source_documents(context: dg.AssetExecutionContext):
-        yield from documents_of_source(context, names.resource(context, "source_files"))  # type: ignore[arg-type]
+        yield from documents_of_source(
+            context, names.resource(context, "source_files"), names.resource(context, "chunk_store")  # type: ignore[arg-type]
+        )
 
     return source_documents
 
 
-def documents_of_source(context: dg.AssetExecutionContext, source_files: SourceFiles):
+def documents_of_source(context: dg.AssetExecutionContext, source_files: SourceFiles, chunk_store: ChunkStore):
     source = context.partition_key
     fingerprint = source_files.content_fingerprint(source)
-    loaded = source_files.load(source)
+    previous = latest_metadata(context.instance, context.asset_key, source) or {}
+    loaded = source_files.load(
+        source, [QuarantinedItem(source=source, **item) for item in previous.get(QUARANTINED_FILES) or []]
+    )
+    if source_files.keep_last_good:
+        loaded = with_stale_documents(loaded, chunk_store, previous.get(STALE_DOCUMENTS) or [])
     for item in loaded.quarantined:
-        context.log.warning(f"quarantined {source}/{item.location}: {item.reason}")
+        remembered = " (verdict remembered: the file is unchanged)" if item.remembered else ""
+        context.log.warning(f"quarantined {source}/{shown_name(item.location)}: {shown_name(item.reason)}{remembered}")
+    for stale in loaded.stale:
+        context.log.warning(
+            f"stale {shown_name(stale.doc_key)}: its last good version stays indexed since {stale.since}"
+        )
     for entry in loaded.skipped:
         # Another file type is expected; a FIFO, a dangling link or a loop is worth a look (and
         # reaches the terminal of `ai-assets build`, which shows warnings).
         log = context.log.info if entry.reason.startswith(UNSUPPORTED_TYPE) else context.log.warning
-        log(f"skipped {source}/{entry.relative}: {entry.reason}")
+        log(f"skipped {source}/{shown_name(entry.relative)}: {shown_name(entry.reason)}")
     if not loaded.documents:
         context.log.warning(f"source {source!r} has no readable document")
     low_confidence = {d.path: d.metadata[OCR_LOW_CONFIDENCE_PAGES] for d in loaded.documents if OCR_LOW_CONFIDENCE_PAGES in d.metadata}
@@ -72,11 +94,16 @@ def documents_of_source(context: dg.AssetExecutionContext, source_files: SourceF
         # The data version is the set of document versions, so only a real content change
         # marks downstream assets stale.
         data_version=dg.DataVersion(
-            sha256_hex(*sorted(f"{d.doc_key}:{d.content_hash}" for d in loaded.documents))
+            sha256_hex(
+                *sorted(f"{d.doc_key}:{d.content_hash}" for d in loaded.documents),
+                *(f"stale:{stale.doc_key}" for stale in loaded.stale),
+            )
         ),
         metadata={
             "documents": len(loaded.documents),
             "quarantined": len(loaded.quarantined),
+            "quarantined_remembered": sum(1 for item in loaded.quarantined if item.remembered),
+            "stale": len(loaded.stale),
             "skipped": len(loaded.skipped),
             "skipped_unsupported": unsupported,
             "pages": sum(document.pages or 0 for document in loaded.documents),
@@ -88,9 +115,11 @@ def documents_of_source(context: dg.AssetExecutionContext, source_files: SourceF
             "ocr_low_confidence": dg.MetadataValue.json(low_confidence),
             "quarantine": dg.MetadataValue.md(quarantine_table(loaded.quarantined)),
             "skipped_files": dg.MetadataValue.md(skipped_table(loaded.skipped)),
+            "stale_files": dg.MetadataValue.md(stale_table(loaded.stale)),
             # The same, for `ai-assets quarantine` (and any other reader).
             QUARANTINED_FILES: dg.MetadataValue.json([item.model_dump(exclude={"source"}) for item in loaded.quarantined]),
             SKIPPED_ENTRIES: dg.MetadataValue.json([entry.model_dump() for entry in loaded.skipped]),
+            STALE_DOCUMENTS: dg.MetadataValue.json([stale.model_dump() for stale in loaded.stale]),
             # What the source sensor compares the folder against.
             CONTENT_FINGERPRINT: fingerprint,
         },
@@ -104,3 +133,21 @@ def documents_of_source(context: dg.AssetExecutionContext, source_files: SourceF
             "files": dg.MetadataValue.md(quarantine_table(loaded.quarantined)),
         },
     )
+
+
+def with_stale_documents(loaded: SourceLoad, chunk_store: ChunkStore, previous_stale: list[dict]) -> SourceLoad:
+    """The load, with the indexed documents whose file is unreadable now (their last good chunks
+    are in the source's chunk file, which document_chunks has not rewritten yet)."""
+    if not loaded.quarantined:
+        return loaded
+    chunk_file = chunk_store.existing(loaded.source)
+    if chunk_file is None:
+        return loaded
+    stale = stale_documents(
+        loaded.quarantined,
+        indexed_documents(chunk_file),
+        {document.doc_key for document in loaded.documents},
+        [StaleDocument(**entry) for entry in previous_stale],
+        now=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    return loaded.model_copy(update={"stale": stale})

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ai_assets.cli.instance import dagster_instance
+from ai_assets.core.documents.names import shown_name
 from ai_assets.settings import Settings
 
 
@@ -20,7 +21,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def quarantine_command(args: argparse.Namespace, settings: Settings) -> int:
-    from ai_assets.assets.documents import QUARANTINED_FILES, SKIPPED_ENTRIES
+    from ai_assets.assets.documents import QUARANTINED_FILES, SKIPPED_ENTRIES, STALE_DOCUMENTS
     from ai_assets.history import latest_metadata
 
     instance = dagster_instance(settings, create=False)
@@ -29,7 +30,7 @@ def quarantine_command(args: argparse.Namespace, settings: Settings) -> int:
     for source in sorted(sources):
         metadata = latest_metadata(instance, settings.names.key("source_documents"), source)
         if metadata is None:
-            report.append({"source": source, "ingested": False, "quarantined": [], "skipped": []})
+            report.append({"source": source, "ingested": False, "quarantined": [], "skipped": [], "stale": []})
             continue
         report.append({
             "source": source,
@@ -38,6 +39,7 @@ def quarantine_command(args: argparse.Namespace, settings: Settings) -> int:
             "documents": metadata.get("documents"),
             "quarantined": metadata.get(QUARANTINED_FILES) or [],
             "skipped": metadata.get(SKIPPED_ENTRIES) or [],
+            "stale": metadata.get(STALE_DOCUMENTS) or [],
         })
     if args.json:
         print(json.dumps(report, indent=2))
@@ -50,12 +52,18 @@ def quarantine_command(args: argparse.Namespace, settings: Settings) -> int:
             continue
         print(
             f"{entry['source']}: {entry['documents']} documents, {len(entry['quarantined'])} quarantined, "
-            f"{len(entry['skipped'])} skipped (run {entry['run_id'][:8]})"
+            f"{len(entry['skipped'])} skipped, {len(entry['stale'])} stale (run {entry['run_id'][:8]})"
         )
         for item in entry["quarantined"]:
             location = f"{item['path']}:{item['line']}" if item.get("line") is not None else item["path"]
-            print(f"  quarantined  {location}: {item['reason']}")
+            remembered = " (not parsed again: unchanged)" if item.get("remembered") else ""
+            print(f"  quarantined  {shown_name(location)}: {shown_name(item['reason'])}{remembered}")
+        for item in entry["stale"]:
+            print(
+                f"  stale        {shown_name(item['doc_key'])}: last good version kept since {item['since']} "
+                "(until the file is fixed or deleted)"
+            )
         if args.skipped:
             for item in entry["skipped"]:
-                print(f"  skipped      {item['relative']}: {item['reason']}")
+                print(f"  skipped      {shown_name(item['relative'])}: {shown_name(item['reason'])}")
     return 0

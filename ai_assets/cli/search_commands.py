@@ -10,6 +10,7 @@ from ai_assets.cli.common import (
     CliError, add_version_argument, add_where_argument, open_searcher, query_text, serving_note, where_condition,
 )
 from ai_assets.cli.feedback_commands import CLIENT, judge_hint, record_answered
+from ai_assets.core.documents.names import shown_name
 from ai_assets.core.retrieval.search import SEARCH_MODES
 from ai_assets.settings import Settings
 
@@ -62,8 +63,8 @@ def search_command(args: argparse.Namespace, settings: Settings) -> int:
         print("no results")
     for rank, hit in enumerate(hits, start=1):
         snippet = " ".join(hit.text.split())[:200]
-        print(f"{rank:>2}. {hit.score:.4f}  {hit.citation}  (chunk {hit.chunk_index}, {hit.chunk_id[:12]})")
-        print(f"    {hit.doc_title}: {snippet}")
+        print(f"{rank:>2}. {hit.score:.4f}  {shown_name(hit.citation)}  (chunk {hit.chunk_index}, {hit.chunk_id[:12]})")
+        print(f"    {shown_name(hit.doc_title)}: {snippet}")
     hint = judge_hint(answer_id)
     if hint:
         print(f"\n{hint}")
@@ -84,20 +85,43 @@ def trace_command(args: argparse.Namespace, settings: Settings) -> int:
         hits = [hit]
     else:
         hits = searcher.search(args.query, mode=args.mode, limit=args.k, sources=args.source)
-    traces = lineage_of(settings, searcher.table, hits, scored=not args.chunk)
+    traces = lineage_of(
+        settings, searcher.table, hits, scored=not args.chunk,
+        stale=stale_documents(settings, {hit.source for hit in hits}),
+    )
     if args.json:
         print(json.dumps([trace.model_dump() for trace in traces], indent=2))
         return 0
     for trace in traces:
         score = f"{trace.score:.4f}" if trace.score is not None else "-"
         print(f"{trace.rank:>2}. score {score}  chunk {trace.chunk_id}")
-        print(f"    document  {trace.doc_key}  ({trace.file})")
-        print(f"    cited as  {trace.citation}")
+        print(f"    document  {shown_name(trace.doc_key)}  ({shown_name(trace.file)})")
+        print(f"    cited as  {shown_name(trace.citation)}")
         print(
             f"    version   indexed {trace.indexed_content_hash}, now {trace.current_content_hash or '-'}"
             f"  -> {trace.document_status}"
         )
+        if trace.document_status == "stale":
+            print(f"    stale     since {trace.stale_since}: {shown_name(trace.stale_reason or '')}; last good version kept")
         print(f"    written   by run {trace.run_id}  {trace.run_url}")
         print(f"    index     {trace.table} version {trace.table_version}")
         print(f"    text      {' '.join(trace.text.split())[:160]}")
     return 0
+
+
+def stale_documents(settings: Settings, sources: set[str]) -> dict:
+    """The stale documents (key to ``StaleDocument``) the last ingest of each source recorded."""
+    from ai_assets.assets.documents import STALE_DOCUMENTS
+    from ai_assets.cli.instance import dagster_instance
+    from ai_assets.core.documents.model import StaleDocument
+    from ai_assets.history import latest_metadata
+
+    if not sources:
+        return {}
+    instance = dagster_instance(settings, create=False)
+    found = {}
+    for source in sources:
+        metadata = latest_metadata(instance, settings.names.key("source_documents"), source) or {}
+        for entry in metadata.get(STALE_DOCUMENTS) or []:
+            found[entry["doc_key"]] = StaleDocument(**entry)
+    return found

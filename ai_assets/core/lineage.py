@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Literal
 
@@ -10,9 +10,11 @@ from pydantic import BaseModel
 
 from ai_assets.core.documents.folders import SourceFolders
 from ai_assets.core.documents.loading import ParseSettings, load_file_documents
+from ai_assets.core.documents.model import StaleDocument
 from ai_assets.core.retrieval.search import SearchHit
 
-DocumentStatus = Literal["unchanged", "changed", "deleted"]
+# stale: the file is unreadable now and the index keeps the document's last good version.
+DocumentStatus = Literal["unchanged", "changed", "deleted", "stale"]
 
 
 class ChunkTrace(BaseModel):
@@ -28,6 +30,8 @@ class ChunkTrace(BaseModel):
     indexed_content_hash: str
     current_content_hash: str | None
     document_status: DocumentStatus
+    stale_reason: str | None = None  # why the file cannot be read now (stale documents)
+    stale_since: str | None = None  # when an ingest first found it unreadable
     run_id: str
     run_url: str
     table: str
@@ -44,8 +48,11 @@ def trace_hits(
     ui_url: str,
     scored: bool = True,
     parsing: ParseSettings = ParseSettings(),
+    stale: Mapping[str, StaleDocument] | None = None,
 ) -> list[ChunkTrace]:
-    """Lineage of each hit, with whether its document changed since the row was written."""
+    """Lineage of each hit, with whether its document changed since the row was written (or is
+    stale: unreadable now, its last good version kept, as the last ingest recorded in ``stale``)."""
+    stale = stale or {}
 
     @lru_cache(maxsize=None)
     def current_hashes(source: str, doc_path: str) -> dict[str, str]:
@@ -54,9 +61,10 @@ def trace_hits(
 
     traces = []
     for rank, hit in enumerate(hits, start=1):
-        current = current_hashes(hit.source, hit.doc_path).get(hit.doc_key)
+        kept = stale.get(hit.doc_key)
+        current = None if kept else current_hashes(hit.source, hit.doc_path).get(hit.doc_key)
         status: DocumentStatus = (
-            "deleted" if current is None else "unchanged" if current == hit.doc_content_hash else "changed"
+            "stale" if kept else "deleted" if current is None else "unchanged" if current == hit.doc_content_hash else "changed"
         )
         traces.append(
             ChunkTrace(
@@ -72,6 +80,8 @@ def trace_hits(
                 indexed_content_hash=hit.doc_content_hash,
                 current_content_hash=current,
                 document_status=status,
+                stale_reason=kept.reason if kept else None,
+                stale_since=kept.since if kept else None,
                 run_id=hit.run_id,
                 run_url=f"{ui_url.rstrip('/')}/runs/{hit.run_id}",
                 table=table,

@@ -72,6 +72,32 @@ def _chunk_batches(parquet: pq.ParquetFile, size: int) -> Iterator[list[Chunk]]:
         yield [Chunk.model_construct(**row) for row in batch.to_pylist()]  # validated when written
 
 
+def indexed_documents(chunk_file: ChunkFile) -> dict[str, str]:
+    """Each document of a chunk file (key to path), reading those two columns only."""
+    columns = ["doc_key", "doc_path"]
+    if is_remote(chunk_file.location):
+        fs, path = filesystem(chunk_file.location)
+        with fs.open(path, "rb") as remote:
+            return _document_paths(pq.ParquetFile(remote), columns)
+    return _document_paths(pq.ParquetFile(chunk_file.location), columns)
+
+
+def _document_paths(parquet: pq.ParquetFile, columns: list[str]) -> dict[str, str]:
+    if parquet.schema_arrow.names != CHUNK_FILE_SCHEMA.names:
+        return {}  # written by an earlier version: it has no chunk to keep
+    found: dict[str, str] = {}
+    for batch in parquet.iter_batches(batch_size=ROWS_PER_GROUP, columns=columns):
+        found.update(zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True))
+    return found
+
+
+def chunks_of_documents(chunks: ChunkSource, doc_keys: set[str]) -> list[Chunk]:
+    """The chunks of these documents, in order (the last good chunks of stale documents)."""
+    if not doc_keys:
+        return []
+    return [chunk for batch in chunks.batches(ROWS_PER_GROUP) for chunk in batch if chunk.doc_key in doc_keys]
+
+
 def as_chunk_source(chunks: Sequence[Chunk] | ChunkSource) -> ChunkSource:
     return chunks if isinstance(chunks, ChunkSource) else ChunkList(chunks)
 

@@ -4,16 +4,21 @@ A source's *content fingerprint* is a hash of every file's path and bytes, so a 
 unchanged file requests nothing. Hashing every byte on every sensor tick would be wasteful,
 so a cheap *stat signature* (paths, sizes, modification times) is kept beside it: the bytes
 are only read again when the stat signature moved.
+
+Memory stays bounded whatever the files: bytes are hashed as a stream, and only where the
+content must be compared. A file the loader would not read (too large for its limit, or not a
+document) is fingerprinted by what the listing has (size and version), so a 2 GB file is never
+read; on an object store the ETag already names the content.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict
 
-from ai_assets.core.documents.folders import FileVanished, SourceFolders, SourceListing, SourcesUnavailable
+from ai_assets.core.documents.folders import FileVanished, SourceFile, SourceFolders, SourceListing, SourcesUnavailable
+from ai_assets.core.documents.formats import file_format, over_size_limit
 from ai_assets.core.hashing import sha256_hex
 
 
@@ -22,6 +27,15 @@ class SourceFingerprint(BaseModel):
 
     stat_signature: str
     content: str
+
+
+class ReadLimits(BaseModel):
+    """The size limits the loader applies: a file over them is never read, to fingerprint it either."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_document_bytes: int = 5_000_000
+    max_file_bytes: int = 200_000_000
 
 
 class SourceChanges(BaseModel):
@@ -45,16 +59,18 @@ def _left_out(listing: SourceListing) -> list[str]:
     ]
 
 
-def content_fingerprint(folders: SourceFolders, source: str) -> str:
+def content_fingerprint(folders: SourceFolders, source: str, limits: ReadLimits | None = ReadLimits()) -> str:
     """Hash of every file's relative path and bytes: equal exactly when the folder's content is."""
-    return listing_fingerprint(folders, source, folders.listing(source))
+    return listing_fingerprint(folders, source, folders.listing(source), limits)
 
 
-def listing_fingerprint(folders: SourceFolders, source: str, listing: SourceListing) -> str:
+def listing_fingerprint(
+    folders: SourceFolders, source: str, listing: SourceListing, limits: ReadLimits | None = ReadLimits()
+) -> str:
     entries = []
     for file in listing.files:
         try:
-            digest = hashlib.sha256(folders.read_bytes(source, file.relative)).hexdigest()
+            digest = _file_digest(folders, source, file, limits)
         except FileVanished:
             continue  # deleted since it was listed: as if the listing had not shown it
         except OSError as error:
@@ -63,8 +79,21 @@ def listing_fingerprint(folders: SourceFolders, source: str, listing: SourceList
     return sha256_hex(*entries, *_left_out(listing))
 
 
+def _file_digest(folders: SourceFolders, source: str, file: SourceFile, limits: ReadLimits | None) -> str:
+    """The file's content hash where it must be read; its listed size and version otherwise.
+    Without limits (eval sets: every file is read), every file is hashed."""
+    unread = folders.versions_name_content or (
+        limits is not None
+        and (
+            file_format(file.relative) is None
+            or over_size_limit(file.relative, file.size, limits.max_document_bytes, limits.max_file_bytes) is not None
+        )
+    )
+    return f"listed:{file.size}:{file.version}" if unread else folders.content_digest(source, file.relative)
+
+
 def fingerprint_sources(
-    folders: SourceFolders, previous: Mapping[str, SourceFingerprint]
+    folders: SourceFolders, previous: Mapping[str, SourceFingerprint], limits: ReadLimits = ReadLimits()
 ) -> dict[str, SourceFingerprint]:
     """The fingerprint of every source folder, reusing the previous content hash where no file moved."""
     current: dict[str, SourceFingerprint] = {}
@@ -75,7 +104,7 @@ def fingerprint_sources(
             current[source] = known
         else:
             current[source] = SourceFingerprint(
-                stat_signature=signature, content=listing_fingerprint(folders, source, listing)
+                stat_signature=signature, content=listing_fingerprint(folders, source, listing, limits)
             )
     return current
 

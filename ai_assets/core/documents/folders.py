@@ -17,16 +17,22 @@ process may not read as quarantined.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import stat
 from abc import ABC, abstractmethod
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from pydantic import BaseModel, ConfigDict
 
 from ai_assets.core.documents.formats import DOCUMENT_SUFFIXES
 from ai_assets.core.documents.model import SOURCE_NAME_PATTERN, SkippedFile
+from ai_assets.core.documents.names import escape_name, unescape_name
+
+# Read at a time when a file is hashed: memory stays this size whatever the file's.
+HASH_READ_BYTES = 1 << 20
 
 
 class SourcesUnavailable(OSError):
@@ -42,7 +48,7 @@ class SourceFile(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    relative: str  # POSIX path inside the source folder
+    relative: str  # POSIX path inside the source folder (each name as ``names.escape_name`` keeps it)
     size: int
     version: str  # changes whenever the bytes may have changed (modification time, or an ETag)
     mtime: float = 0.0  # last modification, seconds since the epoch (0 where the store has none)
@@ -68,6 +74,10 @@ class SourceListing(BaseModel):
 class SourceFolders(ABC):
     """The sources root: one folder per source."""
 
+    # True where a file's listed version names its content (an object store's ETag), so
+    # fingerprinting need not read the bytes; False where it is a modification time.
+    versions_name_content: bool = False
+
     @property
     @abstractmethod
     def location(self) -> str:
@@ -88,6 +98,18 @@ class SourceFolders(ABC):
     def read_bytes(self, source: str, relative: str) -> bytes:
         """A listed file's bytes; raises ``FileVanished`` if it is gone, ``OSError`` if unreadable
         (the message is the reason the loader quarantines it with)."""
+
+    @abstractmethod
+    def open_file(self, source: str, relative: str) -> BinaryIO:
+        """A listed file opened for reading in binary; the errors of ``read_bytes``."""
+
+    def content_digest(self, source: str, relative: str) -> str:
+        """SHA-256 of a file's bytes, read a block at a time (never the whole file in memory)."""
+        digest = hashlib.sha256()
+        with self.open_file(source, relative) as stream:
+            while block := stream.read(HASH_READ_BYTES):
+                digest.update(block)
+        return digest.hexdigest()
 
     def listings(self) -> dict[str, SourceListing]:
         """Every source's listing at once (one recursive listing on an object store).
@@ -154,12 +176,16 @@ class LocalSourceFolders(SourceFolders):
         )
 
     def read_bytes(self, source: str, relative: str) -> bytes:
-        path = self.root / source / relative
+        with self.open_file(source, relative) as stream:
+            return stream.read()
+
+    def open_file(self, source: str, relative: str) -> BinaryIO:
+        path = self.root / source / unescape_name(relative)
         # Checked again at reading: a link may have been pointed elsewhere since it was listed.
         if path.is_symlink() and not _inside(os.path.realpath(path), self._boundaries(source)):
             raise PermissionError(errno.EACCES, POINTS_OUTSIDE)
         try:
-            return path.read_bytes()
+            return path.open("rb")
         except FileNotFoundError:
             raise FileVanished(f"{self.source_location(source, relative)} was deleted") from None
 
@@ -201,7 +227,8 @@ class _FolderWalk:
         for entry in listed:
             if entry.name.startswith("."):
                 continue  # hidden files and folders (.git, .DS_Store) are never documents
-            self.entry(Path(entry.path), f"{prefix}{entry.name}")
+            # The key keeps a name that is not UTF-8 in an escaped, reversible form.
+            self.entry(Path(entry.path), f"{prefix}{escape_name(entry.name)}")
 
     def entry(self, path: Path, relative: str) -> None:
         if path.is_symlink():

@@ -7,18 +7,25 @@ a time limit (``parsing``); BEIR ``*.jsonl`` corpora are read here, line by line
 JSON parser, linear in its input, needs no time limit, and a corpus may hold a million lines).
 A bad file, or a bad line of a corpus, is quarantined with its reason; the rest of the source is
 still loaded. Files of other types are skipped, and listed as such.
+
+A parser's verdict on a bad file is remembered by the file's listed version and the limits it
+was reached with (``verdict_key``): given the previous ingest's quarantine, an unchanged bad file
+is not parsed again (a file that timed out would otherwise cost its timeout on every ingest);
+changing the file, or any limit, tries it again.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from pathlib import PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ai_assets.core.documents.folders import FileVanished, SourceFile, SourceFolders, SourcesUnavailable
-from ai_assets.core.documents.formats import BINARY_FORMATS, file_format
+from ai_assets.core.documents.formats import file_format, over_size_limit, parse_document
+from ai_assets.core.documents.guards import InputLimits
 from ai_assets.core.documents.model import (
     Document,
     QuarantinedItem,
@@ -31,6 +38,7 @@ from ai_assets.core.documents.model import (
 )
 from ai_assets.core.documents.parsing import ParseJob, ParseOutcome, available_cores, parse_files
 from ai_assets.core.documents.text import decode_text
+from ai_assets.core.hashing import sha256_hex
 
 UNSUPPORTED_TYPE = "unsupported file type"
 
@@ -44,16 +52,40 @@ class ParseSettings(BaseModel):
     timeout_seconds: float = Field(default=60.0, gt=0)
     max_file_bytes: int = Field(default=200_000_000, gt=0)  # PDF, DOCX, PPTX files (images and fonts included)
     ocr: bool = True  # read scanned PDF pages by OCR; off: a PDF without a text layer is quarantined
+    # What one worker may take beyond its loaded parsers: two fit a 4 GB machine beside the build.
+    memory_bytes: int = Field(default=1_000_000_000, gt=0)
+    office_max_unpacked_bytes: int = InputLimits().office_max_unpacked_bytes
+    office_max_compression_ratio: float = InputLimits().office_max_compression_ratio
+    max_nesting_depth: int = InputLimits().max_nesting_depth
 
     @property
     def worker_count(self) -> int:
         return self.workers or available_cores()
 
+    @property
+    def input_limits(self) -> InputLimits:
+        return InputLimits(
+            office_max_unpacked_bytes=self.office_max_unpacked_bytes,
+            office_max_compression_ratio=self.office_max_compression_ratio,
+            max_nesting_depth=self.max_nesting_depth,
+        )
+
+
+def verdict_key(file: SourceFile, parsing: ParseSettings, max_document_bytes: int) -> str:
+    """What a parser's verdict on a file depends on: its version and every limit (not the worker count)."""
+    limits = parsing.model_dump_json(exclude={"workers"})
+    return sha256_hex(file.relative, str(file.size), file.version, limits, str(max_document_bytes), length=16)
+
 
 def load_source(
-    folders: SourceFolders, source: str, max_document_bytes: int, parsing: ParseSettings = ParseSettings()
+    folders: SourceFolders,
+    source: str,
+    max_document_bytes: int,
+    parsing: ParseSettings = ParseSettings(),
+    previous_quarantine: Iterable[QuarantinedItem] = (),
 ) -> SourceLoad:
-    """Read every supported file of a source folder; never raises for a bad file."""
+    """Read every supported file of a source folder; never raises for a bad file. A file the
+    previous quarantine holds a verdict on, still valid, is quarantined again without parsing."""
     validate_source_name(source)
     listing = folders.listing(source)
     quarantined = [QuarantinedItem(source=source, path=entry.relative, reason=entry.reason) for entry in listing.quarantined]
@@ -65,7 +97,8 @@ def load_source(
             skipped.append(SkippedFile(relative=file.relative, reason=f"{UNSUPPORTED_TYPE} ({suffix or 'no suffix'})"))
         else:
             readable.append(file)
-    documents, problems, seconds = _load_files(folders, source, readable, max_document_bytes, parsing)
+    verdicts = {item.verdict: item for item in previous_quarantine if item.verdict is not None}
+    documents, problems, seconds = _load_files(folders, source, readable, max_document_bytes, parsing, verdicts)
     return SourceLoad(
         source=source,
         documents=documents,
@@ -94,14 +127,16 @@ def _load_files(
     files: Sequence[SourceFile],
     max_document_bytes: int,
     parsing: ParseSettings,
+    verdicts: dict[str, QuarantinedItem] | None = None,
 ) -> tuple[list[Document], list[QuarantinedItem], float]:
     """Documents of the files in listing order, what was quarantined, and the seconds spent parsing."""
     by_file: dict[str, list[Document]] = {}
     quarantined: list[QuarantinedItem] = []
     parsed_files: list[SourceFile] = []
+    keys = {file.relative: verdict_key(file, parsing, max_document_bytes) for file in files}
 
-    def quarantine(relative: str, reason: str) -> None:
-        quarantined.append(QuarantinedItem(source=source, path=relative, reason=reason))
+    def quarantine(relative: str, reason: str, verdict: str | None = None) -> None:
+        quarantined.append(QuarantinedItem(source=source, path=relative, reason=reason, verdict=verdict))
 
     for file in files:
         format_name = file_format(file.relative)
@@ -110,13 +145,12 @@ def _load_files(
             by_file[file.relative] = documents
             quarantined.extend(problems)
             continue
-        limit, setting = (
-            (parsing.max_file_bytes, "AI_ASSETS_MAX_FILE_BYTES")
-            if format_name in BINARY_FORMATS
-            else (max_document_bytes, "AI_ASSETS_MAX_DOCUMENT_BYTES")
-        )
-        if file.size > limit:
-            quarantine(file.relative, f"file is {file.size} bytes, over the limit of {limit} bytes (setting {setting})")
+        too_large = over_size_limit(file.relative, file.size, max_document_bytes, parsing.max_file_bytes)
+        known = (verdicts or {}).get(keys[file.relative])
+        if too_large:
+            quarantine(file.relative, too_large)
+        elif known is not None and known.path == file.relative:
+            quarantined.append(known.model_copy(update={"source": source, "remembered": True}))
         else:
             parsed_files.append(file)
 
@@ -139,12 +173,14 @@ def _load_files(
             workers=min(parsing.worker_count, len(parsed_files)),
             timeout_seconds=parsing.timeout_seconds,
             timeout_hint=" (setting AI_ASSETS_PARSE_TIMEOUT_SECONDS)",
+            memory_bytes=parsing.memory_bytes,
+            parser=partial(parse_document, limits=parsing.input_limits),
         )
         for outcome in outcomes:
             seconds += outcome.seconds
             document, reason = _document(source, listed[outcome.key], outcome, max_document_bytes)
             if document is None:
-                quarantine(outcome.key, str(reason))
+                quarantine(outcome.key, str(reason), verdict=keys[outcome.key])
             else:
                 by_file[outcome.key] = [document]
     documents: list[Document] = []

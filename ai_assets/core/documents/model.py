@@ -100,6 +100,10 @@ class QuarantinedItem(BaseModel):
     path: str
     line: int | None = None
     reason: str
+    # The file version and limits a parser's verdict was reached with (``loading.verdict_key``):
+    # while both stay, the file is not parsed again. None for verdicts that cost nothing to reach.
+    verdict: str | None = None
+    remembered: bool = False  # this ingest reused an earlier verdict instead of parsing the file
 
     @property
     def location(self) -> str:
@@ -116,6 +120,17 @@ class SkippedFile(BaseModel):
     reason: str
 
 
+class StaleDocument(BaseModel):
+    """An indexed document whose file is unreadable now: its last good chunks are kept (``stale``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    doc_key: str
+    path: str
+    reason: str  # why its file is quarantined now
+    since: str  # when an ingest first found it unreadable (ISO 8601, UTC)
+
+
 class SourceLoad(BaseModel):
     """Everything read from one source folder."""
 
@@ -123,6 +138,7 @@ class SourceLoad(BaseModel):
     documents: list[Document]
     quarantined: list[QuarantinedItem]
     skipped: list[SkippedFile] = []  # entries not read on purpose, with the reason
+    stale: list[StaleDocument] = []  # indexed documents unreadable now, whose last good chunks are kept
     parse_seconds: float = 0.0  # summed over files (parallel workers overlap: may exceed wall time)
 
 

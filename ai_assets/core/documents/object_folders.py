@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from ai_assets.core.documents.folders import (
     _SOURCE_NAME,
@@ -26,6 +27,8 @@ from ai_assets.core.storage import StorageUnavailable, filesystem, is_remote, st
 
 class ObjectStoreSourceFolders(SourceFolders):
     """Source folders under a prefix of a bucket; one recursive listing sees them all."""
+
+    versions_name_content = True  # an ETag changes with the bytes (and without one, mtime:size does)
 
     def __init__(self, location: str, setting: str = "AI_ASSETS_DATA_DIR") -> None:
         self._location = location.rstrip("/")
@@ -68,6 +71,13 @@ class ObjectStoreSourceFolders(SourceFolders):
         with storage_errors(self.source_location(source, relative), self._setting):
             try:
                 return self._fs.cat_file(f"{self._root}/{source}/{relative}")
+            except FileNotFoundError:
+                raise FileVanished(f"{self.source_location(source, relative)} was deleted") from None
+
+    def open_file(self, source: str, relative: str) -> BinaryIO:
+        with storage_errors(self.source_location(source, relative), self._setting):
+            try:
+                return self._fs.open(f"{self._root}/{source}/{relative}", "rb")
             except FileNotFoundError:
                 raise FileVanished(f"{self.source_location(source, relative)} was deleted") from None
 

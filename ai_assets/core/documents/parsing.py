@@ -8,6 +8,9 @@ dies is replaced; either way that file gets an outcome with the reason, and the 
 A parser about to do slow work that the file's size does not predict (OCR of scanned pages) asks
 for more time first (``ask_for_more_time``), which moves that file's deadline.
 ``concurrent.futures.ProcessPoolExecutor`` cannot kill one stuck worker, hence this small pool.
+A worker may also be given a memory limit (its address space may grow that much past what it
+had once loaded): a file that needs more is quarantined "over the memory limit", and two
+workers cannot take a small machine down.
 
 Workers are forked from a forkserver (a clean process that imports the parsers once), never from
 the calling process, which runs threads (LanceDB's event loop, Dagster's) that a fork would copy
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -84,10 +88,12 @@ def parse_files(
     timeout_seconds: float,
     parser: Parser = parse_document,
     timeout_hint: str = "",
+    memory_bytes: int | None = None,
 ) -> Iterator[ParseOutcome]:
     """An outcome for every job, in the order they finish. ``jobs`` is read lazily, one job per
-    idle worker, so only the files being parsed are held in memory."""
-    pool = _Pool(worker_context(), max(1, workers), parser)
+    idle worker, so only the files being parsed are held in memory. With ``memory_bytes``, each
+    worker may use that much memory beyond what it holds once started."""
+    pool = _Pool(worker_context(), max(1, workers), parser, memory_bytes)
     pending = iter(jobs)
     exhausted = False
     try:
@@ -106,9 +112,9 @@ def parse_files(
 
 
 class _Worker:
-    def __init__(self, context, parser: Parser) -> None:
+    def __init__(self, context, parser: Parser, memory_bytes: int | None) -> None:
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, parser), daemon=True)
+        self.process = context.Process(target=_serve, args=(child, parser, memory_bytes), daemon=True)
         self.process.start()
         child.close()
         self.job: ParseJob | None = None
@@ -117,8 +123,8 @@ class _Worker:
 
 
 class _Pool:
-    def __init__(self, context, size: int, parser: Parser) -> None:
-        self.context, self.size, self.parser = context, size, parser
+    def __init__(self, context, size: int, parser: Parser, memory_bytes: int | None) -> None:
+        self.context, self.size, self.parser, self.memory_bytes = context, size, parser, memory_bytes
         self.idle: list[_Worker] = []
         self.busy: list[_Worker] = []
 
@@ -132,7 +138,7 @@ class _Pool:
         self.busy.append(worker)
 
     def _new_worker(self) -> _Worker:
-        worker = _Worker(self.context, self.parser)
+        worker = _Worker(self.context, self.parser, self.memory_bytes)
         try:
             worker.connection.recv()  # "ready": the file's time limit starts once the worker can parse
         except EOFError:
@@ -159,7 +165,7 @@ class _Pool:
                 if outcome is None:
                     continue
             elif worker.process.sentinel in ready:
-                outcome = ParseOutcome(job.key, None, f"the parser crashed (worker exit code {worker.process.exitcode})", elapsed)
+                outcome = ParseOutcome(job.key, None, self._crash_reason(worker), elapsed)
                 self._discard(worker)
             elif elapsed >= timeout_seconds + worker.granted:
                 outcome = ParseOutcome(
@@ -177,7 +183,7 @@ class _Pool:
         except (EOFError, OSError):
             worker.process.join(_STOP_SECONDS)
             self._discard(worker)
-            return ParseOutcome(job.key, None, f"the parser crashed (worker exit code {worker.process.exitcode})", elapsed)
+            return ParseOutcome(job.key, None, self._crash_reason(worker), elapsed)
         if status == _MORE_TIME:
             worker.granted += value
             return None
@@ -187,6 +193,11 @@ class _Pool:
         if status == "ok":
             return ParseOutcome(job.key, value, None, seconds)
         return ParseOutcome(job.key, None, value, seconds)
+
+    def _crash_reason(self, worker: _Worker) -> str:
+        reason = f"the parser crashed (worker exit code {worker.process.exitcode})"
+        # Native code (a C parser) that cannot allocate often aborts rather than raising MemoryError.
+        return reason if self.memory_bytes is None else f"{reason}, perhaps {memory_limit_reason(self.memory_bytes)}"
 
     def _discard(self, worker: _Worker) -> None:
         if worker.process.is_alive():
@@ -224,10 +235,27 @@ def ask_for_more_time(seconds: float) -> None:
         _ask(seconds)
 
 
-def _serve(connection: Connection, parser: Parser) -> None:
+def memory_limit_reason(memory_bytes: int) -> str:
+    return f"over the memory limit of {memory_bytes} bytes (setting AI_ASSETS_PARSE_MEMORY_BYTES)"
+
+
+def _limit_memory(memory_bytes: int) -> None:
+    """Cap this process's address space at what it maps now plus ``memory_bytes``: the address
+    space, not the resident memory, is what the kernel can cap, and what is mapped once the
+    parsers are loaded (libraries, arenas) is no file's doing."""
+    with open("/proc/self/statm") as statm:
+        mapped = int(statm.read().split()[0]) * resource.getpagesize()
+    limit = mapped + memory_bytes
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+
+
+def _serve(connection: Connection, parser: Parser, memory_bytes: int | None = None) -> None:
     """A worker: parse each (format, bytes, ocr) received until told to stop (None)."""
     global _ask
     _ask = lambda seconds: connection.send((_MORE_TIME, seconds, 0.0))  # noqa: E731
+    if memory_bytes is not None:
+        _limit_memory(memory_bytes)
     connection.send("ready")
     while True:
         job = connection.recv()
@@ -241,6 +269,8 @@ def _serve(connection: Connection, parser: Parser) -> None:
             result = ("unreadable", str(error))
         except RecursionError:
             result = ("error", "the parser gave up: the document is nested too deeply")
+        except MemoryError:
+            result = ("error", memory_limit_reason(memory_bytes) if memory_bytes is not None else "out of memory")
         except Exception as error:  # a parser's own bug on this file: quarantine it, keep the worker
             result = ("error", f"the parser failed: {type(error).__name__}: {error}")
         connection.send((*result, time.perf_counter() - started))
