@@ -159,12 +159,12 @@ def test_an_unchanged_quarantined_file_is_not_parsed_again(hostile_source: Path)
     assert sorted(folders.opened) == ["good.docx", "good.html", "good.md", "nested.html"]
 
 
-def hungry_parser(format_name: str, data: bytes) -> ParsedDocument:
+def hungry_parser(format_name: str, data: bytes, *, ocr: bool = True) -> ParsedDocument:
     """Allocates 2 GB for a file saying HUNGRY, else parses as usual."""
     if data.startswith(b"HUNGRY"):
         hoard = bytearray(2_000_000_000)
         return ParsedDocument(blocks=[ParsedBlock(text=str(len(hoard)))])
-    return parse_document(format_name, data)
+    return parse_document(format_name, data, ocr=ocr)
 
 
 def test_a_worker_over_its_memory_limit_is_quarantined_and_the_rest_parsed() -> None:
