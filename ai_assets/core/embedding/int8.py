@@ -26,7 +26,7 @@ class Int8Recipe(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    op_types: tuple[str, ...] = ("MatMul",)
+    op_types: tuple[str, ...] = ("MatMul",)  # empty: every type ONNX Runtime quantizes
     excluded_nodes: tuple[str, ...] = ()
     # 7-bit weights, which ONNX Runtime advises on CPUs without VNNI (their u8*s8 sums can saturate).
     reduce_range: bool = False
@@ -61,7 +61,7 @@ def int8_onnx_model(model_path: str, recipe: Int8Recipe = INT8_RECIPE) -> Path:
         weight_type=QuantType.QInt8,
         per_channel=True,
         reduce_range=recipe.reduce_range,
-        op_types_to_quantize=list(recipe.op_types),
+        op_types_to_quantize=list(recipe.op_types) or None,
         nodes_to_exclude=list(recipe.excluded_nodes),
         # The fused graph's custom operators hide some tensors' types from shape inference.
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
