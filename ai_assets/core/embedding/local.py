@@ -218,8 +218,9 @@ class SentenceTransformerEmbedder(Embedder):
         here, 36.3 ms with a TorchScript trace of the bf16 model, 30.3 ms with ONNX Runtime behind
         sentence-transformers' tokenizing and pooling modules; the one fused graph then took the
         encode from 8.4 to 6.2 ms and hybrid from 33.4 to 30.7 ms (another A/B, a noisier hour).
-        The pass is float32 whatever ``precision`` says: the vector is the fp32 one (cosine >=
-        0.99999, tested), as near a bf16 backend's vectors as they are to fp32's. A build's texts,
+        The pass is float32 for every float ``precision``: the vector is the fp32 one (cosine >=
+        0.99999, tested), as near a bf16 backend's vectors as they are to fp32's. ``int8``'s
+        queries run in its int8 graph, as its texts: its table holds int8 vectors only. A build's texts,
         even a lone edited chunk, go through ``embed`` (in this same session for ``fp32-onnx``).
         Without the ONNX model (export failed), the query is encoded like any text."""
         # int8's queries in its own graph, as its texts; ``_precision``, not ``precision``: a search
