@@ -24,7 +24,7 @@ def test_int8_vectors_are_near_fp32_and_its_queries_run_in_the_int8_graph() -> N
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert 0.98 <= float(np.min(np.sum(vectors * fp32, axis=1))) < 0.99999  # quantized, and close
     query = int8.embed_query(TEXTS[1])
-    assert float(query @ vectors[1]) >= 0.99  # the int8 graph (a batch's activation range differs a little)
+    assert float(query @ vectors[1]) >= 0.98  # the int8 graph (a batch's activation range differs a little)
 
 
 def test_int8_vectors_live_in_their_own_table_and_switching_back_reuses_the_float_ones(tmp_path: Path) -> None:

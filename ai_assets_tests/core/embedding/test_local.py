@@ -64,9 +64,11 @@ def test_a_query_encoded_alone_matches_the_batched_vector(precision: str, fp32_v
     # int8's queries run in its own graph, as its texts (test_int8.py); every other one's in fp32.
     assert float(np.min(np.sum(queries * fp32_vectors, axis=1))) >= (0.98 if precision == "int8" else 0.99999)
     # A bf16 backend's own batched vectors are within 0.999 of fp32 (test_bf16_backends_match_fp32);
-    # int8 quantizes each batch's activations on their own range, so a text alone differs a little.
+    # int8 quantizes each batch's activations on that batch's range, so a text alone differs a
+    # little from the same text in a batch ("x": 0.981).
     fp32 = embedder.precision in ("fp32", "fp32-onnx")
-    assert float(np.min(np.sum(queries * embedder.embed(TEXTS), axis=1))) >= (0.99999 if fp32 else 0.99)
+    least = 0.99999 if fp32 else 0.98 if precision == "int8" else 0.999
+    assert float(np.min(np.sum(queries * embedder.embed(TEXTS), axis=1))) >= least
     assert embedder.embed_query("word " * 254).shape == (384,)  # the window exactly: accepted
     with pytest.raises(InputTooLong, match="has 255 tokens"):
         embedder.embed_query("word " * 255)
