@@ -24,7 +24,7 @@ from ai_assets.core.documents.folders import SourceFolders
 from ai_assets.core.documents.loading import ParseSettings, load_source
 from ai_assets.core.documents.model import Document, QuarantinedItem, SourceLoad
 from ai_assets.core.documents.object_folders import source_folders_at
-from ai_assets.core.embedding.base import Embedder, EmbedderSpec, embedder_spec
+from ai_assets.core.embedding.base import Embedder, EmbedderSpec, embedder_spec, spec_for_precision
 from ai_assets.core.embedding.openai_embedder import OpenAISettings
 from ai_assets.core.embedding.registry import create_embedder
 from ai_assets.core.embedding.tokenizer import minilm_tokenizer
@@ -213,7 +213,7 @@ class Embedders(dg.ConfigurableResource):
 
     def spec(self, name: str) -> EmbedderSpec:
         self._require_enabled(name)
-        return embedder_spec(name, self.openai_dimensions)
+        return spec_for_precision(embedder_spec(name, self.openai_dimensions), self.local_precision)
 
     def get(self, name: str) -> Embedder:
         self._require_enabled(name)

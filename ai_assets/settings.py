@@ -149,8 +149,8 @@ class Settings(BaseSettings):
     local_precision: LocalPrecision = Field(
         default="auto",
         description=(
-            "How the local model runs: auto (bf16-autocast where the CPU has bf16, else fp32-onnx), "
-            "fp32, fp32-onnx (float32 in ONNX Runtime), bf16 or bf16-autocast."
+            "How the local model runs: auto (the fastest lossless backend, measured on this machine once), "
+            "fp32, fp32-onnx (float32 in ONNX Runtime), bf16, bf16-autocast or int8 (opt-in, lossy, own tables)."
         ),
     )
     quality_min_ndcg_at_10: float = Field(

@@ -55,6 +55,7 @@ def test_full_build_then_unchanged_rebuild_embeds_nothing(
         assert metadata["embedded"] == metadata["chunks"], source
         assert metadata["cache_hits"] == 0
         assert metadata["table_written"] is True
+        assert metadata["precision_reason"].startswith("auto: fastest measured"), metadata["precision"]
     table = table_for(settings)
     assert source_row_counts(table) == {source: first[source]["chunks"] for source in first}
     version_after_first = table.version

@@ -60,6 +60,7 @@ def test_build_from_one_empty_directory_then_search_and_report_from_another(s3: 
     built = cli(build_dir, "build")
     assert "build complete: 5 runs succeeded" in built
     assert f"dagster instance: {state}/ai_assets/dagster_home/s3_kbase_data" in built
+    assert "local model: " in built and "auto: fastest measured on this machine" in built  # what runs and why
     # Up to date on a second build, from the second directory: the instance is the same one.
     assert "build complete: 0 runs succeeded, 5 steps up to date" in cli(query_dir, "build")
 

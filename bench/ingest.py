@@ -204,6 +204,8 @@ def bare_model_encode(embedder: SentenceTransformerEmbedder, texts: list[str]) -
 
 
 def bare_model_name(precision: str) -> str:
+    if precision == "int8":  # the quantized graph has no PyTorch twin: the baseline is the float model's
+        return "sentence-transformers `encode()` of the fp32 model"
     return "ONNX Runtime `session.run`" if precision == "fp32-onnx" else "sentence-transformers `encode()`"
 
 
@@ -371,7 +373,10 @@ def main() -> None:
             parser.error(f"no corpus at {corpus}: the defaults are the shared BEIR sets in ../shared/benchmarks "
                          "beside this checkout; pass --corpus DIR (and --latency-corpus DIR, or --latency-rows with no sizes)")
 
-    precision = create_embedder("minilm", precision=Settings().local_precision).precision
+    local_model = create_embedder("minilm", precision=Settings().local_precision)
+    precision = local_model.precision
+    # The decision first: what runs and why (auto: measured on this machine, or read from its cache).
+    print(f"local model: {precision} ({local_model.precision_reason})", flush=True)
     results: list[CorpusResult] = []
     for corpus in corpora:
         workdir = Path(tempfile.mkdtemp(prefix="ai_assets_bench_"))

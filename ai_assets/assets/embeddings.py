@@ -154,6 +154,7 @@ def build_chunk_embeddings(names: KnowledgeBaseNames, partitions: EmbedderPartit
                 else 0.0,
                 "model": embedder.spec.model,
                 "precision": embedder.precision,
+                **({"precision_reason": embedder.precision_reason} if embedder.precision_reason else {}),
                 "dimensions": embedder.spec.dimensions,
                 "table": table.name,
                 **embedder.take_usage_metadata(),

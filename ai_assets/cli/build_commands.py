@@ -76,6 +76,7 @@ def worker_build(args: argparse.Namespace, settings: Settings) -> int:
     from ai_assets.build import run_build
     from ai_assets.build_process import StepState, die_with_supervisor, status_writer
     from ai_assets.build_progress import BuildProgress
+    from ai_assets.core.embedding.registry import local_backend_line
     from ai_assets.graph import build_definitions
     from ai_assets.history import evaluation_leaderboard
 
@@ -85,6 +86,9 @@ def worker_build(args: argparse.Namespace, settings: Settings) -> int:
     instance = dagster_instance(settings, create=True)
     print(f"data: {settings.data_dir}  lancedb: {settings.resolved_lancedb_uri}")
     print(f"dagster instance: {os.environ['DAGSTER_HOME']}  embedders: {', '.join(settings.embedders)}")
+    backend = local_backend_line(settings.embedders, settings.local_precision)
+    if backend:
+        print(backend, flush=True)
     with BuildProgress() as progress:
 
         def step_changed(state: StepState) -> None:

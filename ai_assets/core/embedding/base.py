@@ -24,6 +24,16 @@ class EmbedderSpec(BaseModel):
     dimensions: int
     max_input_tokens: int  # the model's window, special tokens included
     normalized: bool
+    # "int8": the local model's matrix products in int8, whose vectors differ from the float
+    # backends' (nDCG@10 loss measured in bench/RESULTS.md): another embedder configuration, kept in
+    # tables of its own. None for every float backend (fp32, fp32-onnx, bf16-autocast: one table).
+    quantization: Literal["int8"] | None = None
+
+    @property
+    def storage_name(self) -> str:
+        """The name the embedder's tables carry: a quantized configuration's vectors never share a
+        table with the float ones, and each keeps its vectors while the other runs."""
+        return f"{self.name}__{self.quantization}" if self.quantization else self.name
 
 
 MINILM = EmbedderSpec(
@@ -69,11 +79,20 @@ def embedder_spec(name: str, openai_dimensions: int | None = None) -> EmbedderSp
     return spec
 
 
+def spec_for_precision(spec: EmbedderSpec, local_precision: str) -> EmbedderSpec:
+    """The spec as configured with ``AI_ASSETS_LOCAL_PRECISION``: int8 is a configuration of its
+    own for the local model (``auto`` only ever picks a float backend)."""
+    if spec.provider == "sentence-transformers" and local_precision == "int8":
+        return spec.model_copy(update={"quantization": "int8"})
+    return spec
+
+
 class Embedder(ABC):
     """Turns texts into float32 vectors of ``spec.dimensions``."""
 
     spec: EmbedderSpec
     precision: str = "fp32"  # numeric precision of the forward pass, reported with each materialization
+    precision_reason: str = ""  # why that precision runs, when it was chosen
 
     @abstractmethod
     def count_tokens(self, texts: Sequence[str]) -> list[int]:

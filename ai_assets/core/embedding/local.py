@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ai_assets.core.embedding.base import Embedder, EmbedderSpec
-from ai_assets.core.embedding.onnx import onnx_session, run_onnx_batch, session_inputs
-from ai_assets.core.embedding.precision import PRECISION_WEIGHTS, LocalPrecision, resolve_precision
+from ai_assets.core.embedding.backend_choice import (
+    BackendChoice,
+    ChoiceKey,
+    cached_or_measured,
+    choice_path,
+    cpu_identity,
+    library_versions,
+    timed_token_ids,
+)
+from ai_assets.core.embedding.base import Embedder, EmbedderSpec, spec_for_precision
+from ai_assets.core.embedding.int8 import int8_session
+from ai_assets.core.embedding.onnx import model_files_key, onnx_cache_dir, onnx_session, run_onnx_batch, session_inputs
+from ai_assets.core.embedding.precision import (
+    CPUINFO,
+    PRECISION_WEIGHTS,
+    LocalPrecision,
+    ResolvedPrecision,
+    auto_candidates,
+    resolve_precision,
+)
 from ai_assets.core.embedding.tokenizer import WordPieceTokenizer
 from ai_assets.core.embedding.torch_model import load_sentence_transformer
 
@@ -53,12 +71,14 @@ def padded_batches(
 class SentenceTransformerEmbedder(Embedder):
     """A local sentence-transformers model loaded from a directory (no hub access).
 
-    ``precision`` picks how the forward pass runs (see ``LocalPrecision``). On a CPU with native
-    bf16 (AVX-512 BF16 / AMX), ``auto`` picks ``bf16-autocast``: 3.27x sentence-transformers'
-    fp32 ``encode`` in bench/encoders.py (2.51x in a busier hour), at a loss of 0.0012 / 0.0002
-    nDCG@10 (msmarco / dbpedia). ``bf16`` was at most ~5% faster (3.15x / 2.64x), but lost
-    0.0033 on dbpedia. Elsewhere ``fp32-onnx``: the float32 model in ONNX Runtime, 1.18-1.32x
-    PyTorch fp32 on an AVX2 CPU (AMD EPYC), with PyTorch fp32 as its fallback.
+    ``precision`` picks how the forward pass runs (see ``LocalPrecision``). ``auto`` runs the
+    fastest lossless backend measured on this machine (fp32-onnx, fp32, and bf16-autocast where the
+    CPU has native bf16), timed on first use and cached (``backend_choice``). On an Intel CPU with
+    AVX-512 BF16 and AMX, ``bf16-autocast`` was 3.27x sentence-transformers' fp32 ``encode`` in
+    bench/encoders.py, at a loss of 0.0012 / 0.0002 nDCG@10 (msmarco / dbpedia); ``fp32-onnx``,
+    the float32 model in ONNX Runtime, 1.18-1.32x PyTorch fp32 on an AVX2 CPU (AMD EPYC), with
+    PyTorch fp32 as its fallback. ``int8`` is opt-in: its vectors are another embedder
+    configuration (``spec.quantization``), stored in a table of their own.
     """
 
     onnx_batch_tokens: int | None = ONNX_BATCH_TOKENS  # None: batches of batch_size texts, whatever their tokens
@@ -66,11 +86,47 @@ class SentenceTransformerEmbedder(Embedder):
     def __init__(
         self, spec: EmbedderSpec, model_path: Path, batch_size: int = 64, precision: LocalPrecision = "auto"
     ) -> None:
-        self.spec = spec
+        self.spec = spec_for_precision(spec, precision)
         self.model_path = model_path
         self.batch_size = batch_size
-        self.precision = resolve_precision(precision)
+        self._precision = resolve_precision(precision)  # None: auto, measured on first use
+        self.backend_choice: BackendChoice | None = None  # auto's decision, once made
         self._tokenizer = WordPieceTokenizer(spec.model, model_path / "tokenizer.json")
+
+    @property
+    def precision(self) -> ResolvedPrecision:  # type: ignore[override]
+        """The backend that runs texts: the one set, or ``auto``'s choice (measured here on first
+        use, ~10-20 s once per machine, libraries and model; then read from its cache)."""
+        if self._precision is None:
+            self.backend_choice = self._measured_choice()
+            self._precision = self.backend_choice.chosen  # type: ignore[assignment]
+        return self._precision  # type: ignore[return-value]
+
+    @precision.setter
+    def precision(self, precision: ResolvedPrecision) -> None:
+        self._precision = precision
+
+    @property
+    def precision_reason(self) -> str:
+        """Why ``precision`` runs: what ``auto`` measured, or the setting."""
+        self.precision  # noqa: B018 (resolves auto)
+        return self.backend_choice.reason() if self.backend_choice else "set by AI_ASSETS_LOCAL_PRECISION"
+
+    def _measured_choice(self) -> BackendChoice:
+        key = ChoiceKey(
+            cpu=cpu_identity(CPUINFO),
+            libraries=library_versions(),
+            model=hashlib.sha256(model_files_key(str(self.model_path)).encode()).hexdigest()[:16],
+            candidates=auto_candidates(),
+        )
+        tokenizer = self._tokenizer
+        token_ids = timed_token_ids(tokenizer.vocabulary_size, tokenizer.token_id("[CLS]"), tokenizer.token_id("[SEP]"))
+        return cached_or_measured(choice_path(onnx_cache_dir(), key), key, token_ids, self._candidate)
+
+    def _candidate(self, precision: str) -> Callable[[list[list[int]]], np.ndarray]:
+        """How ``auto`` runs a candidate backend on token ids: this model at that precision."""
+        candidate = SentenceTransformerEmbedder(self.spec, self.model_path, self.batch_size, precision)  # type: ignore[arg-type]
+        return candidate._run_model
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self._tokenizer.count_tokens(texts)
@@ -109,6 +165,8 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _run_model(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
         """The model's unit vectors for tokenized texts, in their order."""
+        if self.precision == "int8":  # no fallback: a float vector must not land in the int8 table
+            return self._unit(self._run_onnx(int8_session(str(self.model_path)), token_ids))
         if self.precision == "fp32-onnx":
             session = onnx_session(str(self.model_path))
             if session is not None:
@@ -160,11 +218,14 @@ class SentenceTransformerEmbedder(Embedder):
         here, 36.3 ms with a TorchScript trace of the bf16 model, 30.3 ms with ONNX Runtime behind
         sentence-transformers' tokenizing and pooling modules; the one fused graph then took the
         encode from 8.4 to 6.2 ms and hybrid from 33.4 to 30.7 ms (another A/B, a noisier hour).
-        The pass is float32 whatever ``precision`` says: the vector is the fp32 one (cosine >=
-        0.99999, tested), as near a bf16 backend's vectors as they are to fp32's. A build's texts,
+        The pass is float32 for every float ``precision``: the vector is the fp32 one (cosine >=
+        0.99999, tested), as near a bf16 backend's vectors as they are to fp32's. ``int8``'s
+        queries run in its int8 graph, as its texts: its table holds int8 vectors only. A build's texts,
         even a lone edited chunk, go through ``embed`` (in this same session for ``fp32-onnx``).
         Without the ONNX model (export failed), the query is encoded like any text."""
-        session = onnx_session(str(self.model_path))
+        # int8's queries in its own graph, as its texts; ``_precision``, not ``precision``: a search
+        # server never measures ``auto``, which is never int8.
+        session = int8_session(str(self.model_path)) if self._precision == "int8" else onnx_session(str(self.model_path))
         if session is None:
             return super().embed_query(text)
         inputs, token_count = self._tokenizer.model_inputs(text.strip())  # stripped, as sentence-transformers does

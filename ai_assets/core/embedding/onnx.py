@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from functools import lru_cache
@@ -65,21 +66,26 @@ def session_inputs(session: InferenceSession) -> list[str]:
     return [model_input.name for model_input in session.get_inputs()]
 
 
+def model_files_key(model_path: str) -> str:
+    """What identifies the model's files without reading them: their path, names, sizes and times."""
+    files = sorted(path for path in Path(model_path).iterdir() if path.is_file())
+    return repr([(path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files]) + str(
+        Path(model_path).resolve()
+    )
+
+
 def export_onnx_model(model_path: str) -> Path:
     """The model's modules in order (transformer, pooling, normalization) as one ONNX graph, with
     the attention and layer norms fused by ONNX Runtime's BERT optimizer. Inputs: token ids, mask
     and types of any shape; output: the sentence embedding. Exported once per model files and
     torch version."""
-    import hashlib
     import importlib.metadata
     import tempfile
     import warnings
 
-    files = sorted(path for path in Path(model_path).iterdir() if path.is_file())
     torch_version = importlib.metadata.version("torch")  # without importing it: a cached export needs no PyTorch
     key = hashlib.sha256(
-        repr([(path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in files]).encode()
-        + f"{Path(model_path).resolve()}|torch {torch_version}|opset {ONNX_OPSET}|fused".encode()
+        f"{model_files_key(model_path)}|torch {torch_version}|opset {ONNX_OPSET}|fused".encode()
     ).hexdigest()[:16]
     target = onnx_cache_dir() / f"model-{key}.onnx"
     if target.is_file():

@@ -27,3 +27,13 @@ def create_embedder(
 
         return OpenAIEmbedder(spec, openai or OpenAISettings())
     return SentenceTransformerEmbedder(spec, minilm_model_path(), batch_size=batch_size, precision=precision)
+
+
+def local_backend_line(enabled: list[str], precision: LocalPrecision) -> str | None:
+    """What runs the enabled local model and why, for a build's first lines; measures ``auto``'s
+    choice here on a machine's first build, before any step waits on it. None without a local model."""
+    local = [name for name in enabled if embedder_spec(name).provider == "sentence-transformers"]
+    if not local:
+        return None
+    embedder = create_embedder(local[0], precision=precision)
+    return f"local model: {embedder.precision} ({embedder.precision_reason})"

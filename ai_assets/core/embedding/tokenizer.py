@@ -46,6 +46,13 @@ class WordPieceTokenizer:
         encodings = self._tokenizer.encode_batch(list(texts))
         return [encoding.ids for encoding in encodings], [_counted_tokens(encoding) for encoding in encodings]
 
+    def token_id(self, token: str) -> int:
+        return self._tokenizer.token_to_id(token)
+
+    @property
+    def vocabulary_size(self) -> int:
+        return self._tokenizer.get_vocab_size()
+
     @property
     def pad_id(self) -> int:
         return self._tokenizer.token_to_id("[PAD]") or 0

@@ -32,6 +32,7 @@ CREATE_ATTEMPTS = 20  # a waiting writer gives the one creating the table ~30 s 
 CLAIM_STALE_SECONDS = 600  # creating an empty table takes seconds; a claim this old was abandoned
 _META_PREFIX = "ai_assets."
 _SCHEMA_VERSION_KEY = f"{_META_PREFIX}schema_version"
+_QUANTIZATION_KEY = f"{_META_PREFIX}quantization"
 # Schema versions a writer migrates from (their columns are a subset of this version's).
 _MIGRATED_VERSIONS = frozenset({"1"})
 T = TypeVar("T")
@@ -61,6 +62,8 @@ def table_metadata(spec: EmbedderSpec) -> dict[str, str]:
         f"{_META_PREFIX}dimensions": str(spec.dimensions),
         f"{_META_PREFIX}normalized": str(spec.normalized).lower(),
         f"{_META_PREFIX}schema_version": SCHEMA_VERSION,
+        # Only on a quantized configuration's tables: float tables written before it stay valid.
+        **({_QUANTIZATION_KEY: spec.quantization} if spec.quantization else {}),
     }
 
 
@@ -100,7 +103,8 @@ def read_table_metadata(table: Table) -> dict[str, str]:
 
 
 def verify_table(table: Table, spec: EmbedderSpec, schema_version: str = SCHEMA_VERSION) -> None:
-    expected = {**table_metadata(spec), _SCHEMA_VERSION_KEY: schema_version}
+    # A float spec expects no quantization key (None): an int8 table is never read as a float one.
+    expected = {_QUANTIZATION_KEY: None, **table_metadata(spec), _SCHEMA_VERSION_KEY: schema_version}
     found = read_table_metadata(table)
     if found.get(_SCHEMA_VERSION_KEY) != schema_version and all(
         found.get(key) == value for key, value in expected.items() if key != _SCHEMA_VERSION_KEY
@@ -128,7 +132,7 @@ def open_table(db: DBConnection, spec: EmbedderSpec, create: bool = True) -> Tab
     A writer (``create``) migrates a table of an earlier schema version first; a reader of such a
     table gets a ``TableMismatch`` that says to build.
     """
-    name = table_name(spec.name)
+    name = table_name(spec.storage_name)
     if create and name in db.table_names(limit=None):
         migrate_table(db, name, spec)
     # Searches open the same table through LanceDB's async API: they need its database.
@@ -339,7 +343,7 @@ def journal_schema(spec: EmbedderSpec) -> pa.Schema:
 
 def open_journal(db: DBConnection, spec: EmbedderSpec) -> Table:
     """Vectors embedded but not yet published, kept so an interrupted run does not pay twice."""
-    name = journal_name(spec.name)
+    name = journal_name(spec.storage_name)
     existing = _open_if_committed(db, name)
     if existing is not None and (
         "source" not in existing.schema.names
@@ -368,7 +372,7 @@ def open_query_cache(db: DBConnection, spec: EmbedderSpec) -> Table:
     """Vectors a paid embedder returned for evaluation texts, keyed by model and dimensions (the
     table's verified metadata) and text (its hash). A cache of another model or size is dropped:
     it only saves requests."""
-    name = query_cache_name(spec.name)
+    name = query_cache_name(spec.storage_name)
     if name in db.table_names(limit=None):
         try:
             verify_table(db.open_table(name), spec)
