@@ -178,4 +178,4 @@ def test_an_evaluation_that_finds_no_eval_set_where_the_last_one_scored_fails(
         run_config={"ops": {"evaluate_and_serve": {"config": {"allow_no_eval_sets": True}}}},
     )
     assert allowed.success
-    assert latest_metadata(instance, "retrieval_evaluation", "minilm")["eval_sets"] == 0
+    assert latest_metadata(instance, "retrieval_evaluation", "minilm")["hand_written_eval_sets"] == 0
