@@ -31,7 +31,7 @@ from ai_assets.core.embedding.tokenizer import minilm_tokenizer
 from ai_assets.core.evaluation.beir import list_eval_sets
 from ai_assets.core.evaluation.generated_sets import generated_set_dirs
 from ai_assets.core.evaluation.questions import QuestionSettings
-from ai_assets.core.hashing import sha256_hex
+from ai_assets.core.hashing import config_hash, sha256_hex
 from ai_assets.core.llm import ChatModel, OpenAIChatModel
 from ai_assets.core.storage import join, storage_errors, storage_path
 from ai_assets.core.store.tables import open_journal, open_query_cache, open_table
@@ -306,6 +306,10 @@ class EvalQuestionsResource(dg.ConfigurableResource):
 
     def settings(self) -> QuestionSettings:
         return QuestionSettings(per_document=self.per_document, per_source=self.per_source)
+
+    def settings_hash(self) -> str:
+        """Recorded by eval_questions: the build re-draws a source's questions when it changes."""
+        return config_hash(self.settings().model_dump())
 
 
 class ChatModelResource(dg.ConfigurableResource):

@@ -13,6 +13,8 @@ from ai_assets.naming import KnowledgeBaseNames
 from ai_assets.resources import EvalQuestionsResource
 
 EVAL_QUESTIONS = "eval_questions"
+# Metadata key: the question settings a source's questions were drawn under (see up_to_date).
+QUESTION_SETTINGS = "question_settings"
 SAMPLE_ROWS = 10
 CHUNK_BATCH = 10_000
 
@@ -54,7 +56,8 @@ def build_eval_questions(names: KnowledgeBaseNames, partitions: dg.DynamicPartit
             write_source_set(location, source, result.questions, kind="generated-offline")
         if result.too_small:
             context.log.warning(result.too_small)
-        return dg.MaterializeResult(metadata=questions_metadata(result, chunks, location))
+        metadata = questions_metadata(result, chunks, location)
+        return dg.MaterializeResult(metadata={**metadata, QUESTION_SETTINGS: resource.settings_hash()})
 
     return eval_questions
 
