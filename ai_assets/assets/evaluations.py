@@ -36,7 +36,8 @@ class ServeConfig(dg.Config):
     override_hold: bool = False
     """Promote a candidate that a rollback held back, if it passes (what `ai-assets promote` asks)."""
     allow_no_eval_sets: bool = False
-    """Let an evaluation that finds no eval set pass where the previous one scored some (off: it fails)."""
+    """Let an evaluation that finds no hand-written eval set pass where the previous one scored some,
+    or no eval set at all (off: it fails; AI_ASSETS_QUALITY_ALLOW_NO_EVAL_SETS allows the same)."""
 
 
 def evaluation_embedder(embedders: Embedders, lancedb: LanceDBResource, name: str) -> Embedder:
