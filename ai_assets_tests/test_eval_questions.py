@@ -44,6 +44,16 @@ def test_without_data_eval_the_generated_sets_are_scored_gated_and_labelled(
     assert latest_metadata(instance, "eval_questions", "alpha")["documents_kept"] == 3
     assert [json.loads(line) for line in (alpha / "questions.jsonl").read_text().splitlines()] == lineage
 
+    # A document unreadable now (too large: quarantined) keeps its questions; a deleted one drops them.
+    (data_dir / "sources" / "alpha" / "schedules.md").write_text("# Schedules\n\n" + "cron " * 400, encoding="utf-8")
+    (data_dir / "sources" / "alpha" / "notes" / "partitions.txt").unlink()
+    limited = settings.model_copy(update={"max_document_bytes": 1000})
+    ingest = build_definitions(limited).resolve_job_def("ingest_source_job")
+    assert ingest.execute_in_process(instance=instance, partition_key="alpha").success
+    assert latest_metadata(instance, "eval_questions", "alpha")["documents_quarantined_kept"] == 1
+    kept = {json.loads(line)["doc_key"] for line in (alpha / "questions.jsonl").read_text().splitlines()}
+    assert kept == {"alpha/retries.md", "alpha/schedules.md"}
+
 
 def test_a_source_too_small_to_sample_and_no_eval_set_fails_saying_how_to_make_one(
     tmp_path: Path, instance: dg.DagsterInstance
