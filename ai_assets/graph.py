@@ -11,6 +11,7 @@ import dagster as dg
 from ai_assets.assets.chunks import build_document_chunks
 from ai_assets.assets.documents import build_source_documents
 from ai_assets.assets.embeddings import build_chunk_embeddings
+from ai_assets.assets.eval_questions import build_eval_questions
 from ai_assets.assets.evaluations import build_answer_evaluation, build_evaluate_and_serve
 from ai_assets.assets.feedback import build_feedback_eval_set_asset
 from ai_assets.assets.index import build_search_index
@@ -23,6 +24,7 @@ from ai_assets.resources import (
     Chunker,
     ChunkFilesIOManager,
     ChunkStore,
+    EvalQuestionsResource,
     FeedbackFiles,
     QualityGate,
     embedders_from_settings,
@@ -54,6 +56,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     computed = [
         build_source_documents(names, partitions.source),
         build_document_chunks(names, partitions.source),
+        build_eval_questions(names, partitions.source),
         build_chunk_embeddings(names, partitions),
         build_search_index(names, partitions, freshness),
         build_feedback_eval_set_asset(names, settings.refresh_cron),
@@ -68,8 +71,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
 
     ingest_job = dg.define_asset_job(
         names.ingest_job,
-        selection=selected("source_documents", "document_chunks"),
-        description="Read and chunk one source.",
+        selection=selected("source_documents", "document_chunks", "eval_questions"),
+        description="Read and chunk one source, and draw its eval questions.",
     )
     # The leaderboard (unpartitioned) rides along with each embedder's index run: one run fewer
     # per change, and it always reflects the evaluation just made.
@@ -117,8 +120,16 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ),
         "quality_gate": QualityGate(
             min_ndcg_at_10=settings.quality_min_ndcg_at_10,
+            min_ndcg_at_10_generated=settings.quality_min_ndcg_at_10_generated,
+            min_ndcg_at_10_feedback=settings.quality_min_ndcg_at_10_feedback,
             max_ndcg_drop=settings.quality_max_ndcg_drop,
             min_ann_recall=settings.ann_min_recall,
+            allow_no_eval_sets=settings.quality_allow_no_eval_sets,
+        ),
+        "eval_questions": EvalQuestionsResource(
+            generated_eval_uri=settings.generated_eval_location,
+            per_document=settings.eval_questions_per_document,
+            per_source=settings.eval_questions_per_source,
         ),
     }
     sensors = [

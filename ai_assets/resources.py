@@ -29,8 +29,10 @@ from ai_assets.core.embedding.openai_embedder import OpenAISettings
 from ai_assets.core.embedding.registry import create_embedder
 from ai_assets.core.embedding.tokenizer import minilm_tokenizer
 from ai_assets.core.evaluation.beir import list_eval_sets
+from ai_assets.core.evaluation.generated_sets import generated_set_dirs
+from ai_assets.core.evaluation.questions import QuestionSettings
 from ai_assets.core.feedback import FileFeedbackStore
-from ai_assets.core.hashing import sha256_hex
+from ai_assets.core.hashing import config_hash, sha256_hex
 from ai_assets.core.llm import ChatModel, OpenAIChatModel
 from ai_assets.core.storage import join, storage_errors, storage_path
 from ai_assets.core.store.tables import open_journal, open_query_cache, open_table
@@ -46,6 +48,7 @@ class SourceFiles(dg.ConfigurableResource):
 
     sources_uri: str
     eval_uri: str
+    generated_eval_uri: str | None = None  # Settings.generated_eval_location: sets made by the graph
     max_document_bytes: int = 5_000_000
     max_file_bytes: int = ParseSettings().max_file_bytes
     parse_timeout_seconds: float = ParseSettings().timeout_seconds
@@ -96,16 +99,32 @@ class SourceFiles(dg.ConfigurableResource):
         with storage_errors(self.eval_uri, "AI_ASSETS_DATA_DIR / AI_ASSETS_EVAL_URI"):
             return list_eval_sets(storage_path(self.eval_uri))
 
+    def generated_eval_set_dirs(self, sources: set[str] | None = None) -> list[tuple[str, Path]]:
+        """(name, folder) of every set made by the graph: per source (of ``sources``), and feedback."""
+        if self.generated_eval_uri is None:
+            return []
+        with storage_errors(self.generated_eval_uri, "AI_ASSETS_DATA_DIR"):
+            return generated_set_dirs(self.generated_eval_uri, sources)
+
     def eval_sets_fingerprint(self) -> str:
-        """Hash of every eval set's name and files, recorded by the evaluations they were scored on."""
+        """Hash of every eval set's name and files (generated ones too), recorded by the evaluations
+        they were scored on."""
         eval_sets = source_folders_at(self.eval_uri, setting="AI_ASSETS_DATA_DIR / AI_ASSETS_EVAL_URI")
-        return sha256_hex(*(f"{path.name}:{content_fingerprint(eval_sets, path.name, limits=None)}" for path in self.eval_set_dirs()))
+        hand_written = [
+            f"{path.name}:{content_fingerprint(eval_sets, path.name, limits=None)}" for path in self.eval_set_dirs()
+        ]
+        generated = []
+        for name, path in self.generated_eval_set_dirs():
+            parent = source_folders_at(str(path.parent), setting="AI_ASSETS_DATA_DIR")
+            generated.append(f"{name}:{content_fingerprint(parent, path.name, limits=None)}")
+        return sha256_hex(*hand_written, *generated)
 
 
 def source_files_from_settings(settings: Settings) -> SourceFiles:
     return SourceFiles(
         sources_uri=settings.sources_location,
         eval_uri=settings.eval_location,
+        generated_eval_uri=settings.generated_eval_location,
         max_document_bytes=settings.max_document_bytes,
         max_file_bytes=settings.max_file_bytes,
         parse_timeout_seconds=settings.parse_timeout_seconds,
@@ -297,9 +316,34 @@ def lancedb_from_settings(settings: Settings) -> LanceDBResource:
 class QualityGate(dg.ConfigurableResource):
     """Thresholds of the blocking retrieval quality gate."""
 
-    min_ndcg_at_10: float = 0.1
+    min_ndcg_at_10: float = 0.1  # of hand-written eval sets
+    min_ndcg_at_10_generated: float = 0.3
+    min_ndcg_at_10_feedback: float = 0.1
     max_ndcg_drop: float = 0.02
     min_ann_recall: float = 0.9
+    allow_no_eval_sets: bool = False
+
+    def floor_by_kind(self) -> dict[str, float]:
+        generated = self.min_ndcg_at_10_generated
+        return {
+            "hand-written": self.min_ndcg_at_10, "generated-offline": generated, "generated-model": generated,
+            "feedback": self.min_ndcg_at_10_feedback,
+        }
+
+
+class EvalQuestionsResource(dg.ConfigurableResource):
+    """Where eval_questions writes each source's generated set, and how many questions it draws."""
+
+    generated_eval_uri: str
+    per_document: int = 2
+    per_source: int = 200
+
+    def settings(self) -> QuestionSettings:
+        return QuestionSettings(per_document=self.per_document, per_source=self.per_source)
+
+    def settings_hash(self) -> str:
+        """Recorded by eval_questions: the build re-draws a source's questions when it changes."""
+        return config_hash(self.settings().model_dump())
 
 
 class ChatModelResource(dg.ConfigurableResource):

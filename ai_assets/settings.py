@@ -156,6 +156,23 @@ class Settings(BaseSettings):
     quality_min_ndcg_at_10: float = Field(
         default=0.1, ge=0.0, le=1.0, description="Quality gate: lowest acceptable nDCG@10 of any eval set and mode."
     )
+    quality_min_ndcg_at_10_generated: float = Field(
+        default=0.3, ge=0.0, le=1.0,
+        description="Quality gate: lowest acceptable nDCG@10 of a set generated from the corpus (eval_questions).",
+    )
+    quality_min_ndcg_at_10_feedback: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="Quality gate: lowest acceptable nDCG@10 of the feedback eval set."
+    )
+    quality_allow_no_eval_sets: bool = Field(
+        default=False,
+        description="Let an evaluation that finds no eval set at all pass (off: it fails, saying how to make one).",
+    )
+    eval_questions_per_document: int = Field(
+        default=2, ge=1, description="eval_questions: most questions drawn from one document."
+    )
+    eval_questions_per_source: int = Field(
+        default=200, ge=1, description="eval_questions: most questions of one source (documents sampled by a hash)."
+    )
     quality_max_ndcg_drop: float = Field(
         default=0.02, ge=0.0, le=1.0, description="Quality gate: largest acceptable nDCG@10 drop from the previous evaluation."
     )

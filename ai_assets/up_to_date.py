@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from ai_assets.assets.check_outcomes import FAILED_ERROR_CHECKS
+from ai_assets.assets.eval_questions import QUESTION_SETTINGS
 from ai_assets.assets.evaluations import EVAL_SETS_FINGERPRINT
 from ai_assets.assets.feedback import FEEDBACK_EVAL_SET, FEEDBACK_FINGERPRINT
 from ai_assets.automation import CONTENT_FINGERPRINT
@@ -31,7 +32,7 @@ from ai_assets.dagster_tags import CODE_VERSION_TAG
 from ai_assets.history import latest_materialization, metadata_values
 from ai_assets.naming import EMBED_JOB, INDEX_JOB, INGEST_JOB, KnowledgeBaseNames
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, source_embedder_key
-from ai_assets.resources import Chunker, Embedders, FeedbackFiles, LanceDBResource, SourceFiles
+from ai_assets.resources import Chunker, Embedders, EvalQuestionsResource, FeedbackFiles, LanceDBResource, SourceFiles
 
 # Metadata keys that the assets record and the build compares against the present.
 CHUNKER_CONFIG = "chunker_config"
@@ -94,6 +95,7 @@ class UpToDate:
         self._removed_sources = list(removed_sources)
         self._source_files: SourceFiles = defs.resources[names.name("source_files")]  # type: ignore[assignment]
         self._chunker: Chunker = defs.resources[names.name("chunker")]  # type: ignore[assignment]
+        self._eval_questions: EvalQuestionsResource = defs.resources[names.name("eval_questions")]  # type: ignore[assignment]
         self._embedders: Embedders = defs.resources[names.name("embedders")]  # type: ignore[assignment]
         self._lancedb: LanceDBResource = defs.resources[names.name("lancedb")]  # type: ignore[assignment]
         self._feedback: FeedbackFiles = defs.resources[names.name("feedback")]  # type: ignore[assignment]
@@ -139,8 +141,10 @@ class UpToDate:
         return f"check {failed[0]} failed last time" if failed else None
 
     def _ingest_reason(self, source: str) -> str | None:
-        reason = self._stale("source_documents", source) or self._stale(
-            "document_chunks", source, self.latest("source_documents", source)
+        reason = (
+            self._stale("source_documents", source)
+            or self._stale("document_chunks", source, self.latest("source_documents", source))
+            or self._stale("eval_questions", source, self.latest("document_chunks", source))
         )
         if reason:
             return reason
@@ -150,6 +154,9 @@ class UpToDate:
         chunks = self.latest("document_chunks", source)
         if chunks is not None and chunks.metadata.get(CHUNKER_CONFIG) != self._chunker.config().config_hash:
             return "chunker settings changed"
+        questions = self.latest("eval_questions", source)
+        if questions is not None and questions.metadata.get(QUESTION_SETTINGS) != self._eval_questions.settings_hash():
+            return "eval question settings changed"
         return None
 
     def _embed_reason(self, source: str, embedder: str) -> str | None:

@@ -65,9 +65,12 @@ def test_full_build_then_unchanged_rebuild_embeds_nothing(
     assert "text_idx" in index["indexes"]
 
     evaluation = latest_metadata(instance, "retrieval_evaluation", "minilm")
-    modes = {(row["eval_set"], row["mode"]) for row in evaluation["results"]}
+    hand_written = [row for row in evaluation["results"] if row["kind"] == "hand-written"]
+    modes = {(row["eval_set"], row["mode"]) for row in hand_written}
     assert modes == {("tiny_qa", "dense"), ("tiny_qa", "fts"), ("tiny_qa", "hybrid")}
-    for row in evaluation["results"]:
+    # Beside it, the sets eval_questions drew from each source.
+    assert {row["eval_set"] for row in evaluation["results"]} - {"tiny_qa"} == {"generated/alpha", "generated/beta"}
+    for row in hand_written:
         assert row["queries"] == 3  # q4 has only a score-0 judgment: not evaluated
         assert row["ndcg@10"] > 0.6, row
 
@@ -83,7 +86,7 @@ def test_full_build_then_unchanged_rebuild_embeds_nothing(
     assert answers["tiny_qa/citations_relevant"] == pytest.approx(1.0)
     assert answers["tiny_qa/answer_f1"] >= 0.33
     leaderboard = latest_metadata(instance, "model_leaderboard", None)
-    assert leaderboard["rows"] == 3 and "| tiny_qa | minilm |" in leaderboard["leaderboard"]
+    assert leaderboard["rows"] == 9 and "| tiny_qa | hand-written | minilm |" in leaderboard["leaderboard"]
 
     version_indexed = table_for(settings).version
     # Nothing changed: every step is up to date and no run is launched.

@@ -173,7 +173,7 @@ def test_an_evaluation_that_finds_no_eval_set_where_the_last_one_scored_fails(
     ]
     assert any(f"no eval set found under {data_dir / 'eval'}" in message for message in messages), messages
     # The failed run recorded no evaluation: the latest is still the one that scored.
-    assert latest_metadata(instance, "retrieval_evaluation", "minilm")["eval_sets"] == 1
+    assert latest_metadata(instance, "retrieval_evaluation", "minilm")["hand_written_eval_sets"] == 1
     # Removed on purpose: said explicitly, it passes with nothing scored.
     allowed = job.execute_in_process(
         instance=instance,
@@ -181,4 +181,4 @@ def test_an_evaluation_that_finds_no_eval_set_where_the_last_one_scored_fails(
         run_config={"ops": {"evaluate_and_serve": {"config": {"allow_no_eval_sets": True}}}},
     )
     assert allowed.success
-    assert latest_metadata(instance, "retrieval_evaluation", "minilm")["eval_sets"] == 0
+    assert latest_metadata(instance, "retrieval_evaluation", "minilm")["hand_written_eval_sets"] == 0

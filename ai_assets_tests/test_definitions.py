@@ -10,7 +10,7 @@ from ai_assets.settings import Settings
 
 EXPECTED_ASSETS = {
     "source_files", "source_documents", "document_chunks", "chunk_embeddings", "search_index", "retrieval_evaluation",
-    "served_index", "answer_evaluation", "model_leaderboard", "feedback_eval_set",
+    "served_index", "answer_evaluation", "model_leaderboard", "feedback_eval_set", "eval_questions",
 }
 
 
@@ -29,6 +29,7 @@ def test_assets_are_grouped_partitioned_and_described(tmp_path) -> None:
         "source_files": "ingestion",
         "source_documents": "ingestion",
         "document_chunks": "ingestion",
+        "eval_questions": "evaluation",
         "chunk_embeddings": "embeddings",
         "search_index": "index",
         "retrieval_evaluation": "evaluation",

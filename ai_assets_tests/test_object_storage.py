@@ -67,7 +67,7 @@ def test_build_from_one_empty_directory_then_search_and_report_from_another(s3: 
     hits = json.loads(cli(query_dir, "search", "cron expression to launch a job", "--k", "2", "--json"))
     assert hits[0]["doc_key"] == "alpha/schedules.md"
     report = json.loads(cli(query_dir, "report", "--json"))
-    assert {row["eval_set"] for row in report} == {"tiny_qa"}
+    assert {row["eval_set"] for row in report} == {"tiny_qa", "generated/alpha", "generated/beta"}
     assert next(row for row in report if row["mode"] == "hybrid")["ndcg@10"] > 0.5
 
     keys = s3.keys("kbase", "data/")
@@ -75,6 +75,7 @@ def test_build_from_one_empty_directory_then_search_and_report_from_another(s3: 
         "data/lancedb/chunks__minilm.lance/",
         "data/chunks/document_chunks/alpha.parquet",
         "data/dagster_storage/source_documents/alpha",
+        "data/eval_generated/sources/alpha/questions.jsonl",
     ):
         assert any(key.startswith(prefix) for key in keys), prefix
     for directory in (build_dir, query_dir):

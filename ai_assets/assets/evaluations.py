@@ -4,6 +4,7 @@ from typing import Any
 import dagster as dg
 
 from ai_assets.assets.check_outcomes import failed_error_checks
+from ai_assets.assets.eval_questions import EVAL_QUESTIONS
 from ai_assets.core.answering.ask import answer_question
 from ai_assets.core.embedding.base import Embedder
 from ai_assets.core.embedding.query_cache import CachingEmbedder, is_paid
@@ -22,6 +23,7 @@ from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fai
 
 # Metadata key: the eval sets' files an evaluation scored, so `ai-assets build` re-evaluates when they change.
 EVAL_SETS_FINGERPRINT = "eval_sets_fingerprint"
+HAND_WRITTEN_EVAL_SETS = "hand_written_eval_sets"
 RETRIEVAL_EVALUATION = "retrieval_evaluation"
 SERVED_INDEX = "served_index"
 # Metadata keys of served_index, read by `ai-assets promote --list`, the leaderboard and the build.
@@ -34,7 +36,8 @@ class ServeConfig(dg.Config):
     override_hold: bool = False
     """Promote a candidate that a rollback held back, if it passes (what `ai-assets promote` asks)."""
     allow_no_eval_sets: bool = False
-    """Let an evaluation that finds no eval set pass where the previous one scored some (off: it fails)."""
+    """Let an evaluation that finds no hand-written eval set pass where the previous one scored some,
+    or no eval set at all (off: it fails; AI_ASSETS_QUALITY_ALLOW_NO_EVAL_SETS allows the same)."""
 
 
 def evaluation_embedder(embedders: Embedders, lancedb: LanceDBResource, name: str) -> Embedder:
@@ -59,16 +62,26 @@ def build_evaluate_and_serve(
         specs=[
             dg.AssetSpec(
                 names.key(RETRIEVAL_EVALUATION),
-                deps=[names.key("search_index"), names.key("feedback_eval_set")],
+                deps=[
+                    names.key("search_index"),
+                    names.key("feedback_eval_set"),
+                    # Every embedder's evaluation reads every source's generated questions.
+                    dg.AssetDep(names.key(EVAL_QUESTIONS), partition_mapping=dg.AllPartitionMapping()),
+                ],
                 group_name=names.name("evaluation"),
                 kinds=set(partitions.model_kinds),
-                code_version="2",
+                code_version="3",
                 freshness_policy=freshness,
                 # Every candidate is scored at once: its blocking quality gate decides whether it is served.
-                automation_condition=dg.AutomationCondition.eager(),
+                # Questions change with the documents, which the index follows: scoring when the
+                # questions land (before the index has the documents) would score the old version twice.
+                automation_condition=dg.AutomationCondition.eager().ignore(
+                    dg.AssetSelection.assets(names.key(EVAL_QUESTIONS))
+                ),
                 description=(
                     "Retrieval quality of the embedder's candidate version (the one search_index built) on "
-                    "every eval set under data/eval/ (BEIR layout): nDCG@10, recall@10/100 and MRR@10 per "
+                    "every eval set under data/eval/ (BEIR layout, hand-written) and every set generated from "
+                    "the corpus (eval_questions; feedback): nDCG@10, recall@10/100 and MRR@10 per "
                     "search mode (dense, fts, hybrid), with query latency p50/p95. The served version is "
                     "scored beside it with the same query vectors, each query embedded once. Documents are "
                     "ranked by their best chunk."
@@ -96,8 +109,10 @@ def build_evaluate_and_serve(
                 partitions_def=partitions.embedder,
                 blocking=True,
                 description=(
-                    "Blocking: nDCG@10 of the candidate on every eval set and mode is above the configured "
-                    "floor and did not drop more than the configured margin below the served version."
+                    "Blocking: nDCG@10 of the candidate on every eval set and mode is above the floor of "
+                    "the set's kind (hand-written, generated, feedback) and did not drop more than the "
+                    "configured margin below the served version on the same questions. No eval set at all "
+                    "for a knowledge base with documents fails too, unless allowed."
                 ),
             )
         ],
@@ -114,13 +129,19 @@ def build_evaluate_and_serve(
             embedder = evaluation_embedder(embedders, lancedb, context.partition_key)
             table = lancedb.table(embedder.spec, create=False)
         eval_sets = [load_eval_set_or_fail(path) for path in source_files.eval_set_dirs()]
-        if not eval_sets and not config.allow_no_eval_sets:
+        allow_none = config.allow_no_eval_sets or quality_gate.allow_no_eval_sets
+        if not eval_sets and not allow_none:
             require_no_eval_sets_before(context.instance, names, context.partition_key, source_files.eval_uri)
+        sources = set(context.instance.get_dynamic_partitions(names.source_partitions_name))
+        eval_sets += [load_eval_set_or_fail(path, name) for name, path in source_files.generated_eval_set_dirs(sources)]
+        if not eval_sets and not allow_none and table.count_rows() > 0:
+            raise dg.Failure(no_eval_set_message(source_files), allow_retries=False)
         try:
             result = evaluate_and_serve_version(
                 table, lambda version: lancedb.table_at(embedder.spec, version), embedder, eval_sets,
                 floor=quality_gate.min_ndcg_at_10, max_drop=quality_gate.max_ndcg_drop,
                 override_hold=config.override_hold, one_by_one=not is_paid(embedder.spec),
+                floor_by_kind=quality_gate.floor_by_kind(),
             )
         except NoCandidate as error:
             raise dg.Failure(str(error), allow_retries=False) from None
@@ -153,15 +174,27 @@ def require_no_eval_sets_before(
 ) -> None:
     """An unmounted drive or a wrong prefix must not turn the gate green with nothing scored, nor
     promote a candidate that nothing scored. (Sets skipped because their sources were removed were
-    found: that is not absence.)"""
+    found: that is not absence.) Hand-written sets only: generated ones beside them do not stand in
+    for questions people wrote."""
     previous = latest_metadata(instance, names.key(RETRIEVAL_EVALUATION), embedder) or {}
-    if previous.get("eval_sets"):
+    # Records from before generated sets counted hand-written sets only, as "eval_sets".
+    scored = previous.get(HAND_WRITTEN_EVAL_SETS, previous.get("eval_sets"))
+    if scored:
         raise dg.Failure(
             f"no eval set found under {eval_location}, where the previous evaluation scored "
-            f"{previous['eval_sets']}. Restore the eval sets, or materialize with config "
+            f"{scored}. Restore the eval sets, or materialize with config "
             "allow_no_eval_sets: true if they were removed on purpose",
             allow_retries=False,
         )
+
+
+def no_eval_set_message(source_files: SourceFiles) -> str:
+    return (
+        f"no eval set to score: none under {source_files.eval_uri} and none generated under "
+        f"{source_files.generated_eval_uri}. Materialize eval_questions (`ai-assets build` does; a source too small "
+        "to sample gets none, see its metadata), write one under data/eval/ (BEIR layout), or set "
+        "AI_ASSETS_QUALITY_ALLOW_NO_EVAL_SETS=true to serve versions nothing scored"
+    )
 
 
 def dumped(scores: list[RetrievalScore]) -> list[dict]:
@@ -176,6 +209,8 @@ def evaluation_metadata(result: ServingEvaluation, eval_sets_fingerprint: str) -
     scores = result.scores.candidate
     metadata: dict[str, Any] = {
         "eval_sets": len({score.eval_set for score in scores}),
+        HAND_WRITTEN_EVAL_SETS: len({score.eval_set for score in scores if score.kind == "hand-written"}),
+        "eval_set_kinds": dg.MetadataValue.json({score.eval_set: score.kind for score in scores}),
         "skipped_eval_sets": ", ".join(result.scores.skipped) or "none",
         "table_version": result.evaluated,
         "compared_with_served_version": result.before.served if result.before.served is not None else "none",
@@ -204,6 +239,7 @@ def gate_result(
         metadata={
             "metric": GATED_METRIC,
             "floor": quality_gate.min_ndcg_at_10,
+            "floor_by_kind": dg.MetadataValue.json(quality_gate.floor_by_kind()),
             "max_drop": quality_gate.max_ndcg_drop,
             "evaluated_version": result.evaluated,
             "compared_with": f"served v{served}" if served is not None else "nothing served yet",
@@ -228,6 +264,7 @@ def served_index_metadata(result: ServingEvaluation) -> dict[str, Any]:
             )
         ),
         "candidate_results": dg.MetadataValue.json(dumped(result.scores.candidate)),
+        "eval_set_kinds": dg.MetadataValue.json({score.eval_set: score.kind for score in result.scores.candidate}),
         SERVED_RESULTS: dg.MetadataValue.json(dumped(result.served_now)),
         **{f"served/{score.eval_set}/{score.mode}/ndcg@10": round(score.ndcg_at_10, 4) for score in result.served_now},
     }
@@ -387,8 +424,8 @@ def answers_markdown(results: list[AnswerResult]) -> str:
     )
 
 
-def load_eval_set_or_fail(path: Path) -> EvalSet:
+def load_eval_set_or_fail(path: Path, name: str | None = None) -> EvalSet:
     try:
-        return load_eval_set(path)
+        return load_eval_set(path, name)
     except EvalSetError as error:
         raise dg.Failure(f"eval set {path.name} cannot be read: {error}") from None

@@ -120,16 +120,18 @@ def quality_gate_failures(
     floor: float,
     max_drop: float,
     baseline: str = "the previous evaluation",
+    floor_by_kind: Mapping[str, float] | None = None,
 ) -> list[GateFailure]:
-    """Scores below the floor, or more than ``max_drop`` below ``previous`` (the ``baseline``'s
-    scores) on the same set and mode."""
+    """Scores below the floor (``floor_by_kind`` of the set's kind, else ``floor``), or more than
+    ``max_drop`` below ``previous`` (the ``baseline``'s scores) on the same set and mode."""
     before = {(row["eval_set"], row["mode"]): float(row[metric]) for row in previous}  # type: ignore[arg-type]
     failures = []
     for row in current:
         key = (row["eval_set"], row["mode"])
         value = float(row[metric])  # type: ignore[arg-type]
-        if value < floor:
-            failures.append(GateFailure(str(key[0]), str(key[1]), metric, value, floor, "below the floor"))
+        row_floor = (floor_by_kind or {}).get(str(row.get("kind", "")), floor)
+        if value < row_floor:
+            failures.append(GateFailure(str(key[0]), str(key[1]), metric, value, row_floor, "below the floor"))
         if key in before and before[key] - value > max_drop:
             failures.append(
                 GateFailure(

@@ -2,8 +2,9 @@
 
 An eval set is a folder ``data/eval/<name>/`` (a ``Path``, or a ``UPath`` on object storage) with ``queries.jsonl`` (``_id``, ``text``),
 ``qrels/test.tsv`` (query id, document key, graded score; header row optional; score 0 means
-judged not relevant) and optionally ``eval.json`` (``{"sources": [...]}``: the sources it is
-about, used to prefilter search) and ``answers.jsonl`` (reference answers).
+judged not relevant) and optionally ``eval.json`` (``{"sources": [...], "kind": ...}``: the sources
+it is about, used to prefilter search, and who made it, ``EvalSetKind``) and ``answers.jsonl``
+(reference answers).
 Document ids in an eval set's qrels are document keys, ``<source>/<id or path>``.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Literal, get_args
 
 from pydantic import BaseModel
 
@@ -22,12 +24,19 @@ class EvalSetError(ValueError):
     """An eval set or BEIR dataset that cannot be read, with the file and line at fault."""
 
 
+# Who made an eval set: people (data/eval/), the corpus (eval_questions, offline or with a chat
+# model) or people's judgements of answers. Each kind has its own floor in the quality gate.
+EvalSetKind = Literal["hand-written", "generated-offline", "generated-model", "feedback"]
+EVAL_SET_KINDS: tuple[str, ...] = get_args(EvalSetKind)
+
+
 class EvalSet(BaseModel):
     name: str
     path: str
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
     sources: list[str]
+    kind: EvalSetKind = "hand-written"
 
 
 def read_queries(path: Path) -> dict[str, str]:
@@ -95,8 +104,10 @@ def list_eval_sets(eval_dir: Path) -> list[Path]:
     return sorted(path for path in eval_dir.iterdir() if path.is_dir() and is_eval_set_dir(path))
 
 
-def load_eval_set(path: Path) -> EvalSet:
+def load_eval_set(path: Path, name: str | None = None) -> EvalSet:
+    """The set in folder ``path``, called ``name`` (default: the folder's name)."""
     sources: list[str] = []
+    kind = "hand-written"
     config_path = path / "eval.json"
     if config_path.is_file():
         try:
@@ -104,6 +115,9 @@ def load_eval_set(path: Path) -> EvalSet:
         except json.JSONDecodeError as error:
             raise EvalSetError(f"{config_path}: invalid JSON ({error.msg})") from None
         sources = [validate_source_name(str(source)) for source in config.get("sources", [])]
+        kind = config.get("kind", kind)
+        if kind not in EVAL_SET_KINDS:
+            raise EvalSetError(f"{config_path}: kind {kind!r} is not one of {', '.join(EVAL_SET_KINDS)}")
     queries = read_queries(path / "queries.jsonl")
     qrels = read_qrels(path / "qrels" / "test.tsv")
     unknown = sorted(set(qrels) - set(queries))
@@ -111,7 +125,7 @@ def load_eval_set(path: Path) -> EvalSet:
         raise EvalSetError(
             f"{path}: {len(unknown)} judged query id(s) missing from queries.jsonl, e.g. {unknown[0]!r}"
         )
-    return EvalSet(name=path.name, path=str(path), queries=queries, qrels=qrels, sources=sources)
+    return EvalSet(name=name or path.name, path=str(path), queries=queries, qrels=qrels, sources=sources, kind=kind)
 
 
 class BeirImport(BaseModel):

@@ -53,11 +53,11 @@ def leaderboard_markdown(rows: Sequence[LeaderboardRow]) -> str:
         return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
     header = (
-        "| eval set | embedder | mode | nDCG@10 | recall@100 | MRR@10 | p50 ms | p95 ms | answer F1 | "
-        "containment | index rows | index MB |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| eval set | kind | embedder | mode | nDCG@10 | recall@100 | MRR@10 | p50 ms | p95 ms | answer F1 | "
+        "containment | index rows | index MB |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     body = "".join(
-        f"| {r.eval_set} | {r.embedder} | {r.mode} | {r.ndcg_at_10:.4f} | {r.recall_at_100:.4f} | "
+        f"| {r.eval_set} | {r.kind} | {r.embedder} | {r.mode} | {r.ndcg_at_10:.4f} | {r.recall_at_100:.4f} | "
         f"{r.mrr_at_10:.4f} | {r.latency_p50_ms:.1f} | {r.latency_p95_ms:.1f} | {optional(r.answer_f1)} | "
         f"{optional(r.context_containment)} | {optional(r.index_rows)} | "
         f"{optional(r.index_bytes / 1e6 if r.index_bytes is not None else None, 1)} |\n"

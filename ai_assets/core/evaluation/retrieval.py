@@ -28,6 +28,7 @@ class RetrievalScore(BaseModel):
 
     embedder: str
     eval_set: str
+    kind: str = "hand-written"  # who made the eval set (EvalSetKind); older records have none
     mode: SearchMode
     queries: int
     ndcg_at_10: float = Field(alias="ndcg@10")
@@ -101,6 +102,7 @@ def evaluate_retrieval(
                 {
                     "embedder": searcher.embedder.spec.name,
                     "eval_set": eval_set.name,
+                    "kind": eval_set.kind,
                     "mode": mode,
                     "queries": len(query_ids),
                     **metrics,
@@ -126,13 +128,15 @@ def evaluate_candidate_and_served(
     candidate: Searcher, served: Searcher | None, eval_sets: Sequence[EvalSet], one_by_one: bool = True
 ) -> VersionScores:
     """Score ``candidate`` on every eval set whose sources it holds, and ``served`` (when another
-    version) on the same sets with the same query vectors, so the two compare like for like."""
+    version) on the same sets with the same query vectors, so the two compare like for like.
+    A generated set is about a source that exists (the caller passes only those), so a candidate
+    that lacks the source is scored, and fails, rather than skipped."""
     result = VersionScores()
     candidate_sources = set(source_row_counts(candidate.table))
     served_sources = set(source_row_counts(served.table)) if served is not None else set()
     for eval_set in eval_sets:
         missing = sorted(set(eval_set.sources) - candidate_sources)
-        if missing:
+        if missing and not eval_set.kind.startswith("generated"):
             result.skipped.append(f"{eval_set.name} (sources not indexed: {', '.join(missing)})")
             continue
         encoded = encode_queries(candidate, eval_query_texts(eval_set), one_by_one)
@@ -145,11 +149,11 @@ def evaluate_candidate_and_served(
 
 def scores_markdown(scores: Sequence[RetrievalScore]) -> str:
     header = (
-        "| eval set | mode | queries | nDCG@10 | recall@10 | recall@100 | MRR@10 | p50 ms | p95 ms |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| eval set | kind | mode | queries | nDCG@10 | recall@10 | recall@100 | MRR@10 | p50 ms | p95 ms |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     rows = "".join(
-        f"| {s.eval_set} | {s.mode} | {s.queries} | {s.ndcg_at_10:.4f} | {s.recall_at_10:.4f} | "
+        f"| {s.eval_set} | {s.kind} | {s.mode} | {s.queries} | {s.ndcg_at_10:.4f} | {s.recall_at_10:.4f} | "
         f"{s.recall_at_100:.4f} | {s.mrr_at_10:.4f} | {s.latency_p50_ms:.1f} | {s.latency_p95_ms:.1f} |\n"
         for s in scores
     )
@@ -166,13 +170,13 @@ def comparison_markdown(
         return "-" if score is None else f"{getattr(score, value):.4f}"
 
     rows = "".join(
-        f"| {c.eval_set} | {c.mode} | {c.ndcg_at_10:.4f} | {cell(served_by_key.get((c.eval_set, c.mode)), 'ndcg_at_10')} | "
+        f"| {c.eval_set} | {c.kind} | {c.mode} | {c.ndcg_at_10:.4f} | {cell(served_by_key.get((c.eval_set, c.mode)), 'ndcg_at_10')} | "
         f"{c.recall_at_100:.4f} | {cell(served_by_key.get((c.eval_set, c.mode)), 'recall_at_100')} | "
         f"{c.mrr_at_10:.4f} | {cell(served_by_key.get((c.eval_set, c.mode)), 'mrr_at_10')} |\n"
         for c in candidate
     )
     return (
-        f"| eval set | mode | nDCG@10 {candidate_label} | nDCG@10 {served_label} | recall@100 {candidate_label} | "
+        f"| eval set | kind | mode | nDCG@10 {candidate_label} | nDCG@10 {served_label} | recall@100 {candidate_label} | "
         f"recall@100 {served_label} | MRR@10 {candidate_label} | MRR@10 {served_label} |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|\n" + rows
+        "|---|---|---|---:|---:|---:|---:|---:|---:|\n" + rows
     )

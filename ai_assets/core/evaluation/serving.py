@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from lancedb.table import Table
@@ -60,9 +60,11 @@ def evaluate_and_serve(
     max_drop: float,
     override_hold: bool = False,
     one_by_one: bool = True,
+    floor_by_kind: Mapping[str, float] | None = None,
 ) -> ServingEvaluation:
     """Score the candidate of ``table`` (a handle at its latest version) beside the served version,
-    gate it on ``floor`` and ``max_drop`` below the served version, and serve it if it passed.
+    gate it on ``floor`` (``floor_by_kind`` of a set's kind where given) and ``max_drop`` below the
+    served version, and serve it if it passed.
     ``open_version`` opens the table pinned to a version; ``one_by_one``: see ``encode_queries``."""
     before = serving_state(table)
     evaluated = version_to_evaluate(before, override_hold=override_hold)
@@ -79,7 +81,7 @@ def evaluate_and_serve(
     failures = quality_gate_failures(
         [score.model_dump(by_alias=True) for score in scores.candidate],
         [score.model_dump(by_alias=True) for score in served_scores],
-        GATED_METRIC, floor, max_drop, baseline=f"the served version (v{before.served})",
+        GATED_METRIC, floor, max_drop, baseline=f"the served version (v{before.served})", floor_by_kind=floor_by_kind,
     )
     decision = promotion_decision(
         before, evaluated, [failure.describe() for failure in failures], override_hold=override_hold
