@@ -1,0 +1,174 @@
+"""Real PDFs nobody on the project wrote, through the project's parser and chunker: how clean is the text?
+
+    python bench/real_documents.py [--work DIR] [--papers DIR] [--sample N] [--only NAME ...]
+
+Gathers Debian manuals by script (`apt-get download` of the `*-doc` packages below and
+`dpkg-deb -x` into `--work`; nothing is installed or committed) plus any PDFs in `--papers` (e.g.
+the Raft, Bigtable, Dynamo, MapReduce, GFS papers copied from public repositories), parses each
+with `parse_pdf` and chunks it as a build does (all-MiniLM-L6-v2's tokenizer, 254 tokens, 32
+overlap), and reports per document and in total:
+
+- mid-sentence breaks: share of chunks with a paragraph break ("\\n\\n") inside a sentence: the
+  paragraph before it does not end a sentence (no `.!?:;` or closing bracket/quote after it) and
+  the next one starts with a lower-case letter (a line, column or page end read as a paragraph end);
+- contents lines: share of chunks that are table-of-contents or index text: three or more dot
+  leaders followed by a page number, or mostly bare page numbers after terms (`abline 12, 34`);
+- chunks with a section, over the documents that have any heading;
+- parse speed in pages per second (one process);
+
+and prints `--sample` chunks per document (text cut to 300 characters) to look at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# Debian packages that ship PDF manuals, and which of their PDFs to read (a path suffix).
+PACKAGES = {
+    "r-doc-pdf": ("R-intro.pdf", "R-FAQ.pdf", "R-admin.pdf", "R-data.pdf", "R-lang.pdf", "R-exts.pdf"),
+    "python-reportlab-doc": ("reportlab-userguide.pdf",),
+    "camlidl-doc": ("camlidl-1.04.doc.pdf",),
+    "why3-doc-pdf": ("manual.pdf",),
+    "nettle-dev": ("nettle.pdf.gz",),
+    "valgrind": ("valgrind_manual.pdf.gz",),
+    "auto-multiple-choice-doc-pdf": ("auto-multiple-choice.en.pdf",),
+}
+
+_DOT_LEADER = re.compile(r"(?:\.\s?){4,}\s*(?:\d+|[ivxlc]+)\b|(?:\s\.){3,}\s*\d+")
+_SENTENCE_END = re.compile(r"[.!?:;)\]\"'\u201d\u2019]$")
+_BARE_NUMBER = re.compile(r"^\d{1,4}[,;]?$")
+
+
+def gather(work: Path) -> list[Path]:
+    """The manuals' PDFs, downloaded and unpacked into ``work`` once (apt-get update must have run)."""
+    debs = work / "debs"
+    tree = work / "tree"
+    debs.mkdir(parents=True, exist_ok=True)
+    for package in PACKAGES:
+        if not list(debs.glob(f"{package}_*.deb")):
+            subprocess.run(["apt-get", "download", "-q", package], cwd=debs, check=True, capture_output=True)
+    if not tree.is_dir():
+        for deb in sorted(debs.glob("*.deb")):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
+    found: list[Path] = []
+    for suffixes in PACKAGES.values():
+        for suffix in suffixes:
+            path = next(path for path in sorted(tree.rglob("*")) if path.is_file() and str(path).endswith(suffix))
+            if path.suffix == ".gz":
+                unpacked = work / path.stem
+                if not unpacked.exists():
+                    unpacked.write_bytes(gzip.decompress(path.read_bytes()))
+                path = unpacked
+            found.append(path)
+    return found
+
+
+def mid_sentence_breaks(text: str) -> int:
+    paragraphs = [paragraph.strip() for paragraph in text.split("\n\n")]
+    return sum(
+        1 for before, after in zip(paragraphs, paragraphs[1:], strict=False)
+        if before and after and not _SENTENCE_END.search(before) and after[0].islower()
+    )
+
+
+def is_contents(text: str) -> bool:
+    if len(_DOT_LEADER.findall(text)) >= 3:
+        return True
+    words = text.split()
+    numbers = sum(1 for word in words if _BARE_NUMBER.match(word))
+    return len(words) >= 20 and numbers / len(words) >= 0.3
+
+
+@dataclass
+class DocumentReport:
+    name: str
+    pages: int
+    seconds: float
+    title: str
+    chunks: int
+    broken: int
+    contents: int
+    with_section: int
+    headings: int
+    samples: list[str]
+
+
+def measure(path: Path, tokenizer, config, sample: int, rng: random.Random) -> DocumentReport:
+    from ai_assets.core.chunking.chunker import chunk_document
+    from ai_assets.core.documents.model import assemble_document
+    from ai_assets.core.documents.pdf import parse_pdf
+
+    data = path.read_bytes()
+    started = time.perf_counter()
+    parsed = parse_pdf(data)
+    seconds = time.perf_counter() - started
+    document = assemble_document(parsed, source="real", path=path.name, size_bytes=len(data), mtime=0.0, fallback_title=path.stem)
+    chunks = chunk_document(document, tokenizer, config)
+    picked = rng.sample(chunks, min(sample, len(chunks)))
+    return DocumentReport(
+        name=path.name,
+        pages=parsed.pages or 0,
+        seconds=seconds,
+        title=document.title,
+        chunks=len(chunks),
+        broken=sum(1 for chunk in chunks if mid_sentence_breaks(chunk.text)),
+        contents=sum(1 for chunk in chunks if is_contents(chunk.text)),
+        with_section=sum(1 for chunk in chunks if chunk.section),
+        headings=len({block.section for block in document.blocks if block.section}),
+        samples=[f"[p.{chunk.page} | {chunk.section or '-'}]\n{chunk.text[:300]}" for chunk in picked],
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ai_assets-real-documents")
+    parser.add_argument("--papers", type=Path, default=None, help="a folder of further PDFs (papers)")
+    parser.add_argument("--sample", type=int, default=2)
+    parser.add_argument("--only", nargs="*", default=None, help="only files whose name contains one of these")
+    args = parser.parse_args()
+    from ai_assets.core.chunking.chunker import ChunkerConfig
+    from ai_assets.core.embedding.tokenizer import minilm_tokenizer
+
+    tokenizer = minilm_tokenizer()
+    config = ChunkerConfig(tokenizer=tokenizer.name, max_tokens=254, overlap_tokens=32, context_prefix=True)
+    paths = gather(args.work) + (sorted(args.papers.glob("*.pdf")) if args.papers else [])
+    if args.only:
+        paths = [path for path in paths if any(part in path.name for part in args.only)]
+    rng = random.Random(7)
+    reports = [measure(path, tokenizer, config, args.sample, rng) for path in paths]
+    print("| document | pages | pages/s | title | chunks | mid-sentence breaks | contents/index | with section |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|")
+    for report in reports:
+        print(
+            f"| {report.name} | {report.pages} | {report.pages / report.seconds:.0f} | {report.title[:40]} | {report.chunks} | "
+            f"{report.broken / report.chunks:.1%} | {report.contents / report.chunks:.1%} | "
+            f"{report.with_section / report.chunks:.1%} |"
+        )
+    chunks = sum(report.chunks for report in reports)
+    sectioned = [report for report in reports if report.headings]
+    print(
+        f"\nTotal: {len(reports)} PDFs, {sum(r.pages for r in reports)} pages, {chunks} chunks; "
+        f"{sum(r.pages for r in reports) / sum(r.seconds for r in reports):.0f} pages/s; "
+        f"mid-sentence breaks {sum(r.broken for r in reports) / chunks:.1%}; "
+        f"contents/index {sum(r.contents for r in reports) / chunks:.1%}; "
+        f"with a section {sum(r.with_section for r in sectioned) / max(1, sum(r.chunks for r in sectioned)):.1%} "
+        f"(the {len(sectioned)} documents with headings)"
+    )
+    for report in reports:
+        print(f"\n===== {report.name}: {report.title}")
+        for text in report.samples:
+            print(f"--- {text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
