@@ -72,12 +72,13 @@ def gather(work: Path) -> list[Path]:
     return found
 
 
-def mid_sentence_breaks(text: str) -> int:
+def mid_sentence_breaks(text: str, headings: set[str]) -> list[str]:
+    """Each paragraph break inside a sentence (not after a heading), as the words around it."""
     paragraphs = [paragraph.strip() for paragraph in text.split("\n\n")]
-    return sum(
-        1 for before, after in zip(paragraphs, paragraphs[1:], strict=False)
-        if before and after and not _SENTENCE_END.search(before) and after[0].islower()
-    )
+    return [
+        f"{before[-60:]!r} || {after[:40]!r}" for before, after in zip(paragraphs, paragraphs[1:], strict=False)
+        if before and after and before not in headings and not _SENTENCE_END.search(before) and after[0].islower()
+    ]
 
 
 def is_contents(text: str) -> bool:
@@ -100,11 +101,12 @@ class DocumentReport:
     with_section: int
     headings: int
     samples: list[str]
+    breaks: list[str]
 
 
 def measure(path: Path, tokenizer, config, sample: int, rng: random.Random) -> DocumentReport:
     from ai_assets.core.chunking.chunker import chunk_document
-    from ai_assets.core.documents.model import assemble_document
+    from ai_assets.core.documents.model import SECTION_SEPARATOR, assemble_document
     from ai_assets.core.documents.pdf import parse_pdf
 
     data = path.read_bytes()
@@ -114,17 +116,19 @@ def measure(path: Path, tokenizer, config, sample: int, rng: random.Random) -> D
     document = assemble_document(parsed, source="real", path=path.name, size_bytes=len(data), mtime=0.0, fallback_title=path.stem)
     chunks = chunk_document(document, tokenizer, config)
     picked = rng.sample(chunks, min(sample, len(chunks)))
+    headings = {block.section.split(SECTION_SEPARATOR)[-1] for block in document.blocks if block.section}
     return DocumentReport(
         name=path.name,
         pages=parsed.pages or 0,
         seconds=seconds,
         title=document.title,
         chunks=len(chunks),
-        broken=sum(1 for chunk in chunks if mid_sentence_breaks(chunk.text)),
+        broken=sum(1 for chunk in chunks if mid_sentence_breaks(chunk.text, headings)),
         contents=sum(1 for chunk in chunks if is_contents(chunk.text)),
         with_section=sum(1 for chunk in chunks if chunk.section),
-        headings=len({block.section for block in document.blocks if block.section}),
+        headings=len(headings),
         samples=[f"[p.{chunk.page} | {chunk.section or '-'}]\n{chunk.text[:300]}" for chunk in picked],
+        breaks=[found for chunk in chunks for found in mid_sentence_breaks(chunk.text, headings)],
     )
 
 
@@ -133,6 +137,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ai_assets-real-documents")
     parser.add_argument("--papers", type=Path, default=None, help="a folder of further PDFs (papers)")
     parser.add_argument("--sample", type=int, default=2)
+    parser.add_argument("--breaks", type=int, default=0, help="print this many mid-sentence breaks per document")
     parser.add_argument("--only", nargs="*", default=None, help="only files whose name contains one of these")
     args = parser.parse_args()
     from ai_assets.core.chunking.chunker import ChunkerConfig
@@ -167,6 +172,8 @@ def main() -> int:
         print(f"\n===== {report.name}: {report.title}")
         for text in report.samples:
             print(f"--- {text}")
+        for found in report.breaks[: args.breaks]:
+            print(f"break: {found}")
     return 0
 
 
