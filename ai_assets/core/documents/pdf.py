@@ -50,6 +50,7 @@ _FIXED_PITCH = 1  # PDF font descriptor flag
 _FORCE_BOLD = 1 << 18
 _HEADING_MAX_CHARS = 150
 _PARAGRAPH_GAP = 1.45  # baseline distance, in font sizes, beyond which a new paragraph starts
+_HEADING_NUMBER_PREFIX = re.compile(r"^(?:\d+(?:\.\d+)*|[A-Z](?:\.\d+)+)\.?\s+")
 _CONTENTS_TITLE = re.compile(
     r"^(?:(?:table of )?contents|list of (?:figures|tables|listings)|(?:\w+ )*index( of \w+)?|figures|tables)$", re.IGNORECASE
 )
@@ -275,10 +276,10 @@ def _mark_outline_headings(lines: list[_Line], outline: list[tuple[int, str, int
     for number, line in enumerate(lines):
         on_page.setdefault(line.page, []).append(number)
     for level, title, page in outline:
-        wanted = _normalized(title)
+        wanted = _title_key(title)
         candidates = [
             number for number in on_page.get(page, [])
-            if number not in taken and _matches_title(_normalized(lines[number].text), wanted)
+            if number not in taken and _matches_title(_title_key(lines[number].text), wanted)
         ]
         if candidates:
             # The largest match, so a running header that repeats the title is not taken for it.
@@ -299,6 +300,11 @@ def _mark_outline_headings(lines: list[_Line], outline: list[tuple[int, str, int
     return placed + [line for page in sorted(unmatched) for line in unmatched[page]]
 
 
+def _title_key(text: str) -> str:
+    """A heading's words without its number: a bookmark "Insertions" names the line "2.8 Insertions"."""
+    return _normalized(_HEADING_NUMBER_PREFIX.sub("", text.strip()))
+
+
 def _matches_title(found: str, wanted: str) -> bool:
     return bool(found) and (found == wanted or (wanted.startswith(found + " ") and len(found) > 3))
 
@@ -306,17 +312,23 @@ def _matches_title(found: str, wanted: str) -> bool:
 def _mark_styled_headings(lines: list[_Line]) -> None:
     """Headings by style: clearly larger than the body text, or bold at body size; short lines
     that read as a heading only. A numbered heading's depth is its number's ("4.2.8" is 3); other
-    headings take the depth of numbered ones set in their style, else their style's rank by size."""
+    headings take the depth of numbered ones set in their style, else their style's rank by size.
+    A heading is followed by text or by another heading (a figure's axis label is followed by
+    numbers); in a document with numbered headings, the first page's styled lines before the first
+    section (authors, affiliations) are not headings, its title aside."""
     body, body_bold = _body_style(lines)
     if not body:
         return
-    headings = [line for line in lines if _looks_like_heading(line, body, body_bold)]
+    candidates = {number for number, line in enumerate(lines) if _looks_like_heading(line, body, body_bold)}
+    headings = [lines[number] for number in sorted(candidates) if _followed_by_text(lines, number, candidates)]
     numbered_depths: dict[tuple[float, bool], int] = {}
     for line in headings:
         number = heading_number(line.text)
         if number:
             style = (line.size, line.bold)
             numbered_depths[style] = min(numbered_depths.get(style, number[1]), number[1])
+    if numbered_depths:
+        headings = _without_front_matter(headings)
     largest_numbered = max((size for size, _ in numbered_depths), default=0.0)
     ranked = sorted({(line.size, line.bold) for line in headings}, key=lambda style: (-style[0], not style[1]))
     for line in headings:
@@ -331,6 +343,32 @@ def _mark_styled_headings(lines: list[_Line]) -> None:
         else:
             level = ranked.index(style) + 1
         line.heading_level = min(level, 6)
+
+
+def _followed_by_text(lines: list[_Line], number: int, headings: set[int]) -> bool:
+    after = number + 1
+    if after >= len(lines) or after in headings:
+        return True
+    return sum(1 for word in lines[after].text.split() if any(char.isalpha() for char in word)) >= 2
+
+
+_SECTION_OPENERS = frozenset({"abstract", "introduction", "summary", "preface", "contents", "overview", "foreword"})
+
+
+def _without_front_matter(headings: list[_Line]) -> list[_Line]:
+    """The headings without the first page's styled lines that follow its title and come before
+    its first section (numbered, or an abstract or introduction)."""
+    if not headings:
+        return headings
+    title = headings[0]
+    kept = [title]
+    in_front = True
+    for line in headings[1:]:
+        if in_front and (line.page != title.page or heading_number(line.text) or _normalized(line.text) in _SECTION_OPENERS):
+            in_front = False
+        if not in_front or line.size == title.size:
+            kept.append(line)
+    return kept
 
 
 def _body_style(lines: list[_Line]) -> tuple[float, bool]:
@@ -411,7 +449,7 @@ class _Assembler(BlockCollector):
         """A heading set over two lines: the same style right below the previous heading line."""
         previous = self.previous
         return (
-            previous is not None and previous.heading_level == line.heading_level and previous.page == line.page
+            previous is not None and previous.heading_level and previous.page == line.page
             and previous.size == line.size and not self.lines and len(self.paragraphs) == 1
             and 0 < line.baseline - previous.baseline <= _PARAGRAPH_GAP * line.size
             and heading_number(line.text) is None
@@ -436,7 +474,7 @@ class _Assembler(BlockCollector):
             return False  # a line, column or page end inside a sentence
         if previous.page != line.page or gap < -size:
             return True  # the next page or column, after a sentence's end
-        if gap > self.paragraph_gap * size:
+        if gap > self.paragraph_gap * size or abs(line.size - previous.size) > 0.15 * size:
             return True
         # A first line indented after a line that ended a sentence (papers set no space between paragraphs).
         indent = line.left - previous.left
