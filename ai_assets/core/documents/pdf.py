@@ -33,6 +33,7 @@ from ai_assets.core.documents.pdf_heuristics import (
     is_contents_line,
     is_meaningful_title,
     join_lines,
+    resolve_soft_hyphens,
 )
 
 # Lines this close to the top or bottom edge (share of the page height) may be running furniture.
@@ -138,9 +139,7 @@ def _page_lines(pdf: pdfium.PdfDocument, index: int) -> list[_Line]:
                 continue
             first = start + (len(raw_line) - len(raw_line.lstrip()))
             last = start + len(raw_line.rstrip()) - 1
-            # PDFium marks a word it found hyphenated at a line end with U+FFFE and joins the
-            # two lines itself: the word is whole once the mark goes.
-            lines.append(_line_at(textpage, index + 1, stripped.replace("\ufffe", ""), first, last, height))
+            lines.append(_line_at(textpage, index + 1, resolve_soft_hyphens(stripped), first, last, height))
         return lines
     finally:
         textpage.close()
@@ -212,6 +211,15 @@ def _page_number_offset(edge: list[_Line], pages: int) -> int | None:
     return offset if pages > 2 and count >= max(2, pages // 4) else None
 
 
+def _with_page_number(lines: list[_Line], number: int) -> str:
+    """A line's text, with the page number PDFium read as a line of its own on the same baseline."""
+    line = lines[number]
+    after = lines[number + 1] if number + 1 < len(lines) else None
+    if after is not None and after.page == line.page and abs(after.baseline - line.baseline) < 1 and after.text.isdigit():
+        return f"{line.text} {after.text}"
+    return line.text
+
+
 def _without_contents(lines: list[_Line], pages: int) -> list[_Line]:
     """Drop table-of-contents, list-of-figures and index entries: on a page where they are many,
     every line from the first entry to the last (an entry wrapped over two lines, an index's
@@ -221,9 +229,10 @@ def _without_contents(lines: list[_Line], pages: int) -> list[_Line]:
     for number, line in enumerate(lines):
         by_page.setdefault(line.page, []).append(number)
     for numbers in by_page.values():
-        entries = [number for number in numbers if is_contents_line(lines[number].text, pages)]
+        entries = [number for number in numbers if is_contents_line(_with_page_number(lines, number), pages)]
         if len(entries) >= 5 and len(entries) >= 0.4 * len(numbers):
-            dropped.update(range(entries[0], entries[-1] + 1))
+            last = entries[-1] + (_with_page_number(lines, entries[-1]) != lines[entries[-1]].text)
+            dropped.update(range(entries[0], last + 1))
             before = [number for number in numbers if number < entries[0]]
             if before and _CONTENTS_TITLE.match(lines[before[-1]].text):
                 dropped.add(before[-1])

@@ -52,7 +52,21 @@ def continues_sentence(previous: str, text: str) -> bool:
         return False
     if text[0].islower() or previous.endswith((",", "(", "[", "_", *_HYPHENS)):
         return True
+    if previous.rfind("(") > previous.rfind(")"):
+        return True  # "a fixed interval (currently" / "150-300ms) so that ..."
     return previous.split()[-1].lower() in _OPEN_WORDS
+
+
+def resolve_soft_hyphens(text: str) -> str:
+    """PDFium joins a word it found hyphenated at a line end and marks the place with U+FFFE: the
+    mark goes in a word ("recov-ers"), but stays a hyphen in an identifier or an option ("--pre-vote")."""
+    if "\ufffe" not in text:
+        return text
+    return re.sub(
+        r"(\S*)\ufffe(?=(.?))",
+        lambda match: match.group(1) + ("-" if _IDENTIFIER.search(match.group(1)) or not match.group(2).islower() else ""),
+        text,
+    )
 
 
 def join_lines(previous: str, text: str) -> str:
@@ -75,8 +89,8 @@ def heading_number(text: str) -> tuple[str, int] | None:
     if not match:
         return None
     title = match.group("title")
-    if not (title[:1].isupper() or title[:1].isdigit()) or title.endswith((",", ";")):
-        return None
+    if not (title[:1].isupper() or title[:1].isdigit()) or title.endswith((",", ";")) or title.count(")") > title.count("("):
+        return None  # a line of a sentence: "2.2 MB/s per client), about half"
     number = match.group("number").rstrip(".")
     if re.fullmatch(r"[IVX]{1,4}", number) and not match.group("number").endswith("."):
         return None  # "I think ..." is not part I
