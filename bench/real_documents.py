@@ -16,7 +16,10 @@ overlap), and reports per document and in total:
 - chunks with a section, over the documents that have any heading;
 - parse speed in pages per second (one process);
 
-and prints `--sample` chunks per document (text cut to 300 characters) to look at.
+and prints `--sample` chunks per document (text cut to 300 characters) to look at. With
+`--questions`, it also asks the hand-written QUESTIONS (page, section and fact found by hand)
+over all the documents' chunks and reports page@1, page@5, the top hit's section and whether
+the offline answer holds the fact.
 """
 
 from __future__ import annotations
@@ -42,6 +45,32 @@ PACKAGES = {
     "valgrind": ("valgrind_manual.pdf.gz",),
     "auto-multiple-choice-doc-pdf": ("auto-multiple-choice.en.pdf",),
 }
+
+@dataclass(frozen=True)
+class Question:
+    """A question found by hand in one document: the pages and the section that answer it, and the
+    fact (a regular expression) the answer must hold."""
+
+    document: str  # file name
+    question: str
+    pages: tuple[int, ...]
+    section: str  # the deepest heading of the answering section, as the PDF prints it
+    fact: str
+
+
+QUESTIONS = [
+    Question("raft.pdf", "How are election timeouts chosen in Raft?", (6,), "5.2 Leader election", r"150.300 ?ms"),
+    Question("mapreduce.pdf", "How much longer does the sort take when backup tasks are disabled?", (6, 10),
+             "Backup Tasks", r"44%"),
+    Question("bigtable.pdf", "How large can a Bigtable row key be?", (2,), "2 Data Model", r"64 ?KB"),
+    Question("gfs.pdf", "What chunk size does GFS use?", (3,), "2.5 Chunk Size", r"64 MB"),
+    Question("dynamo.pdf", "At which percentile are Amazon's SLAs measured?", (2, 3, 11), "Service Level Agreements", r"99\.9"),
+    Question("vm-ft.pdf", "How much does fault tolerance reduce the performance of real applications?", (1, 8),
+             "Basic Performance Results", r"less than 10%"),
+    Question("f1.pdf", "What replication does the Spanner configuration behind F1 use?", (10,), "DEPLOYMENT", r"5-way Paxos"),
+    Question("nettle.pdf", "What is the size of a SHA256 digest in Nettle?", (13,), "SHA256", r"\b32\b"),
+    Question("R-intro.pdf", "Which function creates ordered factors in R?", (24,), "4.3 Ordered factors", r"ordered\(\)"),
+]
 
 _DOT_LEADER = re.compile(r"(?:\.\s?){4,}\s*(?:\d+|[ivxlc]+)\b|(?:\s\.){3,}\s*\d+")
 _SENTENCE_END = re.compile(r"[.!?:;)\]\"'\u201d\u2019]$")
@@ -102,6 +131,46 @@ class DocumentReport:
     headings: int
     samples: list[str]
     breaks: list[str]
+    chunks_of: list
+
+
+def ask_questions(chunks_by_document: dict[str, list], questions: list[Question]) -> None:
+    """Each question over the chunks of all the documents: dense search (all-MiniLM-L6-v2, the
+    chunks' context prefix embedded, cosine, top 5: not the build's hybrid search) and the offline
+    answer's sentences from the top 5; prints page@1, page@5, the top hit's section, the fact held."""
+    import numpy as np
+
+    from ai_assets.core.answering.extractive import extract_sentences
+    from ai_assets.core.embedding.registry import create_embedder
+    from ai_assets.core.retrieval.search import SearchHit
+
+    embedder = create_embedder("minilm")
+    chunks = [chunk for found in chunks_by_document.values() for chunk in found]
+    vectors = embedder.embed([chunk.embedding_text for chunk in chunks])
+    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    print("\n| document | question | page@1 | page@5 | top hit's section | answer holds the fact |")
+    print("|---|---|---|---|---|---|")
+    totals = np.zeros(4)
+    for question in questions:
+        query = embedder.embed([question.question])[0]
+        scores = vectors @ (query / np.linalg.norm(query))
+        top = np.argsort(-scores)[:5]
+        hits = [
+            SearchHit(**chunks[index].model_dump(include=set(SearchHit.model_fields) - {"run_id", "score"}),
+                      run_id="bench", score=float(scores[index]))
+            for index in top
+        ]
+        on_page = [hit.doc_path == question.document and any(hit.page <= page <= (hit.page_end or hit.page) for page in question.pages)
+                   for hit in hits]
+        sentences = extract_sentences(query, hits, embedder.embed, question=question.question)
+        answer = " ".join(sentence.text for sentence in sentences)
+        section = (hits[0].section or "").split(" > ")[-1]
+        row = [on_page[0], any(on_page), question.section.lower() in section.lower(), bool(re.search(question.fact, answer))]
+        totals += row
+        print(f"| {question.document} | {question.question} | {'yes' if row[0] else 'no'} | {'yes' if row[1] else 'no'} | "
+              f"{section or '-'} ({'sensible' if row[2] else 'not'}) | {'yes' if row[3] else 'no'}: {answer[:160]} |")
+    print(f"\n{len(questions)} questions: page@1 {totals[0]:.0f}, page@5 {totals[1]:.0f}, top hit's section sensible "
+          f"{totals[2]:.0f}, answer holds the fact {totals[3]:.0f}")
 
 
 def measure(path: Path, tokenizer, config, sample: int, rng: random.Random) -> DocumentReport:
@@ -129,6 +198,7 @@ def measure(path: Path, tokenizer, config, sample: int, rng: random.Random) -> D
         headings=len(headings),
         samples=[f"[p.{chunk.page} | {chunk.section or '-'}]\n{chunk.text[:300]}" for chunk in picked],
         breaks=[found for chunk in chunks for found in mid_sentence_breaks(chunk.text, headings)],
+        chunks_of=chunks,
     )
 
 
@@ -139,6 +209,7 @@ def main() -> int:
     parser.add_argument("--sample", type=int, default=2)
     parser.add_argument("--breaks", type=int, default=0, help="print this many mid-sentence breaks per document")
     parser.add_argument("--only", nargs="*", default=None, help="only files whose name contains one of these")
+    parser.add_argument("--questions", action="store_true", help="also ask the questions of QUESTIONS (embeds the chunks)")
     args = parser.parse_args()
     from ai_assets.core.chunking.chunker import ChunkerConfig
     from ai_assets.core.embedding.tokenizer import minilm_tokenizer
@@ -168,6 +239,9 @@ def main() -> int:
         f"with a section {sum(r.with_section for r in sectioned) / max(1, sum(r.chunks for r in sectioned)):.1%} "
         f"(the {len(sectioned)} documents with headings)"
     )
+    if args.questions:
+        ask_questions({report.name: report.chunks_of for report in reports},
+                      [question for question in QUESTIONS if any(report.name == question.document for report in reports)])
     for report in reports:
         print(f"\n===== {report.name}: {report.title}")
         for text in report.samples:

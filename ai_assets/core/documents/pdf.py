@@ -1,15 +1,19 @@
 """PDF from its text layer, page by page, through pypdfium2 (PDFium; bench/parsers.py compares it
-with pypdf on the same files).
+with pypdf on the same files, bench/real_documents.py measures it on real manuals and papers).
 
-Each page's text is read as lines, and of each line a few characters' font size, font name and
-position (PDFium's per-character API). From those:
+Each page's text is read as lines, and of each line a few characters' font size (as set on the
+page: the text matrix's scale included), font name and position (PDFium's per-character API).
+From those:
 
-- headings come from the outline (bookmarks) where the PDF has one, else from lines set clearly
-  larger than the body text, or bold at body size; their sizes rank them into levels;
-- running headers and footers (lines near the top or bottom edge that repeat on most pages,
-  digits aside) and bare page numbers are dropped;
-- lines are joined into paragraphs (a gap, a heading, a bullet or a font change ends one), words
-  hyphenated across lines are joined, and monospaced lines (code) keep their line breaks.
+- running headers and footers (edge lines that repeat on several pages, digits aside, or that hold
+  the page number), bare page numbers, and the entries of contents and index pages are dropped;
+- headings come from the outline (bookmarks) where the PDF has one, else from short lines that
+  read as headings and are set clearly larger than the body text, or bold at body size; numbered
+  headings nest by their numbers, others by size (pdf_heuristics.py has the text-only rules);
+- lines are joined into paragraphs: a line, column or page end inside a sentence joins, while a
+  gap wider than the line pitch, a size change, a first-line indent, a heading, a bullet or code
+  ends one; hyphenated words are joined, identifiers cut at ``_`` or ``-`` kept whole, and
+  monospaced lines (code) keep their line breaks.
 """
 
 from __future__ import annotations
