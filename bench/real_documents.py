@@ -10,7 +10,9 @@ overlap), and reports per document and in total:
 
 - mid-sentence breaks: share of chunks with a paragraph break ("\\n\\n") inside a sentence: the
   paragraph before it does not end a sentence (no `.!?:;` or closing bracket/quote after it) and
-  the next one starts with a lower-case letter (a line, column or page end read as a paragraph end);
+  is not a heading of the document, and the next one starts with a lower-case letter and is not
+  code (a call, an assignment, a command, several lines): a line, column or page end read as a
+  paragraph end;
 - contents lines: share of chunks that are table-of-contents or index text: three or more dot
   leaders followed by a page number, or mostly bare page numbers after terms (`abline 12, 34`);
 - chunks with a section, over the documents that have any heading;
@@ -74,6 +76,7 @@ QUESTIONS = [
 
 _DOT_LEADER = re.compile(r"(?:\.\s?){4,}\s*(?:\d+|[ivxlc]+)\b|(?:\s\.){3,}\s*\d+")
 _SENTENCE_END = re.compile(r"[.!?:;)\]\"'\u201d\u2019]$")
+_CODE = re.compile(r"^(?:[\w.:]+\(|[\w.\[\]]+\s*<?-?=[^=]|[\\{}#%<$>])")
 _BARE_NUMBER = re.compile(r"^\d{1,4}[,;]?$")
 
 
@@ -101,12 +104,19 @@ def gather(work: Path) -> list[Path]:
     return found
 
 
+def looks_like_code(paragraph: str) -> bool:
+    """A paragraph of code (a call, an assignment, a command, several lines, one dotted token):
+    a break before it, after the line introducing it, is a real one."""
+    return "\n" in paragraph or bool(_CODE.match(paragraph)) or (len(paragraph.split()) == 1 and bool(re.search(r"[._:/()]", paragraph)))
+
+
 def mid_sentence_breaks(text: str, headings: set[str]) -> list[str]:
-    """Each paragraph break inside a sentence (not after a heading), as the words around it."""
+    """Each paragraph break inside a sentence (not after a heading, not before code), as the words around it."""
     paragraphs = [paragraph.strip() for paragraph in text.split("\n\n")]
     return [
         f"{before[-60:]!r} || {after[:40]!r}" for before, after in zip(paragraphs, paragraphs[1:], strict=False)
         if before and after and before not in headings and not _SENTENCE_END.search(before) and after[0].islower()
+        and not looks_like_code(after)
     ]
 
 
@@ -146,7 +156,12 @@ def ask_questions(chunks_by_document: dict[str, list], questions: list[Question]
 
     embedder = create_embedder("minilm")
     chunks = [chunk for found in chunks_by_document.values() for chunk in found]
-    vectors = embedder.embed([chunk.embedding_text for chunk in chunks])
+    # A chunk whose text re-tokenizes one token longer than the chunker counted (seen once, at a
+    # "−1/2" the window starts on) would be refused whole: it is embedded without its context.
+    counts = embedder.count_tokens([chunk.embedding_text for chunk in chunks])
+    vectors = embedder.embed([
+        chunk.embedding_text if count <= embedder.max_text_tokens else chunk.text for chunk, count in zip(chunks, counts, strict=True)
+    ])
     vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     print("\n| document | question | page@1 | page@5 | top hit's section | answer holds the fact |")
     print("|---|---|---|---|---|---|")
