@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import inspect
 import random
 import re
 import subprocess
@@ -177,7 +178,9 @@ def ask_questions(chunks_by_document: dict[str, list], questions: list[Question]
         ]
         on_page = [hit.doc_path == question.document and any(hit.page <= page <= (hit.page_end or hit.page) for page in question.pages)
                    for hit in hits]
-        sentences = extract_sentences(query, hits, embedder.embed, question=question.question)
+        # The question's text where extract_sentences takes it (not before it preferred numbers and names).
+        takes_question = "question" in inspect.signature(extract_sentences).parameters
+        sentences = extract_sentences(query, hits, embedder.embed, **({"question": question.question} if takes_question else {}))
         answer = " ".join(sentence.text for sentence in sentences)
         section = (hits[0].section or "").split(" > ")[-1]
         row = [on_page[0], any(on_page), question.section.lower() in section.lower(), bool(re.search(question.fact, answer))]

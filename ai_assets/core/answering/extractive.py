@@ -18,8 +18,8 @@ _ABBREVIATION = re.compile(
     r"|(?-i:\b[A-Z]))\.$",
     re.IGNORECASE,
 )
-# A line break ends a sentence after a sentence's end or before a list item or heading.
-_LINE_BREAK = re.compile(r"\n\s*\n+|(?<=[.!?:;])\s*\n|\n(?=\s*(?:[-*+\u2022#>]|\d{1,3}[.)])\s)")
+# A line break ends a sentence after a sentence's end, or before a list item, a heading or a table row.
+_LINE_BREAK = re.compile(r"\n\s*\n+|(?<=[.!?:;|])\s*\n|\n(?=\s*(?:(?:[-*+\u2022#>]|\d{1,3}[.)])\s|\|))")
 # Questions after a quantity, so a sentence holding a number answers them better.
 _WANTS_NUMBER = re.compile(
     r"\b(?:how (?:many|much|long|often|fast|slow|large|big|small|far|old)|what (?:percentage|fraction|share|ratio|range|"
