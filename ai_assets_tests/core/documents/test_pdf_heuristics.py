@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ai_assets.core.documents.model import readable_file_title
 from ai_assets.core.documents.pdf_heuristics import (
     continues_sentence,
     could_be_heading,
@@ -132,3 +133,8 @@ def test_is_contents_line(text: str, expected: bool) -> None:
 )
 def test_is_meaningful_title(title: str, expected: bool) -> None:
     assert is_meaningful_title(title) is expected
+
+
+@pytest.mark.parametrize(("stem", "title"), [("release_notes_2024", "release notes 2024"), ("plain", "plain"), ("__", "__")])
+def test_a_file_name_as_a_title_reads_as_words(stem: str, title: str) -> None:
+    assert readable_file_title(stem) == title
