@@ -23,10 +23,12 @@ _LINE_BREAK = re.compile(r"\n\s*\n+|(?<=[.!?:;|])\s*\n|\n(?=\s*(?:(?:[-*+\u2022#
 # Questions after a quantity, so a sentence holding a number answers them better.
 _WANTS_NUMBER = re.compile(
     r"\b(?:how (?:many|much|long|often|fast|slow|large|big|small|far|old)|what (?:percentage|fraction|share|ratio|range|"
-    r"size|number|year|rate|latency|throughput)|which year|when|range|percent|per ?cent|timeouts?|latency|throughput)\b",
+    r"size|number|year|rate|latency|throughput)|which year|when|range|percent|percentage|per ?cent|timeouts?|latency|"
+    r"throughput|size|rate|speed|duration|delay|overhead)\b",
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"\d")
+_REFERENCE = re.compile(r"^\[\d{1,3}\]\s")
 _NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w-]*[A-Za-z0-9]|\b\w*[_\d.]\w*[A-Za-z]\w*\b|\b[A-Za-z]+\d\w*\b")
 # How much a sentence's score gains by holding a number the question asks for, and by holding its names.
 NUMBER_BONUS = 0.3
@@ -47,10 +49,13 @@ class ExtractedSentence(BaseModel):
 
 def split_sentences(text: str) -> list[str]:
     """Whole sentences of a passage: split at sentence ends and paragraph breaks (never inside an
-    abbreviation or a decimal), of three words or more. A piece the chunk's window cut is left out:
+    abbreviation or a decimal), of three words or more, bibliography entries left out. A piece the
+    chunk's window cut is left out:
     the first when it starts in lower case, the last when it stops without an end mark inside a
     paragraph of several sentences (a lone line without one is a heading or a list item)."""
     paragraphs = [_sentences_of(" ".join(paragraph.split())) for paragraph in _LINE_BREAK.split(text)]
+    # A bibliography entry ("[4] Bressoud, T. C. ...") cites a work; it does not answer.
+    paragraphs = [[sentence for sentence in sentences if not _REFERENCE.match(sentence)] for sentences in paragraphs]
     paragraphs = [sentences for sentences in paragraphs if sentences]
     if paragraphs and paragraphs[0][0][:1].islower():
         paragraphs[0] = paragraphs[0][1:]

@@ -20,8 +20,10 @@ from ai_assets.core.answering.extractive import question_terms, split_sentences
         ("# Leader election here\n\n- a list item without an end\n\nThe end is near.",
          ["# Leader election here", "- a list item without an end", "The end is near."]),
         ("Version 1.2.3 was released. It fixed bugs.", ["Version 1.2.3 was released.", "It fixed bugs."]),
+        ("[4] Bressoud, T. C. TFT: A Software System.\n\nFT costs less than 10% of throughput.",
+         ["FT costs less than 10% of throughput."]),
     ],
-    ids=["i.e.", "initials-and-figures", "brackets", "window-cut-both-ends", "headings-and-items", "decimals"],
+    ids=["i.e.", "initials-and-figures", "brackets", "window-cut-both-ends", "headings-and-items", "decimals", "bibliography"],
 )
 def test_split_sentences_gives_whole_sentences(text: str, sentences: list[str]) -> None:
     assert split_sentences(text) == sentences
@@ -33,6 +35,7 @@ def test_split_sentences_gives_whole_sentences(text: str, sentences: list[str]) 
         ("How long is the election timeout in Raft?", True, {"raft"}),
         ("What percentage of the data is compressed?", True, set()),
         ("What does nettle_sha256_digest return?", False, {"nettle_sha256_digest"}),
+        ("What chunk size does GFS use?", True, {"gfs"}),
         ("which cron expression launches a job?", False, set()),
     ],
 )
