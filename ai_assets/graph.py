@@ -12,15 +12,18 @@ from ai_assets.assets.chunks import build_document_chunks
 from ai_assets.assets.documents import build_source_documents
 from ai_assets.assets.embeddings import build_chunk_embeddings
 from ai_assets.assets.evaluations import build_answer_evaluation, build_evaluate_and_serve
+from ai_assets.assets.feedback import build_feedback_eval_set_asset
 from ai_assets.assets.index import build_search_index
 from ai_assets.assets.leaderboard import build_model_leaderboard
 from ai_assets.automation import build_daily_refresh, build_source_sensor, source_files_spec
+from ai_assets.core.storage import join
 from ai_assets.partitions import embedder_partitions
 from ai_assets.resources import (
     ChatModelResource,
     Chunker,
     ChunkFilesIOManager,
     ChunkStore,
+    FeedbackFiles,
     QualityGate,
     SourceFiles,
     embedders_from_settings,
@@ -53,6 +56,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         build_document_chunks(names, partitions.source),
         build_chunk_embeddings(names, partitions),
         build_search_index(names, partitions, freshness),
+        build_feedback_eval_set_asset(names, settings.refresh_cron),
         build_evaluate_and_serve(names, partitions, freshness),
         build_answer_evaluation(names, partitions, freshness, answer_automation),
         build_model_leaderboard(names),
@@ -72,7 +76,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     index_job = dg.define_asset_job(
         names.index_job,
         selection=selected(
-            "search_index", "retrieval_evaluation", "served_index", "answer_evaluation", "model_leaderboard"
+            "search_index", "feedback_eval_set", "retrieval_evaluation", "served_index", "answer_evaluation",
+            "model_leaderboard",
         ),
         description=(
             "Build an embedder's indexes (the candidate), evaluate its retrieval on every eval set and "
@@ -96,6 +101,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         max_file_bytes=settings.max_file_bytes,
         parse_timeout_seconds=settings.parse_timeout_seconds,
         parse_workers=settings.parse_workers,
+        ocr=settings.ocr,
     )
     resources: dict[str, object] = {
         "source_files": source_files,
@@ -108,6 +114,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ),
         "embedders": embedders_from_settings(settings),
         "lancedb": lancedb_from_settings(settings),
+        "feedback": FeedbackFiles(
+            store_uri=settings.feedback_location, eval_set_uri=join(settings.generated_eval_location, "feedback")
+        ),
         "chat_model": ChatModelResource(
             enabled=settings.openai_configured,
             model=settings.chat_model,

@@ -29,6 +29,7 @@ from ai_assets.core.embedding.openai_embedder import OpenAISettings
 from ai_assets.core.embedding.registry import create_embedder
 from ai_assets.core.embedding.tokenizer import minilm_tokenizer
 from ai_assets.core.evaluation.beir import list_eval_sets
+from ai_assets.core.feedback import FileFeedbackStore
 from ai_assets.core.hashing import sha256_hex
 from ai_assets.core.llm import ChatModel, OpenAIChatModel
 from ai_assets.core.storage import join, storage_errors, storage_path
@@ -49,6 +50,7 @@ class SourceFiles(dg.ConfigurableResource):
     max_file_bytes: int = ParseSettings().max_file_bytes
     parse_timeout_seconds: float = ParseSettings().timeout_seconds
     parse_workers: int = 0  # one per core
+    ocr: bool = ParseSettings().ocr
 
     @property
     def sources_dir(self) -> str:
@@ -65,7 +67,8 @@ class SourceFiles(dg.ConfigurableResource):
     @property
     def parsing(self) -> ParseSettings:
         return ParseSettings(
-            workers=self.parse_workers, timeout_seconds=self.parse_timeout_seconds, max_file_bytes=self.max_file_bytes
+            workers=self.parse_workers, timeout_seconds=self.parse_timeout_seconds, max_file_bytes=self.max_file_bytes,
+            ocr=self.ocr,
         )
 
     def load(self, source: str) -> SourceLoad:
@@ -287,3 +290,14 @@ class ChatModelResource(dg.ConfigurableResource):
         if not self.enabled:
             return None
         return OpenAIChatModel(self.model, api_key=self.api_key, base_url=self.base_url)
+
+
+class FeedbackFiles(dg.ConfigurableResource):
+    """The feedback store that `ask`, `search` and `feedback` write (``Settings.feedback_location``),
+    and the folder where ``feedback_eval_set`` writes the eval set made from it."""
+
+    store_uri: str
+    eval_set_uri: str
+
+    def store(self) -> FileFeedbackStore:
+        return FileFeedbackStore(self.store_uri)

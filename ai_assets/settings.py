@@ -121,6 +121,9 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A file not parsed within this time is quarantined (its worker is killed)."
     )
     parse_workers: int = Field(default=0, ge=0, description="Parsing worker processes (0: one per core).")
+    ocr: bool = Field(
+        default=True, description="Read scanned PDF pages by OCR (off: a PDF without a text layer is quarantined)."
+    )
     context_prefix: bool = Field(
         # On: hybrid nDCG@10 +0.015 on docs_qa, equal on msmarco and dbpedia (bench/RESULTS.md).
         default=True, description="Embed each chunk after its document title and section path (stored text unchanged)."
@@ -345,6 +348,12 @@ class Settings(BaseSettings):
         """Answered queries and people's judgements of them (``FileFeedbackStore``), beside the data
         so that every machine reading the knowledge base writes the same store."""
         return join(self.data_dir, "feedback")
+
+    @property
+    def generated_eval_location(self) -> str:
+        """Eval sets made from the knowledge base itself, in BEIR layout: ``sources/<source>/``
+        (eval_questions) and ``feedback/`` (people's judgements), beside the data."""
+        return join(self.data_dir, "eval_generated")
 
     @property
     def io_location(self) -> str:

@@ -7,7 +7,8 @@ the instance about three times as many questions, which cost an unchanged rebuil
 the rest of it. On top, the build re-runs what Dagster cannot see: the files of a source that
 changed since they were ingested, a changed chunker setting, eval sets that changed on disk, a
 table whose rows or version no longer match what was recorded (deleted, restored, written
-elsewhere), a table with nothing served or a candidate not promoted yet (a failed gate is
+elsewhere), judgements recorded since the feedback eval set was made, a table with nothing
+served or a candidate not promoted yet (a failed gate is
 re-evaluated by the next build), and a step whose error check failed last time. A step downstream of a run of this
 build always runs: each asset is cheap when its input did not really change.
 """
@@ -21,14 +22,16 @@ import dagster as dg
 
 from ai_assets.assets.check_outcomes import FAILED_ERROR_CHECKS
 from ai_assets.assets.evaluations import EVAL_SETS_FINGERPRINT
+from ai_assets.assets.feedback import FEEDBACK_EVAL_SET, FEEDBACK_FINGERPRINT
 from ai_assets.automation import CONTENT_FINGERPRINT
+from ai_assets.core.feedback import FeedbackStoreUnavailable
 from ai_assets.core.store.tables import sql_literal
 from ai_assets.core.store.versions import serving_state
 from ai_assets.dagster_tags import CODE_VERSION_TAG
 from ai_assets.history import latest_materialization, metadata_values
 from ai_assets.naming import EMBED_JOB, INDEX_JOB, INGEST_JOB, KnowledgeBaseNames
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, source_embedder_key
-from ai_assets.resources import Chunker, Embedders, LanceDBResource, SourceFiles
+from ai_assets.resources import Chunker, Embedders, FeedbackFiles, LanceDBResource, SourceFiles
 
 # Metadata keys that the assets record and the build compares against the present.
 CHUNKER_CONFIG = "chunker_config"
@@ -93,6 +96,7 @@ class UpToDate:
         self._chunker: Chunker = defs.resources[names.name("chunker")]  # type: ignore[assignment]
         self._embedders: Embedders = defs.resources[names.name("embedders")]  # type: ignore[assignment]
         self._lancedb: LanceDBResource = defs.resources[names.name("lancedb")]  # type: ignore[assignment]
+        self._feedback: FeedbackFiles = defs.resources[names.name("feedback")]  # type: ignore[assignment]
         self._latest: dict[tuple[str, str | None], Materialized | None] = {}
 
     def latest(self, asset: str, partition: str | None = None) -> Materialized | None:
@@ -192,6 +196,7 @@ class UpToDate:
             # After the served version moved: a promotion, or a rollback's recorded move.
             or self._stale("answer_evaluation", embedder, served)
             or self._stale("model_leaderboard", None, served, answers)
+            or self._feedback_reason()
         )
         if reason:
             return reason
@@ -201,4 +206,19 @@ class UpToDate:
         fingerprint = self._source_files.eval_sets_fingerprint()
         if any(record and record.metadata.get(EVAL_SETS_FINGERPRINT) != fingerprint for record in (evaluation, answers)):
             return "eval sets changed"
+        return None
+
+    def _feedback_reason(self) -> str | None:
+        """Judgements recorded since the feedback eval set was made: the index job makes it again
+        (one listing of the store, no record read)."""
+        reason = self._stale(FEEDBACK_EVAL_SET, None)
+        if reason:
+            return reason
+        try:
+            now = self._feedback.store().judgements_fingerprint()
+        except FeedbackStoreUnavailable as error:
+            return str(error)  # the run says it again, as a failure of feedback_eval_set
+        made = self.latest(FEEDBACK_EVAL_SET)
+        if made is not None and made.metadata.get(FEEDBACK_FINGERPRINT) != now:
+            return "feedback was recorded since feedback_eval_set was made"
         return None

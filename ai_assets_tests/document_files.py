@@ -105,6 +105,56 @@ def layout_pdf_bytes(pages: Sequence[LayoutPage], *, title: str | None = None) -
     return buffer.getvalue()
 
 
+def pdf_table_bytes(
+    rows: Sequence[Sequence[str]], *, ruled: bool, before: str, after: str, column_width: float = 130, bold_header: bool = True
+) -> bytes:
+    """A one-page PDF: a paragraph, a table (its first row the header, in bold) and a paragraph;
+    ``ruled`` draws the grid of cell borders, else the cells are only aligned in columns."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4)
+    width, height = A4
+    pdf.setFont("Helvetica", 10)
+    pdf.drawString(50, height - 70, before)
+    columns = [50 + column_width * index for index in range(len(rows[0]) + 1)]
+    top, row_height = height - 90, 16
+    for number, row in enumerate(rows):
+        pdf.setFont("Helvetica-Bold" if number == 0 and bold_header else "Helvetica", 10)
+        for x, cell in zip(columns, row, strict=False):
+            pdf.drawString(x + 4, top - row_height * (number + 1) + 5, cell)
+    bottom = top - row_height * len(rows)
+    if ruled:
+        pdf.grid(columns, [top - row_height * number for number in range(len(rows) + 1)])
+    pdf.setFont("Helvetica", 10)
+    pdf.drawString(50, bottom - 30, after)
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+def scanned_text_pdf_bytes(lines: Sequence[str]) -> bytes:
+    """A PDF page that is only a picture of the given lines of text (a scan without a text layer),
+    small so that OCR reads it fast: a 5 x 1.6 inch page at 150 dpi, DejaVu Sans as a 12 pt font."""
+    from PIL import Image, ImageDraw, ImageFont
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    dpi, width, height = 150, 5 * 72, 1.6 * 72
+    image = Image.new("L", (int(width * dpi / 72), int(height * dpi / 72)), 255)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype("DejaVuSans.ttf", 12 * dpi // 72)
+    for number, line in enumerate(lines):
+        draw.text((30, 30 + number * 40), line, fill=0, font=font)
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=(width, height))
+    pdf.drawImage(ImageReader(image), 0, 0, width, height)
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
 def scanned_pdf_bytes(pages: int = 2) -> bytes:
     """A PDF of drawings only: what a scan without OCR looks like to a text extractor."""
     from reportlab.lib.pagesizes import A4

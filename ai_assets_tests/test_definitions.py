@@ -10,7 +10,7 @@ from ai_assets.settings import Settings
 
 EXPECTED_ASSETS = {
     "source_files", "source_documents", "document_chunks", "chunk_embeddings", "search_index", "retrieval_evaluation",
-    "served_index", "answer_evaluation", "model_leaderboard",
+    "served_index", "answer_evaluation", "model_leaderboard", "feedback_eval_set",
 }
 
 
@@ -35,12 +35,13 @@ def test_assets_are_grouped_partitioned_and_described(tmp_path) -> None:
         "served_index": "index",
         "answer_evaluation": "evaluation",
         "model_leaderboard": "evaluation",
+        "feedback_eval_set": "evaluation",
     }
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description and len(node.description) > 80, key
         assert node.code_version or not node.is_materializable, key
-        assert (node.partitions_def is None) == (key.to_user_string() == "model_leaderboard"), key
+        assert (node.partitions_def is None) == (key.to_user_string() in ("model_leaderboard", "feedback_eval_set")), key
     embeddings = graph.get(dg.AssetKey("chunk_embeddings")).partitions_def
     assert isinstance(embeddings, dg.MultiPartitionsDefinition)
     assert {dimension.name for dimension in embeddings.partitions_defs} == {"source", "embedder"}

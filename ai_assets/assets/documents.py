@@ -2,6 +2,7 @@ import dagster as dg
 
 from ai_assets.automation import CONTENT_FINGERPRINT, SOURCE_FILES_KEY
 from ai_assets.core.documents.loading import UNSUPPORTED_TYPE
+from ai_assets.core.documents.ocr import OCR_LOW_CONFIDENCE_PAGES, OCR_PAGES
 from ai_assets.core.documents.reports import quarantine_table, skipped_table
 from ai_assets.core.hashing import sha256_hex
 from ai_assets.naming import KnowledgeBaseNames
@@ -61,6 +62,9 @@ def documents_of_source(context: dg.AssetExecutionContext, source_files: SourceF
         log(f"skipped {source}/{entry.relative}: {entry.reason}")
     if not loaded.documents:
         context.log.warning(f"source {source!r} has no readable document")
+    low_confidence = {d.path: d.metadata[OCR_LOW_CONFIDENCE_PAGES] for d in loaded.documents if OCR_LOW_CONFIDENCE_PAGES in d.metadata}
+    for path, pages in low_confidence.items():
+        context.log.warning(f"OCR read {source}/{path} with low confidence on page(s) {pages}: check the scan")
     total_chars = sum(len(document.text) for document in loaded.documents)
     unsupported = sum(1 for entry in loaded.skipped if entry.reason.startswith(UNSUPPORTED_TYPE))
     yield dg.Output(
@@ -79,6 +83,9 @@ def documents_of_source(context: dg.AssetExecutionContext, source_files: SourceF
             "text_chars": total_chars,
             "source_bytes": sum(document.size_bytes for document in loaded.documents),
             "parse_seconds": round(loaded.parse_seconds, 3),
+            # Scanned pages read by OCR, and per file those it read with low confidence.
+            "ocr_pages": sum(len(d.metadata[OCR_PAGES].split(", ")) for d in loaded.documents if OCR_PAGES in d.metadata),
+            "ocr_low_confidence": dg.MetadataValue.json(low_confidence),
             "quarantine": dg.MetadataValue.md(quarantine_table(loaded.quarantined)),
             "skipped_files": dg.MetadataValue.md(skipped_table(loaded.skipped)),
             # The same, for `ai-assets quarantine` (and any other reader).

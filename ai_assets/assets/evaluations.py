@@ -59,7 +59,7 @@ def build_evaluate_and_serve(
         specs=[
             dg.AssetSpec(
                 names.key(RETRIEVAL_EVALUATION),
-                deps=[names.key("search_index")],
+                deps=[names.key("search_index"), names.key("feedback_eval_set")],
                 group_name=names.name("evaluation"),
                 kinds=set(partitions.model_kinds),
                 code_version="2",

@@ -1,4 +1,4 @@
-"""`ai-assets`: build, search, ask, trace, promote and roll back, import BEIR datasets, report evaluations, doctor.
+"""`ai-assets`: build, search, ask, judge answers, trace, promote and roll back, import BEIR datasets, report evaluations, doctor.
 
 Honours ``AI_ASSETS_DATA_DIR`` (default ``./data``) and ``DAGSTER_HOME`` (default
 ``<data dir>/dagster_home``), so runs started here are the ones the Dagster UI shows. Each
@@ -17,6 +17,7 @@ from ai_assets.cli import (
     build_commands,
     data_commands,
     doctor_commands,
+    feedback_commands,
     index_commands,
     quarantine_commands,
     search_commands,
@@ -29,8 +30,8 @@ from ai_assets.settings import Settings, SettingsError, unknown_variables
 __all__ = ["INSTANCE_YAML", "CliError", "dagster_instance", "main"]
 
 COMMAND_GROUPS = (
-    build_commands, search_commands, answer_commands, index_commands, data_commands, quarantine_commands,
-    doctor_commands,
+    build_commands, search_commands, answer_commands, feedback_commands, index_commands, data_commands,
+    quarantine_commands, doctor_commands,
 )
 
 
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for warning in unknown_variables():
             print(f"ai-assets: warning: {warning}", file=sys.stderr)
     try:
-        settings = knowledge_base(args.kb)
+        args.kb, settings = knowledge_base(args.kb)  # the name, resolved: what feedback records
         return int(args.handler(args, settings) or 0)
     except (CliError, SettingsError, ServiceUnavailable, FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"ai-assets: error: {error}", file=sys.stderr)
@@ -66,9 +67,9 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def knowledge_base(name: str | None) -> Settings:
-    """The settings of the knowledge base ``ai_assets/defs/`` declares: the environment's
+def knowledge_base(name: str | None) -> tuple[str, Settings]:
+    """The name and settings of the knowledge base ``ai_assets/defs/`` declares: the environment's
     ``AI_ASSETS_*`` variables under what its YAML sets."""
     from ai_assets.components.knowledge_base import knowledge_base_settings
 
-    return knowledge_base_settings(name)[1]
+    return knowledge_base_settings(name)

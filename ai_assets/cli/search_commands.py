@@ -7,6 +7,7 @@ import json
 import sys
 
 from ai_assets.cli.common import CliError, add_version_argument, open_searcher, query_text, serving_note
+from ai_assets.cli.feedback_commands import CLIENT, judge_hint, record_answered
 from ai_assets.core.retrieval.search import SEARCH_MODES
 from ai_assets.settings import Settings
 
@@ -35,6 +36,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def search_command(args: argparse.Namespace, settings: Settings) -> int:
+    from ai_assets.core.feedback.records import answered_search
+
     if args.k < 1:
         raise CliError("--k must be at least 1")
     searcher = open_searcher(settings, args.embedder, args.version, args.source)
@@ -42,8 +45,13 @@ def search_command(args: argparse.Namespace, settings: Settings) -> int:
     note = serving_note(settings, searcher)
     if note:
         print(note, file=sys.stderr)
+    answer_id = record_answered(settings, answered_search(
+        args.query, hits, knowledge_base=args.kb, embedder=searcher.embedder.spec.name, table=searcher.table.name,
+        index_version=searcher.table.version, mode=args.mode, client=CLIENT,
+    ))
     if args.json:
-        print(json.dumps([hit.model_dump() for hit in hits], indent=2))
+        # Each hit carries the id (the output stays a list); a judgement names a hit by its rank.
+        print(json.dumps([{**hit.model_dump(), "answer_id": answer_id} for hit in hits], indent=2))
         return 0
     if not hits:
         print("no results")
@@ -51,6 +59,9 @@ def search_command(args: argparse.Namespace, settings: Settings) -> int:
         snippet = " ".join(hit.text.split())[:200]
         print(f"{rank:>2}. {hit.score:.4f}  {hit.citation}  (chunk {hit.chunk_index}, {hit.chunk_id[:12]})")
         print(f"    {hit.doc_title}: {snippet}")
+    hint = judge_hint(answer_id)
+    if hint:
+        print(f"\n{hint}")
     return 0
 
 
@@ -79,7 +90,8 @@ def trace_command(args: argparse.Namespace, settings: Settings) -> int:
         ui_url=settings.dagster_ui_url,
         scored=not args.chunk,
         parsing=ParseSettings(
-            workers=1, timeout_seconds=settings.parse_timeout_seconds, max_file_bytes=settings.max_file_bytes
+            workers=1, timeout_seconds=settings.parse_timeout_seconds, max_file_bytes=settings.max_file_bytes,
+            ocr=settings.ocr,
         ),
     )
     if args.json:

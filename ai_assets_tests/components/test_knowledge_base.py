@@ -144,7 +144,7 @@ def test_a_second_knowledge_base_gets_prefixed_keys_and_names_of_its_own(
     dg.Definitions.validate_loadable(defs)
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
     ours = {"source_files", "source_documents", "document_chunks", "chunk_embeddings", "search_index",
-            "retrieval_evaluation", "served_index", "answer_evaluation", "model_leaderboard"}
+            "retrieval_evaluation", "served_index", "answer_evaluation", "model_leaderboard", "feedback_eval_set"}
     assert keys == ours | {f"handbook/{key}" for key in ours}
     jobs = {job.name for job in defs.resolve_all_job_defs()} - {"__ASSET_JOB"}
     base_jobs = {"ingest_source_job", "embed_source_job", "index_and_evaluate_job"}

@@ -5,7 +5,9 @@ never truncates them silently. A document's blocks are grouped into sections (co
 blocks under one heading path); sections are packed whole into chunks while they fit, a section
 longer than a chunk is cut into windows that end at the best nearby boundary (paragraph, line,
 sentence, then word) and overlap by ``overlap_tokens``, and a chunk never spans two top-level
-sections unless the first is too small to stand alone (a lone heading). Each chunk records the
+sections unless the first is too small to stand alone (a lone heading). A table (a block of kind
+``table``: a Markdown header, then one line per row) too long for its chunk is cut between rows
+only, and each chunk after its first starts with the table's header again. Each chunk records the
 section of its first block and the pages it spans. A chunk's id is a stable hash of (document
 key, chunk text, chunker configuration): unchanged text keeps its id and vector.
 
@@ -22,7 +24,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from ai_assets.core.documents.model import SECTION_SEPARATOR, Block, Document
+from ai_assets.core.documents.model import SECTION_SEPARATOR, TABLE_HEADER_LINES, Block, Document
 from ai_assets.core.hashing import config_hash, sha256_hex
 
 
@@ -92,6 +94,8 @@ class ChunkReference(BaseModel):
 
 
 class Chunk(ChunkReference):
+    # ``text`` is the document's text[char_start:char_end], except a table's continuation chunk,
+    # which opens with the table's header lines (not part of that span).
     char_start: int
     char_end: int
     token_count: int
@@ -126,9 +130,9 @@ def _cut_document(
     chunks: list[Chunk] = []
     seen_ids: set[str] = set()
     block_starts = [block.start for block in blocks]
-    for start_token, end_token, context in _section_windows(document, offsets, tokenizer, config):
+    for start_token, end_token, context, header in _section_windows(document, offsets, tokenizer, config):
         char_start, char_end = offsets[start_token][0], offsets[end_token - 1][1]
-        chunk_text = text[char_start:char_end]
+        chunk_text = f"{header}\n{text[char_start:char_end]}" if header else text[char_start:char_end]
         chunk_id = chunk_id_for(document.doc_key, chunk_text, config_key)
         if chunk_id in seen_ids:
             continue
@@ -146,7 +150,7 @@ def _cut_document(
                 chunk_index=len(chunks),
                 char_start=char_start,
                 char_end=char_end,
-                token_count=end_token - start_token,
+                token_count=end_token - start_token + (len(tokenizer.token_offsets(header)) if header else 0),
                 text=chunk_text,
                 chunker_config=config_key,
                 section=first.section or None,
@@ -192,13 +196,14 @@ def document_sections(blocks: Sequence[Block], offsets: Sequence[tuple[int, int]
 
 def _section_windows(
     document: Document, offsets: Sequence[tuple[int, int]], tokenizer: Tokenizer, config: ChunkerConfig
-) -> Iterator[tuple[int, int, str]]:
-    """(first token, end token, context) of every chunk: whole sections packed while they fit,
-    longer ones cut into overlapping windows."""
+) -> Iterator[tuple[int, int, str, str]]:
+    """(first token, end token, context, repeated table header) of every chunk: whole sections
+    packed while they fit, longer ones cut into overlapping windows (tables between rows)."""
     min_tokens = max(1, config.max_tokens // 8)  # less than this cannot stand alone (a heading)
     pending: _Section | None = None  # sections packed so far, not yet emitted
     pending_context = ""
     budget = config.max_tokens
+    tables = _Tables(document, offsets)
 
     for section in document_sections(document.structure(), offsets):
         if pending is not None:
@@ -208,7 +213,7 @@ def _section_windows(
                 pending = _Section(pending.path, pending.first_token, section.end_token)
                 continue
             if not too_small:
-                yield pending.first_token, pending.end_token, pending_context
+                yield pending.first_token, pending.end_token, pending_context, ""
                 pending = None
         context = context_for(_meaningful_title(document), section.path, tokenizer, config) if config.context_prefix else ""
         if pending is None:
@@ -221,11 +226,92 @@ def _section_windows(
             pending = merged
             continue
         pending = None
-        windows = token_windows(document.text, offsets[start : section.end_token], budget, config.overlap_tokens, tokenizer)
-        for first, end in windows:
-            yield start + first, start + end, pending_context
+        for first, end, header in _range_windows(document, offsets, tables, start, section.end_token, budget, tokenizer, config):
+            yield first, end, pending_context, header
     if pending is not None:
-        yield pending.first_token, pending.end_token, pending_context
+        yield pending.first_token, pending.end_token, pending_context, ""
+
+
+class _Tables:
+    """A document's table blocks, and its token starts to find their rows (made once, and only
+    for a document that has tables)."""
+
+    def __init__(self, document: Document, offsets: Sequence[tuple[int, int]]) -> None:
+        self.blocks = [block for block in document.structure() if block.kind == "table"]
+        self.token_starts = [first for first, _ in offsets] if self.blocks else []
+
+
+def _range_windows(
+    document: Document,
+    offsets: Sequence[tuple[int, int]],
+    tables: _Tables,
+    start: int,
+    end: int,
+    budget: int,
+    tokenizer: Tokenizer,
+    config: ChunkerConfig,
+) -> Iterator[tuple[int, int, str]]:
+    """Windows over tokens [start, end): text in overlapping windows, each table by its rows."""
+    token_starts = tables.token_starts
+    position = start
+    for table in tables.blocks:
+        first, stop = max(start, bisect_left(token_starts, table.start)), min(end, bisect_left(token_starts, table.end))
+        if first >= stop:
+            continue
+        if first - position > budget // 4:  # else the text leads into the table (a caption, an intro)
+            yield from _text_windows(document.text, offsets, position, first, budget, tokenizer, config)
+            position = first
+        yield from _table_windows(document.text, offsets, token_starts, table, position, stop, budget, tokenizer)
+        position = stop
+    yield from _text_windows(document.text, offsets, position, end, budget, tokenizer, config)
+
+
+def _text_windows(
+    text: str, offsets: Sequence[tuple[int, int]], start: int, end: int, budget: int, tokenizer: Tokenizer, config: ChunkerConfig
+) -> Iterator[tuple[int, int, str]]:
+    if start < end:
+        for first, stop in token_windows(text, offsets[start:end], budget, config.overlap_tokens, tokenizer):
+            yield start + first, start + stop, ""
+
+
+def _table_windows(
+    text: str,
+    offsets: Sequence[tuple[int, int]],
+    token_starts: Sequence[int],
+    table: Block,
+    start: int,
+    end: int,
+    budget: int,
+    tokenizer: Tokenizer,
+) -> Iterator[tuple[int, int, str]]:
+    """A table's tokens [start, end) in windows of whole rows, packed while they fit: the first
+    window opens with the header, every later one repeats it (``header``). Only a row longer than
+    a window on its own is cut (by words), each piece under the header."""
+    lines = text[table.start : table.end].split("\n")
+    header = "\n".join(lines[:TABLE_HEADER_LINES])
+    row_starts, position = [], table.start
+    for line in lines:
+        row_starts.append(position)
+        position += len(line) + 1
+    # Token index where each row starts (the header is the first "row" of the first window).
+    boundaries = sorted({start, *(bisect_left(token_starts, char) for char in row_starts[TABLE_HEADER_LINES:]), end})
+    boundaries = [token for token in boundaries if start <= token <= end]
+    header_tokens = len(tokenizer.token_offsets(header))
+    repeat = header if header_tokens <= budget // 2 else ""  # a header too long to repeat is not
+    row_budget = budget - (header_tokens if repeat else 0)
+    window_start, prefix = start, ""
+    for row, row_end in zip(boundaries, boundaries[1:], strict=False):
+        limit = row_budget if prefix else budget
+        if row > window_start and row_end - window_start > limit:
+            yield window_start, row, prefix
+            window_start, prefix = row, repeat
+            limit = row_budget if prefix else budget
+        if row_end - window_start > limit:  # one row longer than a window: cut it by words
+            for first, stop in token_windows(text, offsets[window_start:row_end], limit, 0, tokenizer):
+                yield window_start + first, window_start + stop, prefix
+            window_start, prefix = row_end, repeat
+    if window_start < end:
+        yield window_start, end, prefix
 
 
 def context_for(title: str, section: str, tokenizer: Tokenizer, config: ChunkerConfig) -> str:

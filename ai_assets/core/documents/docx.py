@@ -2,7 +2,7 @@
 
 Headings are paragraphs in a Heading (or Title) style, or with an outline level; in a document
 that uses no such style, short paragraphs set entirely in bold or clearly larger than the body
-text are taken as headings, ranked by size. Tables become text rows (cells joined by `` | ``).
+text are taken as headings, ranked by size. Tables become table blocks: a Markdown table whose first row is the header.
 Word has no fixed pages, but where the file records where its pages broke when it was last
 laid out (Word writes these), blocks get those page numbers.
 """
@@ -32,6 +32,7 @@ class _Paragraph:
     mono: bool
     page_breaks_before: int = 0  # pages Word started before this paragraph (rendered breaks)
     level: int = 0
+    rows: list[list[str]] | None = None  # a table: its first row is the header
 
 
 def parse_docx(raw: bytes) -> ParsedDocument:
@@ -53,7 +54,9 @@ def parse_docx(raw: bytes) -> ParsedDocument:
     for paragraph in paragraphs:
         if paragraph.page_breaks_before:
             collector.new_page((collector.page or 1) + paragraph.page_breaks_before)
-        if paragraph.level:
+        if paragraph.rows:
+            collector.table(paragraph.rows[0], paragraph.rows[1:])
+        elif paragraph.level:
             collector.heading(paragraph.level, paragraph.text)
             title = title or (paragraph.text if paragraph.level == 1 else "")
         else:
@@ -91,12 +94,18 @@ def _body_paragraphs(document) -> list[_Paragraph]:
             if paragraph is not None:
                 found.append(paragraph)
         elif element.tag == f"{_W}tbl":
-            for row in Table(element, document).rows:
-                cells = list(dict.fromkeys(" ".join(cell.text.split()) for cell in row.cells))  # merged cells repeat
-                text = " | ".join(cell for cell in cells if cell)
-                if text:
-                    found.append(_Paragraph(text=text, style_level=0, bold=False, size=None, listed=False, mono=False))
+            rows = _table_rows(Table(element, document))
+            if rows:
+                text = " ".join(" ".join(row) for row in rows)
+                found.append(_Paragraph(text=text, style_level=0, bold=False, size=None, listed=False, mono=False, rows=rows))
     return found
+
+
+def _table_rows(table) -> list[list[str]]:
+    """The table's non-empty rows, cell by grid column (a merged cell's text in each column it
+    spans, so every row lines up with the header and reads whole on its own)."""
+    rows = [[" ".join(cell.text.split()) for cell in row.cells] for row in table.rows]
+    return [row for row in rows if any(row)]
 
 
 def _paragraph(paragraph, style, default_size: float) -> _Paragraph | None:

@@ -48,10 +48,14 @@ PARSERS: dict[str, tuple[str, str]] = {
 }
 
 
-def parse_document(format_name: str, data: bytes) -> ParsedDocument:
+# Formats whose parser reads scanned pages by OCR (unless ``ocr`` is off).
+OCR_FORMATS = frozenset({"pdf"})
+
+
+def parse_document(format_name: str, data: bytes, *, ocr: bool = True) -> ParsedDocument:
     """Parse one file's bytes of a known format (not ``corpus``, which yields many documents)."""
     if format_name not in PARSERS:
         raise ValueError(f"no parser for format {format_name!r}")
     module, function = PARSERS[format_name]
-    parser: Callable[[bytes], ParsedDocument] = getattr(importlib.import_module(module), function)
-    return parser(data)
+    parser: Callable[..., ParsedDocument] = getattr(importlib.import_module(module), function)
+    return parser(data, ocr=ocr) if format_name in OCR_FORMATS else parser(data)

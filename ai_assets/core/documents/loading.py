@@ -44,6 +44,7 @@ class ParseSettings(BaseModel):
     workers: int = Field(default=0, ge=0)  # 0: one per core
     timeout_seconds: float = Field(default=60.0, gt=0)
     max_file_bytes: int = Field(default=200_000_000, gt=0)  # PDF, DOCX, PPTX files (images and fonts included)
+    ocr: bool = True  # read scanned PDF pages by OCR; off: a PDF without a text layer is quarantined
 
     @property
     def worker_count(self) -> int:
@@ -129,7 +130,7 @@ def _load_files(
             except OSError as error:
                 quarantine(file.relative, f"unreadable: {error.strerror or error}")
                 continue
-            yield ParseJob(key=file.relative, format=file_format(file.relative) or "", data=data)
+            yield ParseJob(key=file.relative, format=file_format(file.relative) or "", data=data, ocr=parsing.ocr)
 
     listed = {file.relative: file for file in parsed_files}
     seconds = 0.0

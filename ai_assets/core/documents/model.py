@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,14 +24,20 @@ SECTION_SEPARATOR = " > "
 BLOCK_SEPARATOR = "\n\n"
 
 
+BlockKind = Literal["text", "table"]
+
+
 class ParsedBlock(BaseModel):
-    """A block as a parser found it: its text, heading path and page."""
+    """A block as a parser found it: its text, heading path and page. A ``table`` block's text is
+    a Markdown table (``table_text``): its first two lines are the header, each further line a row."""
 
     model_config = ConfigDict(frozen=True)
 
     text: str
     section: str = ""
     page: int | None = None
+    kind: BlockKind = "text"
+    ocr: bool = False  # read by OCR from a page image, not from a text layer
 
 
 class ParsedDocument(BaseModel):
@@ -47,7 +55,8 @@ class UnreadableDocument(ValueError):
 
 
 class Block(BaseModel):
-    """A span ``[start, end)`` of a document's text, with its heading path and page."""
+    """A span ``[start, end)`` of a document's text, with its heading path, page, kind and
+    whether OCR read it."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -55,6 +64,8 @@ class Block(BaseModel):
     end: int
     section: str = ""
     page: int | None = None
+    kind: BlockKind = "text"
+    ocr: bool = False
 
 
 class Document(BaseModel):
@@ -140,6 +151,27 @@ def content_hash(title: str, text: str, blocks: list[Block] | None = None, metad
     return sha256_hex(*parts)
 
 
+TABLE_HEADER_LINES = 2  # a Markdown table's header row and its |---| line
+
+
+def table_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A table as Markdown, one line per row after the header (which every chunk of it repeats):
+    a form the embedding model reads as text and an answer can quote."""
+    width = max([len(header), *(len(row) for row in rows)])
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [*cells, *[""] * (width - len(cells))]
+        return "| " + " | ".join(" ".join(cell.split()).replace("|", "\\|") for cell in padded) + " |"
+
+    return "\n".join([line(header), "|" + " --- |" * width, *(line(row) for row in rows)])
+
+
+def table_block(
+    header: Sequence[str], rows: Sequence[Sequence[str]], *, section: str = "", page: int | None = None
+) -> ParsedBlock:
+    return ParsedBlock(text=table_text(header, rows), section=section, page=page, kind="table")
+
+
 def section_path(headings: list[str]) -> str:
     return SECTION_SEPARATOR.join(heading for heading in headings if heading)
 
@@ -173,6 +205,11 @@ class BlockCollector:
         self.end_block()
         self.page = page
 
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        """A table is a block of its own, under the current heading path."""
+        self.end_block()
+        self.blocks.append(table_block(header, rows, section=section_path(self.headings), page=self.page))
+
     def end_block(self) -> None:
         if self.paragraphs:
             self.blocks.append(ParsedBlock(text="\n\n".join(self.paragraphs), section=section_path(self.headings), page=self.page))
@@ -201,7 +238,12 @@ def assemble_document(
             parts.append(BLOCK_SEPARATOR)
             position += len(BLOCK_SEPARATOR)
         parts.append(text)
-        blocks.append(Block(start=position, end=position + len(text), section=parsed_block.section, page=parsed_block.page))
+        blocks.append(
+            Block(
+                start=position, end=position + len(text), section=parsed_block.section, page=parsed_block.page,
+                kind=parsed_block.kind, ocr=parsed_block.ocr,
+            )
+        )
         position += len(text)
     if not blocks:
         raise UnreadableDocument("no text after extraction")

@@ -5,6 +5,8 @@ process down. Each file is therefore parsed in a worker process (as many as ther
 so a source's files are parsed in parallel) that receives the file's bytes and returns a
 ``ParsedDocument``. A worker that has not answered within the time limit is killed and one that
 dies is replaced; either way that file gets an outcome with the reason, and the other files go on.
+A parser about to do slow work that the file's size does not predict (OCR of scanned pages) asks
+for more time first (``ask_for_more_time``), which moves that file's deadline.
 ``concurrent.futures.ProcessPoolExecutor`` cannot kill one stuck worker, hence this small pool.
 
 Workers are forked from a forkserver (a clean process that imports the parsers once), never from
@@ -26,7 +28,7 @@ from multiprocessing.connection import Connection, wait
 from ai_assets.core.documents.formats import PARSERS, parse_document
 from ai_assets.core.documents.model import ParsedDocument, UnreadableDocument
 
-Parser = Callable[[str, bytes], ParsedDocument]  # (format, bytes): a module-level function
+Parser = Callable[..., ParsedDocument]  # (format, bytes, *, ocr): a module-level function
 
 # Imported once by the forkserver, so a new worker starts with every parser loaded.
 _PRELOAD = ["ai_assets.core.documents.formats", *sorted({module for module, _ in PARSERS.values()})]
@@ -57,6 +59,7 @@ class ParseJob:
     key: str  # the file's path in its source: how the outcome is matched to the file
     format: str
     data: bytes
+    ocr: bool = True  # read scanned pages by OCR
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class _Worker:
         child.close()
         self.job: ParseJob | None = None
         self.started = 0.0
+        self.granted = 0.0  # seconds the parser asked for beyond the limit (``ask_for_more_time``)
 
 
 class _Pool:
@@ -123,8 +127,8 @@ class _Pool:
 
     def start(self, job: ParseJob) -> None:
         worker = self.idle.pop() if self.idle else self._new_worker()
-        worker.connection.send((job.format, job.data))
-        worker.job, worker.started = job, time.perf_counter()
+        worker.connection.send((job.format, job.data, job.ocr))
+        worker.job, worker.started, worker.granted = job, time.perf_counter(), 0.0
         self.busy.append(worker)
 
     def _new_worker(self) -> _Worker:
@@ -142,7 +146,7 @@ class _Pool:
     def collect(self, timeout_seconds: float, timeout_hint: str) -> Iterator[ParseOutcome]:
         """Wait for the first worker to finish, die or run out of time; yield what ended."""
         now = time.perf_counter()
-        next_deadline = min(worker.started + timeout_seconds for worker in self.busy)
+        next_deadline = min(worker.started + timeout_seconds + worker.granted for worker in self.busy)
         waitables = [worker.connection for worker in self.busy] + [worker.process.sentinel for worker in self.busy]
         ready = set(wait(waitables, timeout=max(0.0, next_deadline - now)))
         now = time.perf_counter()
@@ -152,25 +156,31 @@ class _Pool:
             elapsed = now - worker.started
             if worker.connection in ready:
                 outcome = self._answer(worker, job, elapsed)
+                if outcome is None:
+                    continue
             elif worker.process.sentinel in ready:
                 outcome = ParseOutcome(job.key, None, f"the parser crashed (worker exit code {worker.process.exitcode})", elapsed)
                 self._discard(worker)
-            elif elapsed >= timeout_seconds:
+            elif elapsed >= timeout_seconds + worker.granted:
                 outcome = ParseOutcome(
-                    job.key, None, f"parsing took longer than the limit of {timeout_seconds:g} s{timeout_hint}", elapsed
+                    job.key, None, f"parsing took longer than the limit of {timeout_seconds + worker.granted:g} s{timeout_hint}", elapsed
                 )
                 self._discard(worker)
             else:
                 continue
             yield outcome
 
-    def _answer(self, worker: _Worker, job: ParseJob, elapsed: float) -> ParseOutcome:
+    def _answer(self, worker: _Worker, job: ParseJob, elapsed: float) -> ParseOutcome | None:
+        """The file's outcome, or None when the worker only asked for more time."""
         try:
             status, value, seconds = worker.connection.recv()
         except (EOFError, OSError):
             worker.process.join(_STOP_SECONDS)
             self._discard(worker)
             return ParseOutcome(job.key, None, f"the parser crashed (worker exit code {worker.process.exitcode})", elapsed)
+        if status == _MORE_TIME:
+            worker.granted += value
+            return None
         self.busy.remove(worker)
         worker.job = None
         self.idle.append(worker)
@@ -201,17 +211,32 @@ class _Pool:
         self.idle, self.busy = [], []
 
 
+_MORE_TIME = "more_time"
+# In a worker: how a parser asks the pool for more time (None in any other process).
+_ask: Callable[[float], None] | None = None
+
+
+def ask_for_more_time(seconds: float) -> None:
+    """Extend the time limit of the file being parsed by ``seconds``: for work that the file's
+    size does not predict and that is known to be slow before it starts (OCR of N scanned
+    pages). Still a limit: a parser that then hangs is stopped at the extended deadline."""
+    if _ask is not None:
+        _ask(seconds)
+
+
 def _serve(connection: Connection, parser: Parser) -> None:
-    """A worker: parse each (format, bytes) received until told to stop (None)."""
+    """A worker: parse each (format, bytes, ocr) received until told to stop (None)."""
+    global _ask
+    _ask = lambda seconds: connection.send((_MORE_TIME, seconds, 0.0))  # noqa: E731
     connection.send("ready")
     while True:
         job = connection.recv()
         if job is None:
             return
-        format_name, data = job
+        format_name, data, ocr = job
         started = time.perf_counter()
         try:
-            result = ("ok", parser(format_name, data))
+            result = ("ok", parser(format_name, data, ocr=ocr))
         except UnreadableDocument as error:
             result = ("unreadable", str(error))
         except RecursionError:

@@ -28,6 +28,7 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
 
 from ai_assets.core.documents.model import BlockCollector, ParsedBlock, ParsedDocument, UnreadableDocument
+from ai_assets.core.documents.ocr import no_text_reason, ocr_metadata, read_scanned_pages, with_ocr_pages
 from ai_assets.core.documents.pdf_heuristics import (
     continues_sentence,
     could_be_heading,
@@ -39,6 +40,7 @@ from ai_assets.core.documents.pdf_heuristics import (
     join_lines,
     resolve_soft_hyphens,
 )
+from ai_assets.core.documents.pdf_tables import find_tables, place_tables, with_table_blocks
 
 # Lines this close to the top or bottom edge (share of the page height) may be running furniture.
 _EDGE = 0.08
@@ -85,7 +87,7 @@ class _Line:
         return self.baseline < self.page_height * _EDGE or self.baseline > self.page_height * (1 - _EDGE)
 
 
-def parse_pdf(raw: bytes) -> ParsedDocument:
+def parse_pdf(raw: bytes, *, ocr: bool = True) -> ParsedDocument:
     _refuse_incomplete(raw)
     try:
         pdf = pdfium.PdfDocument(raw)
@@ -99,21 +101,21 @@ def parse_pdf(raw: bytes) -> ParsedDocument:
         if pages == 0:
             raise UnreadableDocument("PDF has no pages")
         lines = [line for index in range(pages) for line in _page_lines(pdf, index)]
-        if not any(line.text.strip() for line in lines):
-            raise UnreadableDocument(
-                f"no text layer on any of its {pages} page(s) (a scanned PDF?): run OCR on it first"
-            )
+        scanned = read_scanned_pages(pdf, lines) if ocr else []
+        if not any(line.text.strip() for line in lines) and not any(page.paragraphs for page in scanned):
+            raise UnreadableDocument(no_text_reason(pages, ocr))
         lines = _without_contents(_without_furniture(lines, pages), pages)
         outline = [(level, title, page) for level, title, page in _outline(pdf) if title]
         lines = _mark_headings(lines, outline)
         lines = _without_running_titles(lines)
-        metadata = _metadata(pdf)
+        lines, tables = place_tables(lines, find_tables(pdf))
+        metadata = {**_metadata(pdf), **ocr_metadata(scanned)}
     finally:
         pdf.close()
     title = metadata.pop("title", "")
     if not is_meaningful_title(title):
         title = _first_page_title(lines) or next((line.text for line in lines if line.heading_level == 1), "")
-    return ParsedDocument(title=title, blocks=_blocks(lines), metadata=metadata, pages=pages)
+    return ParsedDocument(title=title, blocks=with_ocr_pages(with_table_blocks(_blocks(lines), tables), scanned), metadata=metadata, pages=pages)
 
 
 def _refuse_incomplete(raw: bytes) -> None:

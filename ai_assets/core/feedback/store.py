@@ -18,6 +18,7 @@ from typing import Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
+from ai_assets.core.hashing import sha256_hex
 from ai_assets.core.storage import filesystem, is_remote, join
 
 ANSWER_ID = re.compile(r"^a_[0-9a-f]{16}$")
@@ -137,6 +138,17 @@ class FileFeedbackStore:
 
     def judgements(self) -> Iterator[Judgement]:
         yield from self._records(JUDGEMENTS, Judgement)
+
+    def judgements_fingerprint(self) -> str:
+        """Changes whenever a judgement is recorded, from one listing: records are never rewritten,
+        so their names say it all (answers alone change no eval set)."""
+        fs, folder = filesystem(join(self.location, JUDGEMENTS))
+        with self._errors("read"):
+            try:
+                names = sorted(name.rsplit("/", 1)[-1] for name in fs.ls(folder, detail=False) if name.endswith(".json"))
+            except FileNotFoundError:
+                names = []
+        return sha256_hex(*names)
 
     def _records(self, kind: str, model: type[_Record]) -> Iterator[_Record]:
         fs, folder = filesystem(join(self.location, kind))

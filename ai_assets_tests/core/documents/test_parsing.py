@@ -10,7 +10,7 @@ from ai_assets.core.documents.model import ParsedDocument
 from ai_assets.core.documents.parsing import ParseJob, parse_files
 
 
-def misbehaving_parser(format_name: str, data: bytes) -> ParsedDocument:
+def misbehaving_parser(format_name: str, data: bytes, *, ocr: bool = True) -> ParsedDocument:
     """The real parsers, except for files that make this one loop forever, exit, or raise."""
     if data.startswith(b"LOOP"):
         while True:
@@ -19,7 +19,7 @@ def misbehaving_parser(format_name: str, data: bytes) -> ParsedDocument:
         os._exit(3)
     if data.startswith(b"RAISE"):
         raise KeyError("a parser bug")
-    return parse_document(format_name, data)
+    return parse_document(format_name, data, ocr=ocr)
 
 
 def test_one_pathological_file_neither_hangs_nor_crashes_the_rest() -> None:
@@ -44,9 +44,9 @@ def test_files_are_parsed_in_parallel_workers() -> None:
     assert len(pids) == 2 and os.getpid() not in {int(pid) for pid in pids}
 
 
-def pid_parser(format_name: str, data: bytes) -> ParsedDocument:
+def pid_parser(format_name: str, data: bytes, *, ocr: bool = True) -> ParsedDocument:
     time.sleep(0.05)  # long enough that one worker cannot take every file alone
-    parsed = parse_document(format_name, data)
+    parsed = parse_document(format_name, data, ocr=ocr)
     return parsed.model_copy(update={"metadata": {"pid": str(os.getpid())}})
 
 
