@@ -364,7 +364,7 @@ def _followed_by_text(lines: list[_Line], number: int, headings: set[int]) -> bo
     after = number + 1
     if after >= len(lines) or after in headings:
         return True
-    return sum(1 for word in lines[after].text.split() if any(char.isalpha() for char in word)) >= 2
+    return any(sum(char.isalpha() for char in word) >= 2 for word in lines[after].text.split())
 
 
 _SECTION_OPENERS = frozenset({"abstract", "introduction", "summary", "preface", "contents", "overview", "foreword"})
