@@ -62,6 +62,49 @@ def pdf_bytes(
     return buffer.getvalue()
 
 
+# A page of a laid-out PDF: its running header (or None), then its columns, each a list of lines.
+LayoutPage = tuple[str | None, Sequence[Sequence[PdfLine]]]
+_LAYOUT_FONTS = {**_PDF_FONTS, "bold": ("Helvetica-Bold", 10), "caption": ("Helvetica-Bold", 9), "formula": ("Times-Italic", 13),
+                 "contents": ("Helvetica", 10)}
+
+
+def layout_pdf_bytes(pages: Sequence[LayoutPage], *, title: str | None = None) -> bytes:
+    """A PDF laid out as papers and manuals are: each page's columns side by side (one or two),
+    lines 12 pt apart in a column (a blank line: ("body", "")), a running header at the top edge,
+    and a ("contents", "Title|12") line drawn as a contents entry with dot leaders."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4)
+    if title:
+        pdf.setTitle(title)
+    width, height = A4
+    for header, columns in pages:
+        if header:
+            pdf.setFont("Helvetica", 8)
+            pdf.drawString(50, height - 30, header)
+        column_width = (width - 100) / len(columns)
+        for index, lines in enumerate(columns):
+            x, y = 50 + index * column_width, height - 70
+            for kind, text in lines:
+                font, size = _LAYOUT_FONTS[kind]
+                if not text:
+                    y -= 6
+                    continue
+                pdf.setFont(font, size)
+                if kind == "contents":
+                    entry, page = text.split("|")
+                    pdf.drawString(x, y, f"{entry} {'. ' * 30}")
+                    pdf.drawRightString(x + column_width - 20, y, page)
+                else:
+                    pdf.drawString(x, y, text)
+                y -= 12 if size <= 10 else size * 1.4
+        pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
 def pdf_table_bytes(
     rows: Sequence[Sequence[str]], *, ruled: bool, before: str, after: str, column_width: float = 130, bold_header: bool = True
 ) -> bytes:

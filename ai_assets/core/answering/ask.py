@@ -68,11 +68,11 @@ def citation(number: int, hit: SearchHit, text: str) -> Citation:
 
 
 def extractive_answer(
-    question_vector: np.ndarray, hits: Sequence[SearchHit], embed: Callable[[Sequence[str]], np.ndarray]
+    question_vector: np.ndarray, hits: Sequence[SearchHit], embed: Callable[[Sequence[str]], np.ndarray], question: str = ""
 ) -> tuple[str, list[Citation]]:
     """The best sentences of the hits, each followed by its passage's [n]; the cited passages with
     the sentences taken from each."""
-    sentences = extract_sentences(question_vector, hits, embed)
+    sentences = extract_sentences(question_vector, hits, embed, question=question)
     spans: dict[int, list[str]] = {}
     for sentence in sentences:
         spans.setdefault(sentence.hit_index, []).append(sentence.text)
@@ -135,7 +135,7 @@ def answer_question(
             return answer.model_copy(update={"answer": generated, "answer_kind": "generated", "citations": citations})
         except CHAT_FAILURES as error:
             warnings.append(f"the chat model failed ({error}); this is the extractive answer")
-    extracted, citations = extractive_answer(vector, hits, searcher.embedder.embed)
+    extracted, citations = extractive_answer(vector, hits, searcher.embedder.embed, question=text)
     return answer.model_copy(
         update={
             "answer": extracted, "answer_kind": "extractive" if extracted else "none", "citations": citations,

@@ -21,7 +21,8 @@ _DROPPED = (
 )
 # Page furniture by its class or id (sidebars, menus, breadcrumbs, cookie banners, share bars).
 _FURNITURE = re.compile(
-    r"(?:^|[\s_-])(?:nav|navbar|navigation|menu|sidebar|breadcrumbs?|cookies?|consent|share|social|skip-link|toc)(?:$|[\s_-])",
+    r"(?:^|[\s_-])(?:nav|navbar|navigation|menu|sidebar|breadcrumbs?|cookies?|consent|share|social|skip-link|toc|footer|"
+    r"pager|pagination|prev-next|copyright|colophon)(?:$|[\s_-])",
     re.IGNORECASE,
 )
 _BLOCKS = frozenset(
@@ -29,6 +30,17 @@ _BLOCKS = frozenset(
     "h1 h2 h3 h4 h5 h6 ul ol dl hr address details summary body".split()
 )
 _HEADINGS = {f"h{level}": level for level in range(1, 7)}
+# Links to a heading's own anchor, drawn as a mark beside it (Sphinx's "¶", MkDocs' and Docusaurus' "#").
+_HEADER_LINKS = "a.headerlink, a.hash-link, a.anchor, a.anchorjs-link, a.header-anchor, a.heading-anchor, a.anchor-link"
+_LINK_MARKS = frozenset({"", "\u00b6", "#", "\u00a7", "\U0001f517", "\u2693"})
+# A page footer's or navigation's paragraph left inside the content: copyright, "Built with",
+# "Previous" / "Next" links.
+_FOOTER_LINE = re.compile(
+    r"^(?:(?:\u00a9|\(c\)|copyright\b)[^.!?]{0,30}?(?:\d{4}|\u00a9|\(c\)).{0,200}"
+    r"|(?:built with|powered by|created using|last updated on)\b.{0,160}"
+    r"|(?:[\u00ab\u2190<]\s*)?(?:previous|next)(?:\s*(?:page|topic|chapter))?(?:\s*[\u00bb\u2192>])?(?:\s*[:|\u2013-]\s*[^.!?]{0,80})?)$",
+    re.IGNORECASE,
+)
 _UNCLOSED = (
     (re.compile(rb"<script\b", re.IGNORECASE), re.compile(rb"</script\s*>", re.IGNORECASE), "<script>"),
     (re.compile(rb"<style\b", re.IGNORECASE), re.compile(rb"</style\s*>", re.IGNORECASE), "<style>"),
@@ -43,6 +55,9 @@ def parse_html(raw: bytes) -> ParsedDocument:
     title = " ".join(title_node.text().split()) if title_node else ""
     for node in tree.css(_DROPPED):
         node.decompose()
+    for node in tree.css(f"{_HEADER_LINKS}, a[href^='#']"):
+        if node.text(deep=True).strip(" \t\r\n\u200b\ufeff") in _LINK_MARKS:
+            node.decompose()
     for node in tree.css("header, footer"):
         if not _inside_content(node):  # a page's header and footer, not an article's
             node.decompose()
@@ -51,7 +66,7 @@ def parse_html(raw: bytes) -> ParsedDocument:
             f"{node.attributes.get('class') or ''} {node.attributes.get('id') or ''}"
         ):
             node.decompose()
-    root = tree.css_first("main") or tree.css_first("article") or tree.body
+    root = tree.css_first("main") or tree.css_first("[role=main]") or tree.css_first("article") or tree.body
     blocks = _blocks(root) if root is not None else []
     if not any(block.text.strip() for block in blocks):
         raise UnreadableDocument("no text after extraction")
@@ -93,7 +108,9 @@ class _Blocks(BlockCollector):
         self.words: list[str] = []
 
     def end_paragraph(self) -> None:
-        self.paragraph("".join(self.words).strip())
+        text = "".join(self.words).strip()
+        if not _FOOTER_LINE.match(text):
+            self.paragraph(text)
         self.words = []
 
     def end_block(self) -> None:
@@ -108,7 +125,7 @@ def _blocks(root: LexborNode) -> list[ParsedBlock]:
     for node in root.traverse(include_text=True):
         tag = node.tag
         if tag in _HEADINGS:
-            text = " ".join(node.text(deep=True).split())
+            text = " ".join(node.text(deep=True).split()).rstrip("\u00b6 ")
             if text:
                 collected.heading(_HEADINGS[tag], text)
             current_block = node

@@ -34,6 +34,7 @@ from ai_assets.core.documents.model import (
     UnreadableDocument,
     assemble_document,
     content_hash,
+    readable_file_title,
     validate_source_name,
 )
 from ai_assets.core.documents.parsing import ParseJob, ParseOutcome, available_cores, parse_files
@@ -203,7 +204,7 @@ def _document(
     try:
         document = assemble_document(
             outcome.parsed, source=source, path=file.relative, size_bytes=file.size, mtime=file.mtime,
-            fallback_title=PurePosixPath(file.relative).stem,
+            fallback_title=readable_file_title(PurePosixPath(file.relative).stem),
         )
     except UnreadableDocument as error:
         return None, str(error)

@@ -232,6 +232,12 @@ class BlockCollector:
         self.paragraphs = []
 
 
+def readable_file_title(stem: str) -> str:
+    """A file name as a title when the file gives none: underscores read as spaces
+    ("release_notes_2024" is "release notes 2024")."""
+    return " ".join(stem.replace("_", " ").split()) or stem
+
+
 def assemble_document(
     parsed: ParsedDocument, *, source: str, path: str, size_bytes: int, mtime: float, fallback_title: str
 ) -> Document:

@@ -138,7 +138,7 @@ def evaluate_answers(
         hits = searcher.search(
             question, mode="hybrid", limit=k, sources=eval_set.sources or None, query_vector=question_vector
         )
-        answer, citations = extractive_answer(question_vector, hits, searcher.embedder.embed)
+        answer, citations = extractive_answer(question_vector, hits, searcher.embedder.embed, question=question)
         result = AnswerResult(
             eval_set=eval_set.name,
             query_id=query_id,

@@ -17,7 +17,7 @@ from ai_assets.core.embedding.base import MINILM, Embedder
 from ai_assets.core.embedding.registry import create_embedder
 from ai_assets.core.embedding.tokenizer import minilm_tokenizer
 from ai_assets.core.llm import OpenAIChatModel
-from ai_assets.core.retrieval.search import Searcher
+from ai_assets.core.retrieval.search import SearchHit, Searcher
 from ai_assets.core.store.indexes import build_indexes
 from ai_assets.core.store.tables import open_journal, open_table
 from ai_assets.core.store.versions import checkout, move_served
@@ -158,3 +158,13 @@ def test_the_chat_model_through_the_protocol_cites_passage_one(served: Searcher,
 def test_a_passage_is_labelled_with_its_section_and_pages_when_it_has_them(served: Searcher) -> None:
     hit = served.search("cron", limit=1)[0].model_copy(update={"section": "Schedules > Cron", "page": 3, "page_end": 4})
     assert passage_label(hit) == "Schedules · Schedules > Cron · p. 3-4"
+
+
+def test_the_sentence_holding_the_number_asked_for_comes_first(embedder: Embedder) -> None:
+    text = ("Raft uses randomized election timeouts to ensure that split votes are rare and resolved quickly. "
+            "Election timeouts are chosen randomly from a fixed interval (150-300 ms).")
+    hit = SearchHit(chunk_id="c", source="s", doc_key="s/raft.pdf", doc_path="raft.pdf", doc_title="Raft",
+                    doc_content_hash="h", chunk_index=0, text=text, run_id="r", score=1.0)
+    question = "How long are Raft's election timeouts?"
+    (best,) = extract_sentences(embedder.embed([question])[0], [hit], embedder.embed, max_sentences=1, question=question)
+    assert "150-300 ms" in best.text
