@@ -16,6 +16,7 @@ from ai_assets.assets.index import build_search_index
 from ai_assets.assets.leaderboard import build_model_leaderboard
 from ai_assets.automation import build_daily_refresh, build_source_sensor, source_files_spec
 from ai_assets.partitions import embedder_partitions
+from ai_assets.preview_api import with_python_source
 from ai_assets.resources import (
     ChatModelResource,
     Chunker,
@@ -57,6 +58,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         build_answer_evaluation(names, partitions, freshness, answer_automation),
         build_model_leaderboard(names),
     ]
+    computed = with_python_source(computed)
     assets: list[dg.AssetSpec | dg.AssetsDefinition] = [source_files_spec(names, partitions.source), *computed]
 
     def selected(*assets: str) -> dg.AssetSelection:

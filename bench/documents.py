@@ -85,7 +85,7 @@ def build_once(data_dir: Path) -> dict:
     documents = {source: latest_metadata(instance, "source_documents", source) for source in sources}
     embeddings = [latest_metadata(instance, "chunk_embeddings", f"minilm|{source}") for source in sources]
     evaluation = latest_metadata(instance, "retrieval_evaluation", "minilm")
-    hybrid = next(row for row in evaluation["results"] if row["eval_set"] == "docs_qa" and row["mode"] == "hybrid")
+    hybrid = next(row for row in evaluation["scores"] if row["eval_set"] == "docs_qa" and row["mode"] == "hybrid")
 
     table = open_table(lancedb.connect(settings.resolved_lancedb_uri), MINILM, create=False)
     rows = scan(table, ["section", "page"]).to_pylist()
@@ -106,7 +106,7 @@ def build_once(data_dir: Path) -> dict:
         "embed_seconds": sum(meta["embed_seconds"] for meta in embeddings),
         "documents": sum(meta["documents"] for meta in documents.values()),
         "pages": sum(meta["pages"] for meta in documents.values()),
-        "quarantined": {source: meta["quarantined_files"] for source, meta in documents.items() if meta["quarantined_files"]},
+        "quarantined": {source: meta["quarantined_files"] for source, meta in documents.items() if meta.get("quarantined_files")},
         "rows": len(rows),
         "rows_with_page": sum(1 for row in rows if row["page"] is not None and row["page"] >= 1),
         "rows_past_page_1": sum(1 for row in rows if (row["page"] or 0) > 1),

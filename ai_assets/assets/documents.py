@@ -2,14 +2,18 @@ import dagster as dg
 
 from ai_assets.automation import CONTENT_FINGERPRINT, SOURCE_FILES_KEY
 from ai_assets.core.documents.loading import UNSUPPORTED_TYPE
-from ai_assets.core.documents.reports import quarantine_table, skipped_table
+from ai_assets.core.documents.reports import quarantine_table
 from ai_assets.core.hashing import sha256_hex
+from ai_assets.metadata_tables import listing
 from ai_assets.naming import KnowledgeBaseNames
+from ai_assets.preview_api import partitioned_check
 from ai_assets.resources import SourceFiles
 
-# Metadata keys of the quarantined and skipped entries as JSON lists.
+# Metadata keys of the quarantined and skipped entries, as tables.
 QUARANTINED_FILES = "quarantined_files"
 SKIPPED_ENTRIES = "skipped_entries"
+QUARANTINE_COLUMNS = (("path", "string"), ("line", "int"), ("reason", "string"))
+SKIPPED_COLUMNS = (("relative", "string"), ("reason", "string"))
 
 
 def build_source_documents(
@@ -25,7 +29,7 @@ def build_source_documents(
         required_resource_keys=names.resource_keys("source_files"),
         io_manager_key=names.name("io_manager"),
         check_specs=[
-            dg.AssetCheckSpec(
+            partitioned_check(
                 "quarantine_empty",
                 asset=names.key("source_documents"),
                 partitions_def=partitions,
@@ -63,8 +67,8 @@ def documents_of_source(context: dg.AssetExecutionContext, source_files: SourceF
         context.log.warning(f"source {source!r} has no readable document")
     total_chars = sum(len(document.text) for document in loaded.documents)
     unsupported = sum(1 for entry in loaded.skipped if entry.reason.startswith(UNSUPPORTED_TYPE))
-    yield dg.Output(
-        loaded,
+    yield dg.MaterializeResult(
+        value=loaded,
         # The data version is the set of document versions, so only a real content change
         # marks downstream assets stale.
         data_version=dg.DataVersion(
@@ -79,11 +83,9 @@ def documents_of_source(context: dg.AssetExecutionContext, source_files: SourceF
             "text_chars": total_chars,
             "source_bytes": sum(document.size_bytes for document in loaded.documents),
             "parse_seconds": round(loaded.parse_seconds, 3),
-            "quarantine": dg.MetadataValue.md(quarantine_table(loaded.quarantined)),
-            "skipped_files": dg.MetadataValue.md(skipped_table(loaded.skipped)),
-            # The same, for `ai-assets quarantine` (and any other reader).
-            QUARANTINED_FILES: dg.MetadataValue.json([item.model_dump(exclude={"source"}) for item in loaded.quarantined]),
-            SKIPPED_ENTRIES: dg.MetadataValue.json([entry.model_dump() for entry in loaded.skipped]),
+            # Tables that `ai-assets quarantine` reads too; none when empty (the counts above say 0).
+            **listing(QUARANTINED_FILES, [item.model_dump() for item in loaded.quarantined], QUARANTINE_COLUMNS),
+            **listing(SKIPPED_ENTRIES, [entry.model_dump() for entry in loaded.skipped], SKIPPED_COLUMNS),
             # What the source sensor compares the folder against.
             CONTENT_FINGERPRINT: fingerprint,
         },

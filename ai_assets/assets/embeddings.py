@@ -11,6 +11,7 @@ from ai_assets.core.store.tables import read_table_metadata, sql_literal
 from ai_assets.core.store.writes import source_vector_batches, sync_source_embeddings
 from ai_assets.naming import KnowledgeBaseNames
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
+from ai_assets.preview_api import partitioned_check
 from ai_assets.resources import Embedders, LanceDBResource
 from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fail_once
 
@@ -28,10 +29,9 @@ def build_chunk_embeddings(names: KnowledgeBaseNames, partitions: EmbedderPartit
         key=names.key("chunk_embeddings"),
         partitions_def=partitions.source_embedder,
         ins={
-            "document_chunks": dg.AssetIn(
-                key=names.key("document_chunks"),
-                partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=SOURCE_DIMENSION),
-            )
+            # Each source × embedder partition reads its source's chunks: Dagster's default mapping
+            # between a multi-partitioned asset and one of its dimensions (stable, unlike naming it).
+            "document_chunks": dg.AssetIn(key=names.key("document_chunks"))
         },
         required_resource_keys=names.resource_keys("embedders", "lancedb"),
         io_manager_key=names.name("io_manager"),
@@ -43,13 +43,13 @@ def build_chunk_embeddings(names: KnowledgeBaseNames, partitions: EmbedderPartit
         retry_policy=MODEL_CALL_RETRY,
         pool=MODEL_POOL,
         check_specs=[
-            dg.AssetCheckSpec(
+            partitioned_check(
                 "vectors_valid",
                 asset=names.key("chunk_embeddings"),
                 partitions_def=partitions.source_embedder,
                 description="Every vector of the source has the model's dimensions, finite values and unit norm.",
             ),
-            dg.AssetCheckSpec(
+            partitioned_check(
                 "table_model_matches",
                 asset=names.key("chunk_embeddings"),
                 partitions_def=partitions.source_embedder,

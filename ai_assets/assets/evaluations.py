@@ -9,14 +9,15 @@ from ai_assets.core.embedding.base import Embedder
 from ai_assets.core.embedding.query_cache import CachingEmbedder, is_paid
 from ai_assets.core.evaluation.answers import AnswerResult, evaluate_answers, read_answers
 from ai_assets.core.evaluation.beir import EvalSet, EvalSetError, load_eval_set
-from ai_assets.core.evaluation.retrieval import RetrievalScore, comparison_markdown, scores_markdown
 from ai_assets.core.evaluation.serving import GATED_METRIC, NoCandidate, ServingEvaluation
 from ai_assets.core.evaluation.serving import evaluate_and_serve as evaluate_and_serve_version
 from ai_assets.core.retrieval.search import Searcher
 from ai_assets.core.store.versions import NoServedVersion, ServingState
 from ai_assets.history import latest_metadata
+from ai_assets.metadata_tables import CANDIDATE_PREFIX, SERVED_PREFIX, present_columns, score_tables, table_value
 from ai_assets.naming import KnowledgeBaseNames
 from ai_assets.partitions import EmbedderPartitions
+from ai_assets.preview_api import partitioned_check
 from ai_assets.resources import ChatModelResource, Embedders, LanceDBResource, QualityGate, SourceFiles
 from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fail_once
 
@@ -24,9 +25,9 @@ from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fai
 EVAL_SETS_FINGERPRINT = "eval_sets_fingerprint"
 RETRIEVAL_EVALUATION = "retrieval_evaluation"
 SERVED_INDEX = "served_index"
-# Metadata keys of served_index, read by `ai-assets promote --list`, the leaderboard and the build.
+# Metadata key of served_index, read by `ai-assets promote --list`, the leaderboard and the build
+# (with its score tables, metadata_tables.SERVED_PREFIX and CANDIDATE_PREFIX).
 SERVED_VERSION = "served_version"
-SERVED_RESULTS = "served_results"
 SAMPLE_QUESTIONS = 3
 
 
@@ -90,7 +91,7 @@ def build_evaluate_and_serve(
             ),
         ],
         check_specs=[
-            dg.AssetCheckSpec(
+            partitioned_check(
                 "retrieval_quality_gate",
                 asset=names.key(RETRIEVAL_EVALUATION),
                 partitions_def=partitions.embedder,
@@ -164,10 +165,6 @@ def require_no_eval_sets_before(
         )
 
 
-def dumped(scores: list[RetrievalScore]) -> list[dict]:
-    return [score.model_dump(by_alias=True) for score in scores]
-
-
 def failures_markdown(result: ServingEvaluation) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(f"- {failure.describe()}" for failure in result.failures) or "none")
 
@@ -178,18 +175,16 @@ def evaluation_metadata(result: ServingEvaluation, eval_sets_fingerprint: str) -
         "eval_sets": len({score.eval_set for score in scores}),
         "skipped_eval_sets": ", ".join(result.scores.skipped) or "none",
         "table_version": result.evaluated,
-        "compared_with_served_version": result.before.served if result.before.served is not None else "none",
         "query_encode_in_latency": result.scores.query_encode_timed,
         EVAL_SETS_FINGERPRINT: eval_sets_fingerprint,
-        "scores": dg.MetadataValue.md(scores_markdown(scores)),
-        "results": dg.MetadataValue.json(dumped(scores)),
+        **score_tables(scores),
     }
     for score in scores:
         prefix = f"{score.eval_set}/{score.mode}"
         metadata[f"{prefix}/ndcg@10"] = round(score.ndcg_at_10, 4)
         metadata[f"{prefix}/recall@100"] = round(score.recall_at_100, 4)
         metadata[f"{prefix}/mrr@10"] = round(score.mrr_at_10, 4)
-        metadata[f"{prefix}/latency_p50_ms"] = round(score.latency_p50_ms, 2)
+        metadata[f"{prefix}/latency_p50_ms"] = round(score.latency_p50_ms)
     return metadata
 
 
@@ -214,21 +209,17 @@ def gate_result(
 
 
 def served_index_metadata(result: ServingEvaluation) -> dict[str, Any]:
-    served = result.before.served
+    """What is served after the evaluation and why, with the scores of the version served now and,
+    when one still waits (not promoted), of the candidate: no table of a version nobody serves."""
+    waiting = result.after.candidate is not None and result.after.candidate != result.after.served
     return {
         **serving_metadata(result.after, action="evaluation"),
         "promoted": result.decision.promote,
         "decision": result.decision.reason,
         "gate": "passed" if not result.failures else "failed",
         "gate_failures": failures_markdown(result),
-        "scores": dg.MetadataValue.md(
-            comparison_markdown(
-                result.scores.candidate, result.served_scores, f"evaluated v{result.evaluated}",
-                f"served v{served}" if served is not None else "served: none",
-            )
-        ),
-        "candidate_results": dg.MetadataValue.json(dumped(result.scores.candidate)),
-        SERVED_RESULTS: dg.MetadataValue.json(dumped(result.served_now)),
+        **score_tables(result.served_now, SERVED_PREFIX),
+        **({f"{CANDIDATE_PREFIX}scores": score_tables(result.scores.candidate)["scores"]} if waiting else {}),
         **{f"served/{score.eval_set}/{score.mode}/ndcg@10": round(score.ndcg_at_10, 4) for score in result.served_now},
     }
 
@@ -328,7 +319,7 @@ def build_answer_evaluation(
             "invalid_llm_replies": sum(1 for result in results if result.llm_error),
             EVAL_SETS_FINGERPRINT: eval_sets_fingerprint,
             "per_question": dg.MetadataValue.md(answers_markdown(results)),
-            "results": dg.MetadataValue.json(answer_aggregates(results)),
+            "results": answers_table(answer_aggregates(results)),
             **embedder.take_usage_metadata(),
         }
         for row in answer_aggregates(results):
@@ -365,7 +356,21 @@ def answer_aggregates(results: list[AnswerResult]) -> list[dict]:
     ]
 
 
+# Per eval set; the LLM's scores only when a chat model gave some (offline they are all empty).
+ANSWER_COLUMNS = (
+    ("eval_set", "string"), ("questions", "int"), ("answer_f1", "float"), ("citations_relevant", "float"),
+    ("context_containment", "float"), ("generated_answer_f1", "float"), ("generated_citations_relevant", "float"),
+    ("faithfulness", "float"), ("correctness", "float"),
+)
+
+
+def answers_table(aggregates: list[dict]) -> dg.TableMetadataValue:
+    return table_value(aggregates, present_columns(aggregates, ANSWER_COLUMNS, always=5))
+
+
 def answers_markdown(results: list[AnswerResult]) -> str:
+    """One row per question; the LLM's columns only when a chat model answered (offline, every
+    one of them would be a dash, and the table would not fit a laptop screen)."""
     if not results:
         return "No eval set with answers.jsonl."
 
@@ -375,16 +380,25 @@ def answers_markdown(results: list[AnswerResult]) -> str:
     def verdict(value: bool | None) -> str:
         return "-" if value is None else "yes" if value else "no"
 
-    rows = "".join(
-        f"| {r.eval_set} | {r.query_id} | {cell(r.question)} | {cell(r.answer)} | {r.answer_f1:.2f} | "
-        f"{verdict(r.cited_relevant)} | {r.context_containment:.2f} | {cell(r.generated_answer or r.llm_error or '-')} | "
-        f"{score(r.faithfulness)} | {score(r.correctness)} | {cell('; '.join(r.generated_citations or r.citations) or '-')} |\n"
-        for r in results
-    )
-    return (
-        "| set | id | question | extractive answer | F1 | cites relevant | containment | LLM answer | faithful | correct | cited |\n"
-        "|---|---|---|---|---:|---|---:|---|---:|---:|---|\n" + rows
-    )
+    with_llm = any(r.generated_answer or r.llm_error for r in results)
+    header = "| set | id | question | extractive answer | F1 | cites relevant | containment |"
+    rule = "|---|---|---|---|---:|---|---:|"
+    if with_llm:
+        header += " LLM answer | faithful | correct | cited |"
+        rule += "---|---:|---:|---|"
+    rows = []
+    for r in results:
+        row = (
+            f"| {r.eval_set} | {r.query_id} | {cell(r.question)} | {cell(r.answer)} | {r.answer_f1:.2f} | "
+            f"{verdict(r.cited_relevant)} | {r.context_containment:.2f} |"
+        )
+        if with_llm:
+            row += (
+                f" {cell(r.generated_answer or r.llm_error or '-')} | {score(r.faithfulness)} | "
+                f"{score(r.correctness)} | {cell('; '.join(r.generated_citations or r.citations) or '-')} |"
+            )
+        rows.append(row + "\n")
+    return f"{header}\n{rule}\n" + "".join(rows)
 
 
 def load_eval_set_or_fail(path: Path) -> EvalSet:
