@@ -35,7 +35,7 @@ from ai_assets.settings import Settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     """One knowledge base's definitions, named after it (``settings.key_prefix``, see naming.py)."""
     names = settings.names
-    partitions = embedder_partitions(settings.embedders, names)
+    partitions = embedder_partitions(settings.embedders, names, settings.local_precision)
     # The index and its evaluations should be refreshed at least daily (the daily schedule);
     # the UI marks them overdue past these windows.
     freshness = dg.FreshnessPolicy.time_window(

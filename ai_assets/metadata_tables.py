@@ -94,5 +94,12 @@ def read_scores(metadata: Mapping[str, Any], prefix: str = "") -> list[dict[str,
     ]
 
 
+def shown_partition(context: dg.AssetExecutionContext) -> dict[str, str]:
+    """A partitioned asset's overview shows its latest materialization, which is one partition's:
+    this first row says which, and of how many (the Partitions tab has the others)."""
+    count = len(context.partitions_def.get_partition_keys(dynamic_partitions_store=context.instance))
+    return {"partition": f"{context.partition_key} (1 of {count})"}
+
+
 def table_rows(value: dg.TableMetadataValue) -> list[dict[str, Any]]:
     return [dict(record.data) for record in value.records]

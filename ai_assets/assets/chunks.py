@@ -6,6 +6,7 @@ from ai_assets.assets.check_outcomes import failed_error_checks
 from ai_assets.core.chunking.chunker import Chunk
 from ai_assets.core.documents.model import SourceLoad
 from ai_assets.core.quality import chunk_quality
+from ai_assets.metadata_tables import shown_partition
 from ai_assets.naming import KnowledgeBaseNames
 from ai_assets.preview_api import partitioned_check
 from ai_assets.resources import Chunker, ChunkStore
@@ -89,6 +90,7 @@ def chunks_of_source(
     yield dg.Output(
         chunks,
         metadata={
+            **shown_partition(context),
             "documents": len(source_documents.documents),
             "documents_rechunked": result.rechunked_documents,
             "documents_reused": result.reused_documents,

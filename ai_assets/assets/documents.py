@@ -4,7 +4,7 @@ from ai_assets.automation import CONTENT_FINGERPRINT, SOURCE_FILES_KEY
 from ai_assets.core.documents.loading import UNSUPPORTED_TYPE
 from ai_assets.core.documents.reports import quarantine_table
 from ai_assets.core.hashing import sha256_hex
-from ai_assets.metadata_tables import listing
+from ai_assets.metadata_tables import listing, shown_partition
 from ai_assets.naming import KnowledgeBaseNames
 from ai_assets.preview_api import partitioned_check
 from ai_assets.resources import SourceFiles
@@ -75,6 +75,7 @@ def documents_of_source(context: dg.AssetExecutionContext, source_files: SourceF
             sha256_hex(*sorted(f"{d.doc_key}:{d.content_hash}" for d in loaded.documents))
         ),
         metadata={
+            **shown_partition(context),
             "documents": len(loaded.documents),
             "quarantined": len(loaded.quarantined),
             "skipped": len(loaded.skipped),

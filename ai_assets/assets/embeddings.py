@@ -9,6 +9,7 @@ from ai_assets.core.progress import Rate, Throttle, progress_line
 from ai_assets.core.quality import streamed_vector_quality
 from ai_assets.core.store.tables import read_table_metadata, sql_literal
 from ai_assets.core.store.writes import source_vector_batches, sync_source_embeddings
+from ai_assets.metadata_tables import shown_partition
 from ai_assets.naming import KnowledgeBaseNames
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
 from ai_assets.preview_api import partitioned_check
@@ -36,7 +37,7 @@ def build_chunk_embeddings(names: KnowledgeBaseNames, partitions: EmbedderPartit
         required_resource_keys=names.resource_keys("embedders", "lancedb"),
         io_manager_key=names.name("io_manager"),
         group_name=names.name("embeddings"),
-        kinds=set(partitions.model_kinds),
+        kinds=set(partitions.text_kinds),
         code_version="1",
         # Follows the source's chunks for every embedder; only texts without a vector are embedded.
         automation_condition=dg.AutomationCondition.eager(),
@@ -137,6 +138,7 @@ def build_chunk_embeddings(names: KnowledgeBaseNames, partitions: EmbedderPartit
         return dg.MaterializeResult(
             check_results=checks,
             metadata={
+                **shown_partition(context),
                 "chunks": result.chunks,
                 "embedded": result.embedded,
                 "cache_hits": result.cache_hits,

@@ -14,7 +14,14 @@ from ai_assets.core.evaluation.serving import evaluate_and_serve as evaluate_and
 from ai_assets.core.retrieval.search import Searcher
 from ai_assets.core.store.versions import NoServedVersion, ServingState
 from ai_assets.history import latest_metadata
-from ai_assets.metadata_tables import CANDIDATE_PREFIX, SERVED_PREFIX, present_columns, score_tables, table_value
+from ai_assets.metadata_tables import (
+    CANDIDATE_PREFIX,
+    SERVED_PREFIX,
+    present_columns,
+    score_tables,
+    shown_partition,
+    table_value,
+)
 from ai_assets.naming import KnowledgeBaseNames
 from ai_assets.partitions import EmbedderPartitions
 from ai_assets.preview_api import partitioned_check
@@ -29,6 +36,8 @@ SERVED_INDEX = "served_index"
 # (with its score tables, metadata_tables.SERVED_PREFIX and CANDIDATE_PREFIX).
 SERVED_VERSION = "served_version"
 SAMPLE_QUESTIONS = 3
+# The step that makes both assets, named after them (its run config: `ops: {SERVE_STEP: config: ...}`).
+SERVE_STEP = f"{RETRIEVAL_EVALUATION}_and_{SERVED_INDEX}"
 
 
 class ServeConfig(dg.Config):
@@ -52,7 +61,7 @@ def build_evaluate_and_serve(
     served version's record (promoted or not, and why) is written even when the gate fails."""
 
     @dg.multi_asset(
-        name=names.name("evaluate_and_serve"),
+        name=names.name(SERVE_STEP),
         partitions_def=partitions.embedder,
         required_resource_keys=names.resource_keys("source_files", "embedders", "lancedb", "quality_gate"),
         retry_policy=MODEL_CALL_RETRY,
@@ -62,7 +71,7 @@ def build_evaluate_and_serve(
                 names.key(RETRIEVAL_EVALUATION),
                 deps=[names.key("search_index")],
                 group_name=names.name("evaluation"),
-                kinds=set(partitions.model_kinds),
+                kinds=set(partitions.query_kinds),
                 code_version="2",
                 freshness_policy=freshness,
                 # Every candidate is scored at once: its blocking quality gate decides whether it is served.
@@ -132,6 +141,7 @@ def build_evaluate_and_serve(
         yield dg.MaterializeResult(
             asset_key=names.key(RETRIEVAL_EVALUATION),
             metadata={
+                **shown_partition(context),
                 **evaluation_metadata(result, source_files.eval_sets_fingerprint()),
                 **embedder.take_usage_metadata(),  # query embeddings of a paid embedder, and its cache
                 **failed_error_checks(checks),
@@ -141,6 +151,7 @@ def build_evaluate_and_serve(
         yield dg.MaterializeResult(
             asset_key=names.key(SERVED_INDEX),
             metadata={
+                **shown_partition(context),
                 **served_index_metadata(result),
                 "sample_answers": dg.MetadataValue.md(sample_answers(lancedb, embedder, result.after, eval_sets)),
             },
@@ -272,7 +283,7 @@ def build_answer_evaluation(
         group_name=names.name("evaluation"),
         required_resource_keys=names.resource_keys("source_files", "embedders", "lancedb", "chat_model"),
         io_manager_key=names.name("io_manager"),
-        kinds=set(partitions.model_kinds),
+        kinds=set(partitions.query_kinds),
         code_version="2",
         retry_policy=MODEL_CALL_RETRY,
         pool=MODEL_POOL,
@@ -313,6 +324,7 @@ def build_answer_evaluation(
             results.extend(evaluate_answers(searcher, eval_set, answers, chat=chat_model.chat()))
 
         metadata: dict[str, dg.RawMetadataValue] = {
+            **shown_partition(context),
             "questions": len(results),
             "index_version": table.version,
             "chat_model": chat_model.model if chat_model.enabled else "none (offline: extractive answers only)",

@@ -9,7 +9,7 @@ from ai_assets.core.store.indexes import build_indexes
 from ai_assets.core.store.tables import prune_sources, source_row_counts
 from ai_assets.core.store.versions import extend_hold, mark_candidate
 from ai_assets.history import latest_metadata
-from ai_assets.metadata_tables import table_value
+from ai_assets.metadata_tables import shown_partition, table_value
 from ai_assets.naming import KnowledgeBaseNames
 from ai_assets.partitions import EmbedderPartitions
 from ai_assets.preview_api import partitioned_check
@@ -111,6 +111,7 @@ def build_search_index(
         return dg.MaterializeResult(
             check_results=checks,
             metadata={
+                **shown_partition(context),
                 "rows": report.rows,
                 # The candidate. Whether it is served, and why, is served_index's to say: recorded
                 # here, before the evaluation, it would contradict served_index on every build.

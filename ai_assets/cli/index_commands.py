@@ -163,7 +163,7 @@ def force_promotion(settings: Settings, embedder: str, reason: str) -> int:
 
 def evaluate_and_promote(settings: Settings, names: list[str]) -> int:
     """Run each embedder's index job: index (the candidate), evaluate it, serve it if it passes."""
-    from ai_assets.assets.evaluations import SERVED_INDEX
+    from ai_assets.assets.evaluations import SERVE_STEP, SERVED_INDEX
     from ai_assets.build import QUIET_RUN_CONFIG, _failure_message
     from ai_assets.cli.instance import dagster_instance
     from ai_assets.graph import build_definitions
@@ -171,7 +171,7 @@ def evaluate_and_promote(settings: Settings, names: list[str]) -> int:
 
     instance = dagster_instance(settings, create=False)
     job = build_definitions(settings).resolve_job_def(settings.names.index_job)
-    serve_op = settings.names.name("evaluate_and_serve")
+    serve_op = settings.names.name(SERVE_STEP)
     failed = 0
     for name in names:
         print(f"{name}: evaluating the candidate ...")
