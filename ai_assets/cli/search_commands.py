@@ -7,8 +7,23 @@ import json
 import sys
 
 from ai_assets.cli.common import CliError, add_version_argument, open_searcher, query_text, serving_note
+from ai_assets.cli.plain_text import plain
+from ai_assets.core.retrieval.fusion import DEFAULT_FUSION
 from ai_assets.core.retrieval.search import SEARCH_MODES
 from ai_assets.settings import Settings
+
+
+# What a hit's score is, by search mode: only the order within one query is comparable.
+SCORE_MEANING = {
+    "dense": "cosine similarity of the question and the passage (1 = the same direction)",
+    "fts": "BM25 weight of the question's words in the passage (unbounded)",
+    "hybrid": (
+        f"{DEFAULT_FUSION.dense_weight:g} x cosine + {1 - DEFAULT_FUSION.dense_weight:g} x BM25, each scaled so "
+        "the best candidate's is 1"
+        if DEFAULT_FUSION.method == "convex"
+        else "reciprocal-rank fusion of the cosine and BM25 rankings"
+    ),
+}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -47,10 +62,13 @@ def search_command(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if not hits:
         print("no results")
+    else:
+        print(f"score: {SCORE_MEANING[args.mode]}; in brackets, the gap to the first hit")
     for rank, hit in enumerate(hits, start=1):
-        snippet = " ".join(hit.text.split())[:200]
-        print(f"{rank:>2}. {hit.score:.4f}  {hit.citation}  (chunk {hit.chunk_index}, {hit.chunk_id[:12]})")
-        print(f"    {hit.doc_title}: {snippet}")
+        snippet = " ".join(plain(hit.text).split())[:200]
+        gap = f" ({hit.score - hits[0].score:+.3f})" if rank > 1 else ""
+        print(f"{rank:>2}. {hit.score:.3f}{gap}  {hit.citation}")
+        print(f"    {hit.doc_key}, chunk {hit.chunk_index} ({hit.chunk_id[:12]}): {snippet}")
     return 0
 
 
