@@ -306,6 +306,7 @@ def supervise(
         sys.executable, "-m", "ai_assets.cli", *worker_args,
         "--build-id", build_id, "--status-fd", str(status_write), "--supervisor-pid", str(os.getpid()),
     ]
+    echo("starting the build's worker process (it loads Dagster and the asset graph) ...")
     worker = subprocess.Popen(
         command,
         pass_fds=(status_write, lock_descriptor),

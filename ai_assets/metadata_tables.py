@@ -97,7 +97,8 @@ def read_scores(metadata: Mapping[str, Any], prefix: str = "") -> list[dict[str,
 def shown_partition(context: dg.AssetExecutionContext) -> dict[str, str]:
     """A partitioned asset's overview shows its latest materialization, which is one partition's:
     this first row says which, and of how many (the Partitions tab has the others)."""
-    count = len(context.partitions_def.get_partition_keys(dynamic_partitions_store=context.instance))
+    partitions = context.assets_def.partitions_def
+    count = len(partitions.get_partition_keys(dynamic_partitions_store=context.instance)) if partitions else 1
     return {"partition": f"{context.partition_key} (1 of {count})"}
 
 

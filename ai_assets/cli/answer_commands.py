@@ -10,7 +10,7 @@ import textwrap
 
 from ai_assets.cli.common import CliError, add_version_argument, open_searcher
 from ai_assets.cli.plain_text import plain
-from ai_assets.core.retrieval.search import SEARCH_MODES
+from ai_assets.core.retrieval.modes import SEARCH_MODES
 from ai_assets.settings import Settings
 
 

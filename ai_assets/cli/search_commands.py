@@ -9,7 +9,7 @@ import sys
 from ai_assets.cli.common import CliError, add_version_argument, open_searcher, query_text, serving_note
 from ai_assets.cli.plain_text import plain
 from ai_assets.core.retrieval.fusion import DEFAULT_FUSION
-from ai_assets.core.retrieval.search import SEARCH_MODES
+from ai_assets.core.retrieval.modes import SEARCH_MODES
 from ai_assets.settings import Settings
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -16,12 +15,11 @@ from ai_assets.core.documents.model import SECTION_SEPARATOR
 from ai_assets.core.embedding.base import Embedder, InputTooLong
 from ai_assets.core.evaluation.metrics import rank_by_score
 from ai_assets.core.retrieval.fusion import DEFAULT_FUSION, Fusion, ScoredId
+from ai_assets.core.retrieval.modes import SEARCH_MODES, SearchMode
 from ai_assets.core.store.async_tables import async_table, run, start
 from ai_assets.core.store.indexes import VECTOR_INDEX
 from ai_assets.core.store.tables import fixed_list_to_numpy, sql_literal
 
-SearchMode = Literal["dense", "fts", "hybrid"]
-SEARCH_MODES: tuple[SearchMode, ...] = ("dense", "fts", "hybrid")
 # ANN settings, used once search_index has built the HNSW-SQ index (large tables only). The
 # index compares 8-bit quantized vectors, whose error reorders near ties: a dense top 10 is
 # re-ranked by exact distance from 5x candidates (50 random vector reads), which took recall@10
