@@ -1,6 +1,7 @@
 import dagster as dg
 
 from ai_assets.automation import CONTENT_FINGERPRINT, SOURCE_FILES_KEY
+from ai_assets.core.documents.folders import SourcesUnavailable
 from ai_assets.core.documents.loading import UNSUPPORTED_TYPE
 from ai_assets.core.documents.reports import quarantine_table
 from ai_assets.core.hashing import sha256_hex
@@ -54,7 +55,16 @@ def build_source_documents(
 
 def documents_of_source(context: dg.AssetExecutionContext, source_files: SourceFiles):
     source = context.partition_key
-    fingerprint = source_files.content_fingerprint(source)
+    try:
+        fingerprint = source_files.content_fingerprint(source)
+    except SourcesUnavailable as error:
+        # A partition added by hand (the UI's "Add a partition") names no folder: a source is a
+        # folder, whose partition the sensor adds, and removes again when there is no folder.
+        raise dg.Failure(
+            f"source {source!r} has no folder ({error}): add the folder under {source_files.sources_uri}; "
+            "the sensor (or `ai-assets build`) adds its partition",
+            allow_retries=False,
+        ) from None
     loaded = source_files.load(source)
     for item in loaded.quarantined:
         context.log.warning(f"quarantined {source}/{item.location}: {item.reason}")
