@@ -14,7 +14,7 @@ from ai_assets.assets.embeddings import build_chunk_embeddings
 from ai_assets.assets.evaluations import build_answer_evaluation, build_evaluate_and_serve
 from ai_assets.assets.index import build_search_index
 from ai_assets.assets.leaderboard import build_model_leaderboard
-from ai_assets.automation import build_daily_refresh, build_source_sensor, source_files_spec
+from ai_assets.automation import build_daily_refresh, build_source_sensor, source_files_asset
 from ai_assets.partitions import embedder_partitions
 from ai_assets.preview_api import with_python_source
 from ai_assets.resources import (
@@ -49,6 +49,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         if settings.openai_configured
         else dg.AutomationCondition.eager()
     )
+    source_files = SourceFiles(
+        sources_uri=settings.sources_location,
+        eval_uri=settings.eval_location,
+        max_document_bytes=settings.max_document_bytes,
+        max_file_bytes=settings.max_file_bytes,
+        parse_timeout_seconds=settings.parse_timeout_seconds,
+        parse_workers=settings.parse_workers,
+    )
     computed = [
         build_source_documents(names, partitions.source),
         build_document_chunks(names, partitions.source),
@@ -58,8 +66,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         build_answer_evaluation(names, partitions, freshness, answer_automation),
         build_model_leaderboard(names),
     ]
-    computed = with_python_source(computed)
-    assets: list[dg.AssetSpec | dg.AssetsDefinition] = [source_files_spec(names, partitions.source), *computed]
+    assets = with_python_source([source_files_asset(names, partitions.source, source_files), *computed])
 
     def selected(*assets: str) -> dg.AssetSelection:
         return dg.AssetSelection.assets(*(names.key(asset) for asset in assets))
@@ -91,14 +98,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         index_job,
     ]
     chunk_store = ChunkStore(base_uri=settings.chunks_location)
-    source_files = SourceFiles(
-        sources_uri=settings.sources_location,
-        eval_uri=settings.eval_location,
-        max_document_bytes=settings.max_document_bytes,
-        max_file_bytes=settings.max_file_bytes,
-        parse_timeout_seconds=settings.parse_timeout_seconds,
-        parse_workers=settings.parse_workers,
-    )
     resources: dict[str, object] = {
         "source_files": source_files,
         "chunk_store": chunk_store,

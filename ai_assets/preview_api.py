@@ -21,6 +21,9 @@ import dagster as dg
 # Checks are per partition (a source's quarantine, an embedder's quality gate): Preview in 1.13.
 PARTITIONED_CHECK = r"Specifying a partitions_def on an AssetCheckSpec is currently in preview"
 
+# source_files as an observable source asset, so the UI shows it as observed: Beta in 1.13.
+OBSERVABLE_SOURCE_ASSET = (r"Function `multi_observable_source_asset` is currently in beta",)
+
 # Each asset's "Source code" link: Beta in 1.13.
 SOURCE_CODE_REFERENCES = r"Function `with_source_code_references` is currently in beta"
 

@@ -11,6 +11,8 @@ import dagster as dg
 
 from ai_assets.cli.plain_text import plain
 from ai_assets.components.knowledge_base import PROJECT, load_knowledge_bases
+from ai_assets.core.documents.fingerprints import content_fingerprint
+from ai_assets.core.documents.object_folders import source_folders_at
 from ai_assets.core.evaluation.retrieval import RetrievalScore
 from ai_assets.definitions import build_definitions
 from ai_assets.metadata_tables import SERVED_PREFIX, listing, present_columns, read_scores, score_tables, table_rows
@@ -74,3 +76,21 @@ def test_a_source_partition_without_a_folder_fails_with_what_to_do(data_dir: Pat
     (failure,) = [event for event in result.all_events if event.is_step_failure]
     message = failure.step_failure_data.error.message
     assert "source 'ghost' has no folder" in message and "the sensor (or `ai-assets build`) adds its partition" in message
+
+
+def test_source_files_is_observable_and_an_observation_records_the_folders_fingerprint(
+    data_dir: Path, instance: dg.DagsterInstance
+) -> None:
+    # Observable, so the UI shows it by its observations (green), never as "never materialized".
+    settings = Settings(data_dir=data_dir)
+    source_files = build_definitions(settings).resolve_assets_def("source_files")
+    assert source_files.is_observable
+    instance.add_dynamic_partitions("source", ["alpha"])
+    observe = dg.Definitions(
+        assets=[source_files],
+        jobs=[dg.define_asset_job("observe", [source_files.key], partitions_def=source_files.partitions_def)],
+    ).resolve_job_def("observe")
+    assert observe.execute_in_process(instance=instance, partition_key="alpha").success
+    (record,) = instance.fetch_observations(dg.AssetKey("source_files"), limit=5).records
+    expected = content_fingerprint(source_folders_at(settings.sources_location), "alpha")
+    assert record.asset_observation.tags["dagster/data_version"] == expected
