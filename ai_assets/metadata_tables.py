@@ -22,21 +22,18 @@ Columns = Sequence[tuple[str, str]]
 SCORE_DIGITS = 4
 # served_index's tables of the version it serves now, and of the candidate it evaluated.
 SERVED_PREFIX, CANDIDATE_PREFIX = "served_", "candidate_"
+# A laptop's metadata column shows about five columns: what was searched is one ("set/mode").
+SEARCH = "search"
 SCORE_COLUMNS: Columns = (
-    ("eval_set", "string"), ("mode", "string"), ("queries", "int"),
-    ("ndcg@10", "float"), ("recall@10", "float"), ("recall@100", "float"), ("mrr@10", "float"),
+    (SEARCH, "string"), ("ndcg@10", "float"), ("recall@10", "float"), ("recall@100", "float"), ("mrr@10", "float"),
 )
-LATENCY_COLUMNS: Columns = (
-    ("eval_set", "string"), ("mode", "string"), ("latency_p50_ms", "int"), ("latency_p95_ms", "int"),
-)
+LATENCY_COLUMNS: Columns = ((SEARCH, "string"), ("queries", "int"), ("latency_p50_ms", "int"), ("latency_p95_ms", "int"))
 
-LEADERBOARD_COLUMNS: Columns = (
-    ("eval_set", "string"), ("embedder", "string"), ("mode", "string"), ("ndcg@10", "float"),
-    ("recall@100", "float"), ("mrr@10", "float"), ("answer_f1", "float"), ("context_containment", "float"),
-)
+# The leaderboard, per eval set/embedder/mode: quality, then cost; answers per eval set/embedder.
+LEADERBOARD_COLUMNS: Columns = ((SEARCH, "string"), ("ndcg@10", "float"), ("recall@100", "float"), ("mrr@10", "float"))
+LEADERBOARD_ANSWER_COLUMNS: Columns = (("answers_of", "string"), ("answer_f1", "float"), ("context_containment", "float"))
 COST_COLUMNS: Columns = (
-    ("eval_set", "string"), ("embedder", "string"), ("mode", "string"), ("latency_p50_ms", "int"),
-    ("latency_p95_ms", "int"), ("index_rows", "int"), ("index_mb", "float"),
+    (SEARCH, "string"), ("latency_p50_ms", "int"), ("latency_p95_ms", "int"), ("index_rows", "int"), ("index_mb", "float"),
 )
 
 
@@ -65,33 +62,52 @@ def present_columns(rows: Sequence[Row], columns: Columns, always: int) -> Colum
 
 def score_tables(scores: Sequence[RetrievalScore], prefix: str = "") -> dict[str, dg.TableMetadataValue]:
     """Retrieval scores as two tables, ``{prefix}scores`` (quality) and ``{prefix}latency``."""
-    rows = [score.model_dump(by_alias=True) for score in scores]
-    for row in rows:
-        row["latency_p50_ms"], row["latency_p95_ms"] = round(row["latency_p50_ms"]), round(row["latency_p95_ms"])
+    rows = [
+        {
+            **score.model_dump(by_alias=True),
+            SEARCH: f"{score.eval_set}/{score.mode}",
+            "latency_p50_ms": round(score.latency_p50_ms),
+            "latency_p95_ms": round(score.latency_p95_ms),
+        }
+        for score in scores
+    ]
     return {f"{prefix}scores": table_value(rows, SCORE_COLUMNS), f"{prefix}latency": table_value(rows, LATENCY_COLUMNS)}
 
 
 def leaderboard_tables(rows: Sequence[LeaderboardRow]) -> dict[str, dg.TableMetadataValue]:
-    """The leaderboard as ``leaderboard`` (quality, best nDCG@10 first) and ``cost`` (latency, size)."""
+    """The leaderboard as ``leaderboard`` (retrieval quality, best nDCG@10 first), ``answers`` and
+    ``cost`` (latency, index size)."""
     dumped = [
         {
             **row.model_dump(by_alias=True),
+            SEARCH: f"{row.eval_set}/{row.embedder}/{row.mode}",
+            "answers_of": f"{row.eval_set}/{row.embedder}",
             "latency_p50_ms": round(row.latency_p50_ms),
             "latency_p95_ms": round(row.latency_p95_ms),
             "index_mb": round(row.index_bytes / 1e6, 1) if row.index_bytes is not None else None,
         }
         for row in rows
     ]
-    return {"leaderboard": table_value(dumped, LEADERBOARD_COLUMNS), "cost": table_value(dumped, COST_COLUMNS)}
+    # Answers are scored per eval set and embedder, whatever the search mode: one row each.
+    answers = list({row["answers_of"]: row for row in dumped}.values())
+    return {
+        "leaderboard": table_value(dumped, LEADERBOARD_COLUMNS),
+        "answers": table_value(answers, LEADERBOARD_ANSWER_COLUMNS),
+        "cost": table_value(dumped, COST_COLUMNS),
+    }
 
 
 def read_scores(metadata: Mapping[str, Any], prefix: str = "") -> list[dict[str, Any]]:
     """The rows ``score_tables`` wrote, read back through ``history.metadata_values``: quality
     joined with latency per eval set and mode (a table that is missing gives no columns)."""
-    latency = {(row["eval_set"], row["mode"]): row for row in metadata.get(f"{prefix}latency") or []}
-    return [
-        {**row, **latency.get((row["eval_set"], row["mode"]), {})} for row in metadata.get(f"{prefix}scores") or []
-    ]
+    latency = {row[SEARCH]: row for row in metadata.get(f"{prefix}latency") or []}
+    rows = []
+    for row in metadata.get(f"{prefix}scores") or []:
+        eval_set, mode = row[SEARCH].rsplit("/", 1)
+        joined = {**row, **latency.get(row[SEARCH], {}), "eval_set": eval_set, "mode": mode}
+        del joined[SEARCH]
+        rows.append(joined)
+    return rows
 
 
 def shown_partition(context: dg.AssetExecutionContext) -> dict[str, str]:

@@ -16,6 +16,7 @@ from ai_assets.build import BuildReport, run_build
 from ai_assets.core.embedding.base import MINILM
 from ai_assets.core.store.tables import open_table, scan, source_row_counts
 from ai_assets.dagster_tags import CODE_VERSION_TAG
+from ai_assets.metadata_tables import read_scores
 from ai_assets.definitions import build_definitions
 from ai_assets.settings import Settings
 
@@ -64,9 +65,10 @@ def test_full_build_then_unchanged_rebuild_embeds_nothing(
     assert "text_idx" in index["indexes"]
 
     evaluation = latest_metadata(instance, "retrieval_evaluation", "minilm")
-    modes = {(row["eval_set"], row["mode"]) for row in evaluation["scores"]}
+    scores = read_scores(evaluation)
+    modes = {(row["eval_set"], row["mode"]) for row in scores}
     assert modes == {("tiny_qa", "dense"), ("tiny_qa", "fts"), ("tiny_qa", "hybrid")}
-    for row in evaluation["scores"]:
+    for row in scores:
         assert row["queries"] == 3  # q4 has only a score-0 judgment: not evaluated
         assert row["ndcg@10"] > 0.6, row
 
@@ -82,8 +84,8 @@ def test_full_build_then_unchanged_rebuild_embeds_nothing(
     assert answers["tiny_qa/citations_relevant"] == pytest.approx(1.0)
     assert answers["tiny_qa/answer_f1"] >= 0.33
     leaderboard = latest_metadata(instance, "model_leaderboard", None)
-    assert leaderboard["rows"] == 3 and {(row["eval_set"], row["embedder"]) for row in leaderboard["leaderboard"]} == {
-        ("tiny_qa", "minilm")
+    assert leaderboard["rows"] == 3 and {row["search"] for row in leaderboard["leaderboard"]} == {
+        "tiny_qa/minilm/dense", "tiny_qa/minilm/fts", "tiny_qa/minilm/hybrid"
     }
 
     version_indexed = table_for(settings).version

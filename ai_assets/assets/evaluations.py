@@ -331,7 +331,7 @@ def build_answer_evaluation(
             "invalid_llm_replies": sum(1 for result in results if result.llm_error),
             EVAL_SETS_FINGERPRINT: eval_sets_fingerprint,
             "per_question": dg.MetadataValue.md(answers_markdown(results)),
-            "results": answers_table(answer_aggregates(results)),
+            **answers_tables(answer_aggregates(results)),
             **embedder.take_usage_metadata(),
         }
         for row in answer_aggregates(results):
@@ -368,16 +368,24 @@ def answer_aggregates(results: list[AnswerResult]) -> list[dict]:
     ]
 
 
-# Per eval set; the LLM's scores only when a chat model gave some (offline they are all empty).
+# Per eval set: the extractive answers' scores, and the chat model's in a table of their own,
+# only when it gave some (offline they are all empty); each fits a laptop screen.
 ANSWER_COLUMNS = (
     ("eval_set", "string"), ("questions", "int"), ("answer_f1", "float"), ("citations_relevant", "float"),
-    ("context_containment", "float"), ("generated_answer_f1", "float"), ("generated_citations_relevant", "float"),
+    ("context_containment", "float"),
+)
+LLM_ANSWER_COLUMNS = (
+    ("eval_set", "string"), ("generated_answer_f1", "float"), ("generated_citations_relevant", "float"),
     ("faithfulness", "float"), ("correctness", "float"),
 )
 
 
-def answers_table(aggregates: list[dict]) -> dg.TableMetadataValue:
-    return table_value(aggregates, present_columns(aggregates, ANSWER_COLUMNS, always=5))
+def answers_tables(aggregates: list[dict]) -> dict[str, dg.TableMetadataValue]:
+    llm_columns = present_columns(aggregates, LLM_ANSWER_COLUMNS, always=1)
+    return {
+        "results": table_value(aggregates, ANSWER_COLUMNS),
+        **({"llm_results": table_value(aggregates, llm_columns)} if len(llm_columns) > 1 else {}),
+    }
 
 
 def answers_markdown(results: list[AnswerResult]) -> str:
