@@ -3,9 +3,9 @@
 `ai-assets build` executes its runs in its own process (``execute_in_process``), so no run
 launcher and no daemon knows that process: when it is killed (``kill -9``, out of memory, a
 reboot), its run stays STARTED and keeps its ``model_calls`` slot, and every later run waits for
-that slot forever. Each run of a build therefore carries its process's identity in one tag (host,
-boot, pid, the process's start time, so a reused pid is not mistaken for it, and the data dir it
-builds): with the build's id, two tags a run, so the UI's run list stays readable. The next build and
+that slot forever. Each run of a build therefore carries, in one tag, the build's id and its
+process's identity (host, boot, pid, the process's start time, so a reused pid is not mistaken for
+it, and the data dir it builds): one tag a run, so the UI's run list stays readable. The next build and
 `ai-assets doctor` fail a run whose process is provably gone and free its slots. Holding the data
 dir's build lock is such a proof for every other build's run on that data dir, whatever machine or
 container ran it: a live worker would still hold the lock. Runs launched by
@@ -33,8 +33,9 @@ import dagster as dg
 
 Echo = Callable[[str], None]
 
-BUILD_TAG = "ai_assets/build"  # the id of one `ai-assets build`: the UI's run list shows which runs are a build's
-PROCESS_TAG = "ai_assets/build_process"  # ProcessIdentity as JSON
+# Which `ai-assets build` ran the run, and in which process (ProcessIdentity as JSON, the build's
+# id first, so the run list's truncated tag shows it).
+BUILD_TAG = "ai_assets/build"
 
 # Statuses in which a run still holds, or may still claim, concurrency slots.
 UNFINISHED = [
@@ -79,17 +80,19 @@ class ProcessIdentity:
     pid: int
     start: str  # the process's start time in ticks since boot ("" where unknown)
     data_dir: str = ""  # the data dir it builds (resolved): what the data dir's build lock proves dead
+    build_id: str = ""  # the `ai-assets build` it runs
 
     @classmethod
-    def current(cls, data_dir: str = "") -> ProcessIdentity:
-        return cls(socket.gethostname(), _boot_id(), os.getpid(), _start_ticks(os.getpid()), data_dir)
+    def current(cls, data_dir: str = "", build_id: str = "") -> ProcessIdentity:
+        return cls(socket.gethostname(), _boot_id(), os.getpid(), _start_ticks(os.getpid()), data_dir, build_id)
 
     def tags(self) -> dict[str, str]:
-        return {PROCESS_TAG: json.dumps(asdict(self))}
+        fields = asdict(self)
+        return {BUILD_TAG: json.dumps({"build_id": fields.pop("build_id"), **fields})}
 
     @classmethod
     def from_tags(cls, tags: Mapping[str, str]) -> ProcessIdentity | None:
-        return cls(**json.loads(tags[PROCESS_TAG])) if PROCESS_TAG in tags else None
+        return cls(**json.loads(tags[BUILD_TAG])) if BUILD_TAG in tags else None
 
     def state(self) -> ProcessState:
         if self.host != socket.gethostname():
@@ -166,9 +169,13 @@ def free_slots(instance: dg.DagsterInstance, run_id: str) -> int:
     return held
 
 
-def unfinished_runs(instance: dg.DagsterInstance, tags: dict[str, str] | None = None) -> list[dg.DagsterRun]:
-    records = instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED, tags=tags))
-    return [record.dagster_run for record in records]
+def unfinished_runs(instance: dg.DagsterInstance, build_id: str | None = None) -> list[dg.DagsterRun]:
+    """Runs that may still hold slots; of one build only, with ``build_id``."""
+    records = instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED))
+    runs = [record.dagster_run for record in records]
+    if build_id is None:
+        return runs
+    return [run for run in runs if (owner := ProcessIdentity.from_tags(run.tags)) and owner.build_id == build_id]
 
 
 def describe_run(instance: dg.DagsterInstance, run_id: str) -> str:
@@ -210,7 +217,7 @@ def why_abandoned(run: dg.DagsterRun, locked: LockedDataDir | None = None) -> st
     # A process that looks alive is trusted over the lock (a lock on a network file system may lie).
     if (
         state == "elsewhere" and locked is not None
-        and owner.data_dir == locked.path and run.tags.get(BUILD_TAG) != locked.build_id
+        and owner.data_dir == locked.path and (not owner.build_id or owner.build_id != locked.build_id)
     ):
         return f"its build ({owner.describe()}) no longer holds the data dir's build lock"
     return None
