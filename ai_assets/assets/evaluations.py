@@ -241,7 +241,8 @@ def serving_metadata(state: ServingState, action: str) -> dict[str, Any]:
         "action": action,
         "table": state.table,
         SERVED_VERSION: state.served if state.served is not None else "none",
-        "candidate_version": state.candidate if state.candidate is not None else "none",
+        # A candidate that is already served waits for nothing: "none", not the served version again.
+        "candidate_version": state.candidate if state.candidate not in (None, state.served) else "none",
         "latest_version": state.latest,
         "held_up_to": state.held if state.held is not None else "none",
         "recently_served": ", ".join(f"v{version}" for version in state.history) or "none",
