@@ -78,7 +78,7 @@ def test_full_build_then_unchanged_rebuild_embeds_nothing(
     # q2's answer is one sentence of the corpus, which the extractor must find word for word (first,
     # as the closest sentence) and cite; the second closest sentence follows it.
     assert (
-        "| tiny_qa | q2 | cron expression to launch a job | A schedule launches a job at fixed times, written as a "
+        "| tiny_qa/q2: cron expression to launch a job | A schedule launches a job at fixed times, written as a "
         "cron expression. [1] The daemon must be running for schedules to tick. [1] | 0.71 | yes | 1.00 |"
     ) in answers["per_question"]
     assert answers["tiny_qa/citations_relevant"] == pytest.approx(1.0)

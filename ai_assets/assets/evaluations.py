@@ -331,7 +331,7 @@ def build_answer_evaluation(
             "chat_model": chat_model.model if chat_model.enabled else "none (offline: extractive answers only)",
             "invalid_llm_replies": sum(1 for result in results if result.llm_error),
             EVAL_SETS_FINGERPRINT: eval_sets_fingerprint,
-            "per_question": dg.MetadataValue.md(answers_markdown(results)),
+            **answers_markdown(results),
             **answers_tables(answer_aggregates(results)),
             **embedder.take_usage_metadata(),
         }
@@ -389,11 +389,11 @@ def answers_tables(aggregates: list[dict]) -> dict[str, dg.TableMetadataValue]:
     }
 
 
-def answers_markdown(results: list[AnswerResult]) -> str:
-    """One row per question; the LLM's columns only when a chat model answered (offline, every
-    one of them would be a dash, and the table would not fit a laptop screen)."""
+def answers_markdown(results: list[AnswerResult]) -> dict[str, dg.MetadataValue]:
+    """One row per question, five columns so it fits a laptop screen: ``per_question`` (the
+    extractive answer and its scores) and, when a chat model answered, ``llm_per_question``."""
     if not results:
-        return "No eval set with answers.jsonl."
+        return {"per_question": dg.MetadataValue.md("No eval set with answers.jsonl.")}
 
     def score(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f}"
@@ -401,25 +401,29 @@ def answers_markdown(results: list[AnswerResult]) -> str:
     def verdict(value: bool | None) -> str:
         return "-" if value is None else "yes" if value else "no"
 
-    with_llm = any(r.generated_answer or r.llm_error for r in results)
-    header = "| set | id | question | extractive answer | F1 | cites relevant | containment |"
-    rule = "|---|---|---|---|---:|---|---:|"
-    if with_llm:
-        header += " LLM answer | faithful | correct | cited |"
-        rule += "---|---:|---:|---|"
-    rows = []
-    for r in results:
-        row = (
-            f"| {r.eval_set} | {r.query_id} | {cell(r.question)} | {cell(r.answer)} | {r.answer_f1:.2f} | "
-            f"{verdict(r.cited_relevant)} | {r.context_containment:.2f} |"
+    def question(r: AnswerResult) -> str:
+        return cell(f"{r.eval_set}/{r.query_id}: {r.question}")
+
+    extractive = "".join(
+        f"| {question(r)} | {cell(r.answer)} | {r.answer_f1:.2f} | {verdict(r.cited_relevant)} | "
+        f"{r.context_containment:.2f} |\n"
+        for r in results
+    )
+    tables = {
+        "per_question": dg.MetadataValue.md(
+            "| question | extractive answer | F1 | cites relevant | containment |\n|---|---|---:|---|---:|\n" + extractive
         )
-        if with_llm:
-            row += (
-                f" {cell(r.generated_answer or r.llm_error or '-')} | {score(r.faithfulness)} | "
-                f"{score(r.correctness)} | {cell('; '.join(r.generated_citations or r.citations) or '-')} |"
-            )
-        rows.append(row + "\n")
-    return f"{header}\n{rule}\n" + "".join(rows)
+    }
+    if any(r.generated_answer or r.llm_error for r in results):
+        generated = "".join(
+            f"| {question(r)} | {cell(r.generated_answer or r.llm_error or '-')} | {score(r.faithfulness)} | "
+            f"{score(r.correctness)} | {cell('; '.join(r.generated_citations or r.citations) or '-')} |\n"
+            for r in results
+        )
+        tables["llm_per_question"] = dg.MetadataValue.md(
+            "| question | LLM answer | faithful | correct | cited |\n|---|---|---:|---:|---|\n" + generated
+        )
+    return tables
 
 
 def load_eval_set_or_fail(path: Path) -> EvalSet:
