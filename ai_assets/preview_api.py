@@ -6,7 +6,7 @@ process loads it (`dg dev`, the daemon, every run and step): about 30 blocks bef
 and again in every run. Where a stable API does the same, the project uses it instead (the
 source × embedder partition mapping is Dagster's default one, inferred; the defs folder has no
 ``__init__.py`` that Dagster would load as a module of definitions). What is left is listed in
-docs/operations.md ("Start-up warnings"). Filters match one message each and only around these
+docs/operations.md ("The Dagster UI"). Filters match one message each and only around these
 calls: any other Preview or Beta warning, and every other warning, still reaches the terminal.
 """
 
@@ -27,9 +27,9 @@ OBSERVABLE_SOURCE_ASSET = (r"Function `multi_observable_source_asset` is current
 # Each asset's "Source code" link: Beta in 1.13.
 SOURCE_CODE_REFERENCES = r"Function `with_source_code_references` is currently in beta"
 
-# What Dagster's component loader calls on every definition a component builds: it records the
-# component in each asset's, job's and sensor's metadata (a Beta metadata class) and copies
-# sensors with their Beta parameters. The project does not call these itself.
+# What Dagster itself calls on every definition a component builds (it records the component and
+# the code references in each asset's, job's and sensor's metadata, Beta classes, and copies
+# sensors with their Beta parameters) and inside with_source_code_references.
 COMPONENT_LOADER = (
     r"Class `CodeReferencesMetadataValue` is currently in beta",
     r"Class `LocalFileCodeReference` is currently in beta",
