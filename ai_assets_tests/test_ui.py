@@ -29,8 +29,6 @@ LOCATION = "__repository__@ai_assets.definitions"  # `-m ai_assets.definitions` 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
 # JSON as the UI prints a JSON metadata value: an object or a list of objects, keys quoted.
 RAW_JSON = re.compile(r'[\[{]\s*"[^"\n]+"\s*:')
-# Where docs/operations.md's screenshots come from ($AI_ASSETS_SCREENSHOTS, then copied to docs/images/).
-DOC_SCREENSHOTS = ("asset_graph.png", "retrieval_evaluation.png", "served_index.png", "runs.png")
 
 
 def chromium_executable() -> str:
@@ -118,6 +116,7 @@ def test_the_ui_shows_the_graph_partitions_and_metadata(webserver: str, ui_env: 
         counts = page.locator("foreignObject").get_by_text(re.compile(r"^\d+$"))
         expect(counts).to_have_count(4)  # one count a group: all of one status
         expect(page.get_by_text("(fetching statuses)")).to_have_count(0)
+        page.screenshot(path=screenshots / "asset_graph.png")
         total = 0
         for count in counts.all():
             number = int(count.inner_text())
@@ -127,7 +126,6 @@ def test_the_ui_shows_the_graph_partitions_and_metadata(webserver: str, ui_env: 
             page.mouse.move(0, 0)
             total += number
         assert total == 9  # every asset of the graph, source_files included
-        page.screenshot(path=screenshots / "asset_graph.png")
         groups = {
             "ingestion": ("source_files", "source_documents", "document_chunks"),
             "embeddings": ("chunk_embeddings",),
