@@ -218,10 +218,10 @@ def test_bad_files_are_quarantined_and_the_rest_is_indexed(
     build(settings, instance)
     documents = latest_metadata(instance, "source_documents", "alpha")
     assert documents["quarantined"] == 3
-    quarantine = documents["quarantine"]
-    assert "empty.md" in quarantine and "empty file" in quarantine
-    assert "latin1.txt" in quarantine and "not valid UTF-8" in quarantine
-    assert "corpus.jsonl:2" in quarantine and "invalid JSON" in quarantine
+    quarantine = {(item["path"], item["line"]): item["reason"] for item in documents["quarantined_files"]}
+    assert "empty file" in quarantine[("empty.md", None)]
+    assert "not valid UTF-8" in quarantine[("latin1.txt", None)]
+    assert "invalid JSON" in quarantine[("corpus.jsonl", 2)]
     doc_keys = {row["doc_key"] for row in rows_by_chunk(settings).values()}
     assert {"alpha/d1", "alpha/d3", "alpha/retries.md", "beta/sensors.html"} <= doc_keys
     assert "alpha/d2" not in doc_keys
