@@ -92,7 +92,12 @@ class ProcessIdentity:
 
     @classmethod
     def from_tags(cls, tags: Mapping[str, str]) -> ProcessIdentity | None:
-        return cls(**json.loads(tags[BUILD_TAG])) if BUILD_TAG in tags else None
+        """The identity a run's tag records; None for a run of no build, or of a build older than
+        this tag's JSON (it recorded only its id: left to the daemon, as Dagster's own runs are)."""
+        try:
+            return cls(**json.loads(tags[BUILD_TAG])) if BUILD_TAG in tags else None
+        except (ValueError, TypeError):
+            return None
 
     def state(self) -> ProcessState:
         if self.host != socket.gethostname():

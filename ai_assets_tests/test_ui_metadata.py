@@ -17,6 +17,7 @@ from ai_assets.core.evaluation.retrieval import RetrievalScore
 from ai_assets.definitions import build_definitions
 from ai_assets.metadata_tables import SERVED_PREFIX, listing, present_columns, read_scores, score_tables, table_rows
 from ai_assets.preview_api import component_loading
+from ai_assets.run_recovery import ProcessIdentity
 from ai_assets.settings import Settings
 
 SCORE = RetrievalScore(
@@ -95,3 +96,11 @@ def test_source_files_is_observable_and_an_observation_records_the_folders_finge
     (record,) = instance.fetch_observations(dg.AssetKey("source_files"), limit=5).records
     expected = content_fingerprint(source_folders_at(settings.sources_location), "alpha")
     assert record.asset_observation.tags["dagster/data_version"] == expected
+
+
+def test_a_build_run_carries_one_tag_that_reads_back_and_an_older_tag_reads_as_no_build() -> None:
+    identity = ProcessIdentity.current("/data", "b1")
+    tags = identity.tags()
+    assert list(tags) == ["ai_assets/build"] and tags["ai_assets/build"].startswith('{"build_id": "b1"')
+    assert ProcessIdentity.from_tags(tags) == identity
+    assert ProcessIdentity.from_tags({"ai_assets/build": "0123abcd"}) is None  # before the JSON
