@@ -8,7 +8,7 @@ edited file flows to its chunks, vectors, the index, the evaluations and the lea
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 
@@ -17,24 +17,50 @@ from ai_assets.core.documents.folders import SourcesUnavailable
 from ai_assets.dagster_tags import DATA_VERSION_TAG
 from ai_assets.history import latest_metadata
 from ai_assets.naming import KnowledgeBaseNames
+from ai_assets.preview_api import OBSERVABLE_SOURCE_ASSET, ignoring
 from ai_assets.resources import SourceFiles
 
 SOURCE_FILES_KEY = "source_files"
 CONTENT_FINGERPRINT = "content_fingerprint"  # metadata key of source_documents
 
-def source_files_spec(names: KnowledgeBaseNames, partitions: dg.DynamicPartitionsDefinition) -> dg.AssetSpec:
-    """The files themselves: not computed by Dagster, observed by the sensor. Their data version is
-    the folder's content fingerprint, so a changed file marks exactly its source's documents stale."""
-    return dg.AssetSpec(
-        names.key(SOURCE_FILES_KEY),
-        partitions_def=partitions,
-        group_name=names.name("ingestion"),
-        kinds={"file"},
-        description=(
-            "The files of one source folder under data/sources/ (on disk or in a bucket). Observed by "
-            "source_sensor, whose data version is a hash of every file's path and bytes."
-        ),
-    )
+def source_files_asset(
+    names: KnowledgeBaseNames, partitions: dg.DynamicPartitionsDefinition, source_files: SourceFiles
+) -> dg.AssetsDefinition:
+    """The files themselves: not computed by Dagster, observed. Their data version is the folder's
+    content fingerprint, so a changed file marks exactly its source's documents stale.
+
+    source_sensor and `ai-assets build` record the observations, without a run. Observable (a
+    Beta API, see preview_api.py), so the UI shows it by its latest observation, not as an asset
+    never materialized, and "Observe" fingerprints a source's folder on demand."""
+    with ignoring(*OBSERVABLE_SOURCE_ASSET):
+
+        @dg.multi_observable_source_asset(
+            name=names.name("observe_source_files"),
+            specs=[
+                dg.AssetSpec(
+                    names.key(SOURCE_FILES_KEY),
+                    partitions_def=partitions,
+                    group_name=names.name("ingestion"),
+                    kinds={"file"},
+                    description=(
+                        "The files of one source folder under data/sources/ (on disk or in a bucket). Observed "
+                        "by source_sensor and `ai-assets build`: its data version is a hash of every file's "
+                        "path and bytes."
+                    ),
+                )
+            ],
+            partitions_def=partitions,
+        )
+        # ``context`` unannotated: Dagster checks the annotation's type, a string in this module.
+        def observe_source_files(context) -> Iterator[dg.ObserveResult]:  # noqa: ANN001
+            fingerprint = source_files.content_fingerprint(context.partition_key)
+            yield dg.ObserveResult(
+                asset_key=names.key(SOURCE_FILES_KEY),
+                data_version=dg.DataVersion(fingerprint),
+                metadata={CONTENT_FINGERPRINT: fingerprint},
+            )
+
+    return observe_source_files
 
 
 def source_observation(names: KnowledgeBaseNames, source: str, fingerprint: str) -> dg.AssetObservation:

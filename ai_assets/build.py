@@ -25,7 +25,7 @@ from ai_assets.core.documents.folders import SourcesUnavailable
 from ai_assets.naming import DEFAULT_NAMES, EMBED_JOB, INDEX_JOB, INGEST_JOB, KnowledgeBaseNames
 from ai_assets.partitions import source_embedder_key
 from ai_assets.resources import SourceFiles
-from ai_assets.run_recovery import BUILD_TAG, DATA_DIR_TAG, ProcessIdentity
+from ai_assets.run_recovery import ProcessIdentity
 from ai_assets.up_to_date import BuildStep, UpToDate
 
 Echo = Callable[[str], None]
@@ -128,12 +128,8 @@ def run_build(
     labels = [f"{names.name(step.job)} {step.partition}" for step in steps]
     for number, label in enumerate(labels, start=1):
         on_step(StepState(number, label, "pending"))
-    run_tags = {
-        BUILD_TAG: build_id or uuid.uuid4().hex,
-        # The data dir (Settings.data_dir) it builds: what the data dir's build lock proves dead.
-        **({DATA_DIR_TAG: data_dir} if data_dir else {}),
-        **ProcessIdentity.current().tags(),
-    }
+    # One tag a run: the build's id, its process and the data dir (Settings.data_dir) it builds.
+    run_tags = ProcessIdentity.current(data_dir or "", build_id or uuid.uuid4().hex).tags()
 
     ran: list[BuildStep] = []
     failed_sources: set[str] = set()

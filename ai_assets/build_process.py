@@ -41,7 +41,6 @@ import dagster as dg
 from ai_assets.core.documents.folders import SourcesUnavailable
 from ai_assets.core.documents.object_folders import source_folders_at
 from ai_assets.run_recovery import (
-    BUILD_TAG,
     LockedDataDir,
     describe_run,
     end_run,
@@ -306,6 +305,7 @@ def supervise(
         sys.executable, "-m", "ai_assets.cli", *worker_args,
         "--build-id", build_id, "--status-fd", str(status_write), "--supervisor-pid", str(os.getpid()),
     ]
+    echo("starting the build's worker process (it loads Dagster and the asset graph) ...")
     worker = subprocess.Popen(
         command,
         pass_fds=(status_write, lock_descriptor),
@@ -377,7 +377,7 @@ def restore_terminal() -> None:
 
 def end_unfinished_runs(instance: dg.DagsterInstance, build_id: str, canceled: bool, reason: str, echo: Echo) -> None:
     """Record through Dagster the end of every run of this build still unfinished; free its slots."""
-    for run in unfinished_runs(instance, {BUILD_TAG: build_id}):
+    for run in unfinished_runs(instance, build_id):
         description = describe_run(instance, run.run_id)
         freed = end_run(instance, run, canceled=canceled, message=f"{reason}.")
         echo(f"  {description}: marked {'canceled' if canceled else 'failed'} in Dagster, freed {freed} slot(s)")

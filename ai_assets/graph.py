@@ -16,9 +16,10 @@ from ai_assets.assets.evaluations import build_answer_evaluation, build_evaluate
 from ai_assets.assets.feedback import build_feedback_eval_set_asset
 from ai_assets.assets.index import build_search_index
 from ai_assets.assets.leaderboard import build_model_leaderboard
-from ai_assets.automation import build_daily_refresh, build_source_sensor, source_files_spec
+from ai_assets.automation import build_daily_refresh, build_source_sensor, source_files_asset
 from ai_assets.core.storage import join
 from ai_assets.partitions import embedder_partitions
+from ai_assets.preview_api import with_python_source
 from ai_assets.resources import (
     ChatModelResource,
     Chunker,
@@ -39,7 +40,7 @@ from ai_assets.settings import Settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     """One knowledge base's definitions, named after it (``settings.key_prefix``, see naming.py)."""
     names = settings.names
-    partitions = embedder_partitions(settings.embedders, names)
+    partitions = embedder_partitions(settings.embedders, names, settings.local_precision)
     # The index and its evaluations should be refreshed at least daily (the daily schedule);
     # the UI marks them overdue past these windows.
     freshness = dg.FreshnessPolicy.time_window(
@@ -53,6 +54,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         if settings.openai_configured
         else dg.AutomationCondition.eager()
     )
+    source_files = source_files_from_settings(settings)
     computed = [
         build_source_documents(names, partitions.source),
         build_document_chunks(names, partitions.source),
@@ -64,7 +66,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         build_answer_evaluation(names, partitions, freshness, answer_automation),
         build_model_leaderboard(names),
     ]
-    assets: list[dg.AssetSpec | dg.AssetsDefinition] = [source_files_spec(names, partitions.source), *computed]
+    assets = with_python_source([source_files_asset(names, partitions.source, source_files), *computed])
 
     def selected(*assets: str) -> dg.AssetSelection:
         return dg.AssetSelection.assets(*(names.key(asset) for asset in assets))
@@ -97,7 +99,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         index_job,
     ]
     chunk_store = ChunkStore(base_uri=settings.chunks_location)
-    source_files = source_files_from_settings(settings)
     resources: dict[str, object] = {
         "source_files": source_files,
         "chunk_store": chunk_store,

@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 
 from ai_assets.core.evaluation.leaderboard import LeaderboardRow, leaderboard_rows
+from ai_assets.metadata_tables import SERVED_PREFIX, read_scores, table_rows
 from ai_assets.naming import KnowledgeBaseNames
 
 
@@ -24,7 +25,11 @@ def latest_materialization(
 
 
 def metadata_values(record: dg.EventLogRecord) -> dict[str, Any]:
-    return {key: value.value for key, value in record.asset_materialization.metadata.items()}  # type: ignore[union-attr]
+    """The record's metadata as plain values; a table as its rows (dicts by column)."""
+    return {
+        key: table_rows(value) if isinstance(value, dg.TableMetadataValue) else value.value
+        for key, value in record.asset_materialization.metadata.items()  # type: ignore[union-attr]
+    }
 
 
 def latest_metadata(
@@ -46,10 +51,11 @@ def evaluation_leaderboard(
         # The served version's scores, as its latest evaluation recorded them; a rollback's record
         # has none (until the next evaluation), and then the latest evaluation's are shown.
         served = latest_metadata(instance, names.key("served_index"), embedder) or {}
-        scores = served if "served_results" in served else latest_metadata(instance, names.key("retrieval_evaluation"), embedder)
+        prefix = SERVED_PREFIX if f"{SERVED_PREFIX}scores" in served else ""
+        scores = served if prefix else latest_metadata(instance, names.key("retrieval_evaluation"), embedder)
         if scores is None:
             continue
-        results = scores.get("served_results", scores.get("results", []))
+        results = read_scores(scores, prefix)
         retrieval[embedder] = [{**row, "run_id": scores["run_id"]} for row in results]
         answers[embedder] = (latest_metadata(instance, names.key("answer_evaluation"), embedder) or {}).get("results", [])
         indexes[embedder] = latest_metadata(instance, names.key("search_index"), embedder) or {}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from ai_assets.core.embedding.base import embedder_spec
+from ai_assets.core.embedding.precision import LocalPrecision, resolve_precision
 from ai_assets.naming import KnowledgeBaseNames
 
 SOURCE_DIMENSION = "source"
@@ -25,8 +26,10 @@ def source_embedder_key(source: str, embedder: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({SOURCE_DIMENSION: source, EMBEDDER_DIMENSION: embedder})
 
 
-# The kind (an icon in the UI's graph) of each model provider.
-PROVIDER_KINDS = {"sentence-transformers": "pytorch", "openai": "openai"}
+# The kinds (an icon or a label in the UI's graph) of what runs each provider's model. The local
+# model runs every query in ONNX Runtime, and the texts of a build in ONNX Runtime (fp32-onnx)
+# or in PyTorch (the other precisions).
+OPENAI_KIND, ONNX_KIND, PYTORCH_KIND = "openai", "onnxruntime", "pytorch"
 
 
 @dataclass(frozen=True)
@@ -34,17 +37,25 @@ class EmbedderPartitions:
     source: dg.DynamicPartitionsDefinition
     embedder: dg.StaticPartitionsDefinition
     source_embedder: dg.MultiPartitionsDefinition
-    model_kinds: frozenset[str]  # what the per-embedder assets run: lancedb and the providers' kinds
+    text_kinds: frozenset[str]  # what chunk_embeddings runs: lancedb and the models that embed texts
+    query_kinds: frozenset[str]  # what the evaluations run: lancedb and the models that embed queries
 
 
-def embedder_partitions(embedders: Sequence[str], names: KnowledgeBaseNames) -> EmbedderPartitions:
+def embedder_partitions(
+    embedders: Sequence[str], names: KnowledgeBaseNames, precision: LocalPrecision = "auto"
+) -> EmbedderPartitions:
     source = source_partitions(names)
     embedder = dg.StaticPartitionsDefinition(list(embedders))
-    providers = {PROVIDER_KINDS[embedder_spec(name).provider] for name in embedders}
+    providers = {embedder_spec(name).provider for name in embedders}
+
+    def kinds(local_model: str) -> frozenset[str]:
+        return frozenset({"lancedb", *(local_model if p == "sentence-transformers" else OPENAI_KIND for p in providers)})
+
     return EmbedderPartitions(
         source=source,
         embedder=embedder,
         # The dimensions keep their names in every knowledge base: a partition key reads the same.
         source_embedder=dg.MultiPartitionsDefinition({SOURCE_DIMENSION: source, EMBEDDER_DIMENSION: embedder}),
-        model_kinds=frozenset({"lancedb", *providers}),
+        text_kinds=kinds(ONNX_KIND if resolve_precision(precision) == "fp32-onnx" else PYTORCH_KIND),
+        query_kinds=kinds(ONNX_KIND),
     )

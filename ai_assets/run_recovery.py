@@ -3,8 +3,9 @@
 `ai-assets build` executes its runs in its own process (``execute_in_process``), so no run
 launcher and no daemon knows that process: when it is killed (``kill -9``, out of memory, a
 reboot), its run stays STARTED and keeps its ``model_calls`` slot, and every later run waits for
-that slot forever. Each run of a build therefore carries its process's identity as tags (host,
-boot, pid, the process's start time, so a reused pid is not mistaken for it). The next build and
+that slot forever. Each run of a build therefore carries, in one tag, the build's id and its
+process's identity (host, boot, pid, the process's start time, so a reused pid is not mistaken for
+it, and the data dir it builds): one tag a run, so the UI's run list stays readable. The next build and
 `ai-assets doctor` fail a run whose process is provably gone and free its slots. Holding the data
 dir's build lock is such a proof for every other build's run on that data dir, whatever machine or
 container ran it: a live worker would still hold the lock. Runs launched by
@@ -20,10 +21,11 @@ storage for them.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -31,12 +33,9 @@ import dagster as dg
 
 Echo = Callable[[str], None]
 
-BUILD_TAG = "ai_assets/build"  # the id of one `ai-assets build`
-DATA_DIR_TAG = "ai_assets/data_dir"  # the data dir it built (resolved)
-HOST_TAG = "ai_assets/host"
-BOOT_TAG = "ai_assets/boot_id"
-PID_TAG = "ai_assets/pid"
-PROCESS_START_TAG = "ai_assets/process_start"
+# Which `ai-assets build` ran the run, and in which process (ProcessIdentity as JSON, the build's
+# id first, so the run list's truncated tag shows it).
+BUILD_TAG = "ai_assets/build"
 
 # Statuses in which a run still holds, or may still claim, concurrency slots.
 UNFINISHED = [
@@ -80,19 +79,25 @@ class ProcessIdentity:
     boot_id: str
     pid: int
     start: str  # the process's start time in ticks since boot ("" where unknown)
+    data_dir: str = ""  # the data dir it builds (resolved): what the data dir's build lock proves dead
+    build_id: str = ""  # the `ai-assets build` it runs
 
     @classmethod
-    def current(cls) -> ProcessIdentity:
-        return cls(socket.gethostname(), _boot_id(), os.getpid(), _start_ticks(os.getpid()))
+    def current(cls, data_dir: str = "", build_id: str = "") -> ProcessIdentity:
+        return cls(socket.gethostname(), _boot_id(), os.getpid(), _start_ticks(os.getpid()), data_dir, build_id)
 
     def tags(self) -> dict[str, str]:
-        return {HOST_TAG: self.host, BOOT_TAG: self.boot_id, PID_TAG: str(self.pid), PROCESS_START_TAG: self.start}
+        fields = asdict(self)
+        return {BUILD_TAG: json.dumps({"build_id": fields.pop("build_id"), **fields})}
 
     @classmethod
-    def from_tags(cls, tags: dict[str, str]) -> ProcessIdentity | None:
-        if PID_TAG not in tags or HOST_TAG not in tags:
+    def from_tags(cls, tags: Mapping[str, str]) -> ProcessIdentity | None:
+        """The identity a run's tag records; None for a run of no build, or of a build older than
+        this tag's JSON (it recorded only its id: left to the daemon, as Dagster's own runs are)."""
+        try:
+            return cls(**json.loads(tags[BUILD_TAG])) if BUILD_TAG in tags else None
+        except (ValueError, TypeError):
             return None
-        return cls(tags[HOST_TAG], tags.get(BOOT_TAG, ""), int(tags[PID_TAG]), tags.get(PROCESS_START_TAG, ""))
 
     def state(self) -> ProcessState:
         if self.host != socket.gethostname():
@@ -169,9 +174,13 @@ def free_slots(instance: dg.DagsterInstance, run_id: str) -> int:
     return held
 
 
-def unfinished_runs(instance: dg.DagsterInstance, tags: dict[str, str] | None = None) -> list[dg.DagsterRun]:
-    records = instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED, tags=tags))
-    return [record.dagster_run for record in records]
+def unfinished_runs(instance: dg.DagsterInstance, build_id: str | None = None) -> list[dg.DagsterRun]:
+    """Runs that may still hold slots; of one build only, with ``build_id``."""
+    records = instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED))
+    runs = [record.dagster_run for record in records]
+    if build_id is None:
+        return runs
+    return [run for run in runs if (owner := ProcessIdentity.from_tags(run.tags)) and owner.build_id == build_id]
 
 
 def describe_run(instance: dg.DagsterInstance, run_id: str) -> str:
@@ -213,7 +222,7 @@ def why_abandoned(run: dg.DagsterRun, locked: LockedDataDir | None = None) -> st
     # A process that looks alive is trusted over the lock (a lock on a network file system may lie).
     if (
         state == "elsewhere" and locked is not None
-        and run.tags.get(DATA_DIR_TAG) == locked.path and run.tags.get(BUILD_TAG) != locked.build_id
+        and owner.data_dir == locked.path and (not owner.build_id or owner.build_id != locked.build_id)
     ):
         return f"its build ({owner.describe()}) no longer holds the data dir's build lock"
     return None

@@ -16,6 +16,7 @@ from ai_assets.build import BuildReport, run_build
 from ai_assets.core.embedding.base import MINILM
 from ai_assets.core.store.tables import open_table, scan, source_row_counts
 from ai_assets.dagster_tags import CODE_VERSION_TAG
+from ai_assets.metadata_tables import read_scores
 from ai_assets.definitions import build_definitions
 from ai_assets.settings import Settings
 
@@ -65,11 +66,12 @@ def test_full_build_then_unchanged_rebuild_embeds_nothing(
     assert "text_idx" in index["indexes"]
 
     evaluation = latest_metadata(instance, "retrieval_evaluation", "minilm")
-    hand_written = [row for row in evaluation["results"] if row["kind"] == "hand-written"]
+    scores = read_scores(evaluation)
+    hand_written = [row for row in scores if row["eval_set"] == "tiny_qa"]
     modes = {(row["eval_set"], row["mode"]) for row in hand_written}
     assert modes == {("tiny_qa", "dense"), ("tiny_qa", "fts"), ("tiny_qa", "hybrid")}
     # Beside it, the sets eval_questions drew from each source.
-    assert {row["eval_set"] for row in evaluation["results"]} - {"tiny_qa"} == {"generated/alpha", "generated/beta"}
+    assert {row["eval_set"] for row in scores} - {"tiny_qa"} == {"generated/alpha", "generated/beta"}
     for row in hand_written:
         assert row["queries"] == 3  # q4 has only a score-0 judgment: not evaluated
         assert row["ndcg@10"] > 0.6, row
@@ -80,13 +82,15 @@ def test_full_build_then_unchanged_rebuild_embeds_nothing(
     # q2's answer is one sentence of the corpus, which the extractor must find word for word (first,
     # as the closest sentence) and cite; the second closest sentence follows it.
     assert (
-        "| tiny_qa | q2 | cron expression to launch a job | A schedule launches a job at fixed times, written as a "
+        "| tiny_qa/q2: cron expression to launch a job | A schedule launches a job at fixed times, written as a "
         "cron expression. [1] The daemon must be running for schedules to tick. [1] | 0.71 | yes | 1.00 |"
     ) in answers["per_question"]
     assert answers["tiny_qa/citations_relevant"] == pytest.approx(1.0)
     assert answers["tiny_qa/answer_f1"] >= 0.33
     leaderboard = latest_metadata(instance, "model_leaderboard", None)
-    assert leaderboard["rows"] == 9 and "| tiny_qa | hand-written | minilm |" in leaderboard["leaderboard"]
+    assert leaderboard["rows"] == 9 and {"tiny_qa/minilm/dense", "tiny_qa/minilm/fts", "tiny_qa/minilm/hybrid"} <= {
+        row["search"] for row in leaderboard["leaderboard"]
+    }
 
     version_indexed = table_for(settings).version
     # Nothing changed: every step is up to date and no run is launched.
@@ -218,10 +222,10 @@ def test_bad_files_are_quarantined_and_the_rest_is_indexed(
     build(settings, instance)
     documents = latest_metadata(instance, "source_documents", "alpha")
     assert documents["quarantined"] == 3
-    quarantine = documents["quarantine"]
-    assert "empty.md" in quarantine and "empty file" in quarantine
-    assert "latin1.txt" in quarantine and "not valid UTF-8" in quarantine
-    assert "corpus.jsonl:2" in quarantine and "invalid JSON" in quarantine
+    quarantine = {(item["path"], item["line"]): item["reason"] for item in documents["quarantined_files"]}
+    assert "empty file" in quarantine[("empty.md", None)]
+    assert "not valid UTF-8" in quarantine[("latin1.txt", None)]
+    assert "invalid JSON" in quarantine[("corpus.jsonl", 2)]
     doc_keys = {row["doc_key"] for row in rows_by_chunk(settings).values()}
     assert {"alpha/d1", "alpha/d3", "alpha/retries.md", "beta/sensors.html"} <= doc_keys
     assert "alpha/d2" not in doc_keys

@@ -178,7 +178,7 @@ def test_an_evaluation_that_finds_no_eval_set_where_the_last_one_scored_fails(
     allowed = job.execute_in_process(
         instance=instance,
         partition_key="minilm",
-        run_config={"ops": {"evaluate_and_serve": {"config": {"allow_no_eval_sets": True}}}},
+        run_config={"ops": {"retrieval_evaluation_and_served_index": {"config": {"allow_no_eval_sets": True}}}},
     )
     assert allowed.success
     assert latest_metadata(instance, "retrieval_evaluation", "minilm")["hand_written_eval_sets"] == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from ai_assets.core.embedding.precision import resolve_precision
 from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB, build_definitions, defs
 from ai_assets.retries import MODEL_POOL
 from ai_assets.settings import Settings
@@ -83,7 +84,12 @@ def test_downstream_assets_follow_by_automation_and_the_sensor_and_schedule_star
     # Every step that runs a model is in the model pool, whose instance limit caps them across runs.
     for asset in ("chunk_embeddings", "retrieval_evaluation", "answer_evaluation"):
         assert definitions.resolve_assets_def(asset).op.pool == MODEL_POOL, asset
-    assert graph.get(dg.AssetKey("chunk_embeddings")).kinds == {"lancedb", "pytorch"}
+    # Kinds name what runs: queries always in ONNX Runtime; a build's texts as the precision says.
+    assert graph.get(dg.AssetKey("retrieval_evaluation")).kinds == {"lancedb", "onnxruntime"}
+    texts = "onnxruntime" if resolve_precision(Settings().local_precision) == "fp32-onnx" else "pytorch"
+    assert graph.get(dg.AssetKey("chunk_embeddings")).kinds == {"lancedb", texts}
+    in_pytorch = build_definitions(Settings(data_dir=tmp_path, local_precision="fp32"))
+    assert in_pytorch.resolve_asset_graph().get(dg.AssetKey("chunk_embeddings")).kinds == {"lancedb", "pytorch"}
 
     # The candidate is served only once every blocking check passed: the index's checks and the gate.
     blocking = {
@@ -101,4 +107,4 @@ def test_downstream_assets_follow_by_automation_and_the_sensor_and_schedule_star
     paid = build_definitions(Settings(data_dir=tmp_path, openai_base_url="http://127.0.0.1:9/v1"))
     label = paid.resolve_asset_graph().get(dg.AssetKey("answer_evaluation")).automation_condition.get_label()
     assert label.startswith("on_cron(0 3 * * *")
-    assert paid.resolve_asset_graph().get(dg.AssetKey("chunk_embeddings")).kinds == {"lancedb", "pytorch", "openai"}
+    assert paid.resolve_asset_graph().get(dg.AssetKey("chunk_embeddings")).kinds == {"lancedb", texts, "openai"}

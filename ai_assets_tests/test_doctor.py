@@ -13,12 +13,12 @@ import pytest
 
 from ai_assets.cli import INSTANCE_YAML
 from ai_assets.cli import main as cli_main
-from ai_assets.run_recovery import DATA_DIR_TAG, HOST_TAG, slot_claims
+from ai_assets.run_recovery import ProcessIdentity, slot_claims
 
 # A run of a one-asset job in the model_calls pool, tagged as `ai-assets build` tags its runs,
 # that holds its slot until it is killed.
 STUCK_RUN = """
-import sys, time
+import dataclasses, sys, time
 import dagster as dg
 from ai_assets.run_recovery import ProcessIdentity
 
@@ -27,14 +27,19 @@ def stuck() -> None:
     print("holding", flush=True)
     time.sleep(600)
 
-tags = ProcessIdentity.current().tags()
+identity = ProcessIdentity.current(sys.argv[2] if sys.argv[2:] else "")
 if sys.argv[1] != "here":
-    tags["{host_tag}"] = "another-machine"
-if sys.argv[2:]:
-    tags["{data_dir_tag}"] = sys.argv[2]
+    identity = dataclasses.replace(identity, host="another-machine")
+tags = identity.tags()
 job = dg.Definitions(assets=[stuck], jobs=[dg.define_asset_job("stuck_job", [stuck])]).resolve_job_def("stuck_job")
 job.execute_in_process(instance=dg.DagsterInstance.get(), tags=tags)
-""".replace("{host_tag}", HOST_TAG).replace("{data_dir_tag}", DATA_DIR_TAG)
+"""
+
+
+def pid_of(run: dg.DagsterRun) -> int:
+    owner = ProcessIdentity.from_tags(run.tags)
+    assert owner is not None
+    return owner.pid
 
 
 def killed_run_holding_a_slot(where: str, env: dict[str, str], *data_dir: str) -> dg.DagsterRun:
@@ -68,7 +73,7 @@ def test_doctor_finds_a_killed_run_holding_its_slot_and_fix_frees_it(
     assert cli_main(["doctor"]) == 1
     report = capsys.readouterr().out
     assert f"runs         PROBLEM: run {stuck.run_id[:8]} (stuck_job, STARTED, ai-assets build" in report
-    assert f"its process {stuck.tags['ai_assets/pid']} on this machine is gone" in report
+    assert f"its process {pid_of(stuck)} on this machine is gone" in report
     assert f"pools        ok: model_calls: 1 of 1 slot(s) in use, held by run {stuck.run_id[:8]}" in report
     assert "1 problem(s); `ai-assets doctor --fix` repairs those it can prove" in report
 
@@ -82,7 +87,7 @@ def test_doctor_finds_a_killed_run_holding_its_slot_and_fix_frees_it(
     elsewhere = killed_run_holding_a_slot("elsewhere", env)
     assert cli_main(["doctor", "--fix"]) == 0
     noted = capsys.readouterr().out
-    assert f"process {elsewhere.tags['ai_assets/pid']} on another-machine): cannot be checked from here" in noted
+    assert f"process {pid_of(elsewhere)} on another-machine): cannot be checked from here" in noted
     assert f"`ai-assets doctor --fail-run {elsewhere.run_id}`" in noted
     assert [claim.run_id for claim in slot_claims(instance)] == [elsewhere.run_id]
 

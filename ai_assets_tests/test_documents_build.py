@@ -12,6 +12,7 @@ import pytest
 
 from ai_assets.cli import main
 from ai_assets.cli.instance import dagster_instance
+from ai_assets.core.retrieval.search import citation
 from ai_assets.core.store.tables import scan
 from ai_assets.settings import Settings
 from ai_assets_tests.document_files import docx_bytes, pdf_bytes
@@ -65,10 +66,8 @@ def test_documents_are_indexed_with_sections_and_pages_and_bad_ones_listed(
     reasons = {item["path"]: item["reason"] for item in documents["quarantined_files"]}
     assert reasons["passwd.md"] == "points outside the source folder"
     assert reasons["cut.pdf"].startswith("truncated PDF") and reasons["locked.pdf"].startswith("encrypted PDF")
-    for name in ("cut.pdf", "locked.pdf", "passwd.md"):
-        assert f"`{name}`" in documents["quarantine"]
-    assert "`photo.png` | unsupported file type (.png)" in documents["skipped_files"]
-    assert "`pipe.md` | special file (FIFO), not a document" in documents["skipped_files"]
+    skipped = {entry["relative"]: entry["reason"] for entry in documents["skipped_entries"]}
+    assert skipped == {"photo.png": "unsupported file type (.png)", "pipe.md": "special file (FIFO), not a document"}
     chunks = latest_metadata(instance, "document_chunks", "handbook")
     assert "| document | chunk | section | page | page_end |" in chunks["sample"]
     assert "| `handbook/ops.pdf` | 0 | Operations | 1 | 1 |" in chunks["sample"]
@@ -85,12 +84,16 @@ def test_documents_are_indexed_with_sections_and_pages_and_bad_ones_listed(
     assert {"section", "page", "page_end"} <= hits[0].keys()
     top = hits[0]
     assert (top["doc_key"], top["section"], top["page"]) == ("handbook/ops.pdf", "Operations > Escalation", 3)
+    # One label in search, trace and ask: the title, the section under it, the page.
+    label = citation(top["doc_title"] or top["doc_key"], top["section"], top["page"], top["page_end"])
+    assert label.endswith("Escalation · p. 3"), label
     text = run_cli(capsys, "search", "who is paged after the third failure", "--k", "1")
-    assert "handbook/ops.pdf · Operations > Escalation · p. 3" in text
+    assert f"  {label}\n    handbook/ops.pdf, chunk" in text
     docx_hit = run_cli(capsys, "search", "restart the scheduler daemon", "--k", "1")
-    assert "handbook/runbook.docx · Runbook  (chunk 0" in docx_hit  # small sections share one chunk
+    assert "    handbook/runbook.docx, chunk 0 (" in docx_hit  # small sections share one chunk
     traced = run_cli(capsys, "trace", "who is paged after the third failure", "--k", "1")
-    assert "cited as  handbook/ops.pdf · Operations > Escalation · p. 3" in traced
+    assert f"cited as  {label}" in traced
+    assert f"] {label}  (handbook/ops.pdf" in run_cli(capsys, "ask", "who is paged after the third failure")
     assert json.loads(run_cli(capsys, "trace", "who is paged", "--k", "1", "--json"))[0]["page"] == 3
 
     listed = run_cli(capsys, "quarantine", "--skipped")

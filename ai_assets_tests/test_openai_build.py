@@ -119,6 +119,8 @@ def test_full_build_through_a_faulty_openai_server_is_exact_paid_once_and_keeps_
     assert answers["questions"] == 3 and answers["invalid_llm_replies"] == 0
     assert answers["tiny_qa/faithfulness"] == pytest.approx(0.75)
     assert answers["tiny_qa/correctness"] == pytest.approx(0.5)
+    # The chat model's scores and answers in tables of their own (offline, neither exists).
+    assert answers["llm_results"][0]["faithfulness"] == pytest.approx(0.75) and "llm_per_question" in answers
 
     # A second build sends no chunk to the server: every text is a cache hit.
     paid_before = len(server.embedded_texts())

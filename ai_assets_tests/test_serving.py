@@ -61,7 +61,8 @@ def test_failing_gate_keeps_the_served_version_until_a_passing_build_promotes_th
     record = latest_metadata(instance, "served_index", "minilm")
     assert (record["promoted"], record["gate"], record["served_version"]) == (False, "failed", served)
     assert record["candidate_version"] == state.candidate and "quality gate failed" in record["decision"]
-    assert f"served v{served}" in record["scores"]  # both versions' scores, side by side
+    # Both versions' scores, as tables (the served one's and the waiting candidate's).
+    assert {row["search"] for row in record["served_scores"]} == {row["search"] for row in record["candidate_scores"]}
     # Readers: search reads the served version, which does not hold the new word; latest does.
     assert fts_doc_keys(capsys, "zebrafish") == []
     assert fts_doc_keys(capsys, "zebrafish", "--version", "latest") == ["alpha/retries.md"]

@@ -1,4 +1,7 @@
-"""The Dagster UI in a real headless Chromium: the asset graph, search_index's partitions and metadata.
+"""The Dagster UI in a real headless Chromium: the asset graph, search_index's partitions and
+metadata, and what issue 34 promises: a green first screen when everything is built, tables
+rather than JSON on the evaluations' overviews, one served version on every page and in
+`ai-assets promote --list`, a run list of one tag a run.
 
 Needs Debian's `chromium` package and the `playwright` Python package (the test extra); no
 browser is downloaded. Screenshots go to $AI_ASSETS_SCREENSHOTS, or the test's temp dir.
@@ -7,6 +10,7 @@ browser is downloaded. Screenshots go to $AI_ASSETS_SCREENSHOTS, or the test's t
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +27,8 @@ from ai_assets_tests.test_cli import ai_assets
 CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser")
 LOCATION = "__repository__@ai_assets.definitions"  # `-m ai_assets.definitions` names the code location
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
+# JSON as the UI prints a JSON metadata value: an object or a list of objects, keys quoted.
+RAW_JSON = re.compile(r'[\[{]\s*"[^"\n]+"\s*:')
 
 
 def chromium_executable() -> str:
@@ -33,11 +39,17 @@ def chromium_executable() -> str:
 
 
 @pytest.fixture
-def webserver(tmp_path: Path, data_dir: Path) -> Iterator[str]:
+def ui_env(tmp_path: Path, data_dir: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AI_ASSETS_", "DAGSTER_", "OPENAI_"))}
     env.update(
         AI_ASSETS_DATA_DIR=str(data_dir), DAGSTER_HOME=str(tmp_path / "dagster_home"), FRESHNESS_DAEMON_INTERVAL_SECONDS="2"
     )
+    return env
+
+
+@pytest.fixture
+def webserver(tmp_path: Path, ui_env: dict[str, str]) -> Iterator[str]:
+    env = ui_env
     ai_assets("build", env=env)
     port = free_port()
     log_path = tmp_path / "webserver.log"
@@ -68,7 +80,13 @@ def webserver(tmp_path: Path, data_dir: Path) -> Iterator[str]:
                 os.killpg(server.pid, signal.SIGKILL)
 
 
-def test_the_ui_shows_the_graph_partitions_and_metadata(webserver: str, tmp_path: Path) -> None:
+def metadata_value(page, key: str) -> str:  # noqa: ANN001 (playwright's Page, imported lazily)
+    """The value cell of the metadata row ``key`` on an asset's page."""
+    row = page.get_by_role("row").filter(has=page.get_by_text(key, exact=True)).first
+    return row.get_by_role("cell").last.inner_text().strip()
+
+
+def test_the_ui_shows_the_graph_partitions_and_metadata(webserver: str, ui_env: dict[str, str], tmp_path: Path) -> None:
     executable = chromium_executable()
     try:
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -93,7 +111,21 @@ def test_the_ui_shows_the_graph_partitions_and_metadata(webserver: str, tmp_path
             pass
         for group in ("ingestion", "embeddings", "index", "evaluation"):
             expect(page.get_by_text(group, exact=True).first).to_be_visible()
+        # A green first screen: each group's count says its assets are materialized (source_files:
+        # observed), none "never materialized". The counts' meaning is in their tooltips.
+        counts = page.locator("foreignObject").get_by_text(re.compile(r"^\d+$"))
+        expect(counts).to_have_count(4)  # one count a group: all of one status
+        expect(page.get_by_text("(fetching statuses)")).to_have_count(0)
         page.screenshot(path=screenshots / "asset_graph.png")
+        total = 0
+        for count in counts.all():
+            number = int(count.inner_text())
+            count.hover()
+            materialized = re.compile(rf"^{number} materialized assets?$")
+            expect(page.get_by_role("tooltip").filter(has_text=materialized).first).to_be_visible()
+            page.mouse.move(0, 0)
+            total += number
+        assert total == 9  # every asset of the graph, source_files included
         groups = {
             "ingestion": ("source_files", "source_documents", "document_chunks"),
             "embeddings": ("chunk_embeddings",),
@@ -136,6 +168,42 @@ def test_the_ui_shows_the_graph_partitions_and_metadata(webserver: str, tmp_path
         for key in ("served_version", "candidate_version", "decision", "sample_answers"):
             expect(page.get_by_text(key).first).to_be_visible()
         page.screenshot(path=screenshots / "served_index_events.png")
+
+        # The overviews show tables, never a JSON copy of them; each says which partition it shows.
+        overviews = {
+            "retrieval_evaluation": "scores", "served_index": "served_scores", "answer_evaluation": "results",
+            "model_leaderboard": "leaderboard",
+        }
+        for asset, table in overviews.items():
+            page.goto(f"{webserver}/assets/{asset}")
+            expect(page.get_by_text(table, exact=True).first).to_be_visible()
+            expect(page.get_by_text("Show schema").first).to_be_visible()
+            text = page.locator("body").inner_text()
+            assert not RAW_JSON.search(text), f"{asset}: {RAW_JSON.search(text).group()!r}"
+            if asset != "model_leaderboard":
+                assert metadata_value(page, "partition") == "minilm (1 of 1)"
+            if asset in ("retrieval_evaluation", "served_index"):
+                page.screenshot(path=screenshots / f"{asset}.png")
+
+        # One served version: served_index says it, the answer evaluation read it, the CLI agrees,
+        # and search_index (which records its candidate before the evaluation) does not say one.
+        page.goto(f"{webserver}/assets/served_index")
+        served = metadata_value(page, "served_version")
+        assert served.isdigit() and metadata_value(page, "candidate_version") == "none"
+        page.goto(f"{webserver}/assets/answer_evaluation")
+        assert metadata_value(page, "index_version") == served
+        page.goto(f"{webserver}/assets/search_index")
+        expect(page.get_by_text("rows_by_source", exact=True).first).to_be_visible()
+        expect(page.get_by_text("served_version", exact=True)).to_have_count(0)
+        assert f"serving v{served}," in ai_assets("promote", "--list", env=ui_env).stdout
+
+        # The run list: one tag a run besides its partition, which says that `ai-assets build` ran it.
+        page.goto(f"{webserver}/runs")
+        expect(page.get_by_text("index_and_evaluate_job").first).to_be_visible()
+        build_tags = page.get_by_text(re.compile(r"^ai_assets/build: "))
+        expect(build_tags).to_have_count(5)  # 2 sources ingested and embedded, 1 index
+        assert page.get_by_text(re.compile(r"^ai_assets/(?!build: )")).count() == 0
+        page.screenshot(path=screenshots / "runs.png")
 
         # source_documents: a source partition.
         page.goto(f"{webserver}/assets/source_documents?view=partitions")

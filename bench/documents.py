@@ -69,6 +69,7 @@ def build_once(data_dir: Path) -> dict:
     from ai_assets.core.store.tables import open_table, scan
     from ai_assets.definitions import EMBED_JOB, INDEX_JOB, INGEST_JOB, build_definitions
     from ai_assets.history import latest_metadata
+    from ai_assets.metadata_tables import read_scores
     from ai_assets.resources import embedders_from_settings
     from ai_assets.settings import Settings
 
@@ -85,7 +86,7 @@ def build_once(data_dir: Path) -> dict:
     documents = {source: latest_metadata(instance, "source_documents", source) for source in sources}
     embeddings = [latest_metadata(instance, "chunk_embeddings", f"minilm|{source}") for source in sources]
     evaluation = latest_metadata(instance, "retrieval_evaluation", "minilm")
-    hybrid = next(row for row in evaluation["results"] if row["eval_set"] == "docs_qa" and row["mode"] == "hybrid")
+    hybrid = next(row for row in read_scores(evaluation) if row["eval_set"] == "docs_qa" and row["mode"] == "hybrid")
 
     table = open_table(lancedb.connect(settings.resolved_lancedb_uri), MINILM, create=False)
     rows = scan(table, ["section", "page"]).to_pylist()
@@ -106,7 +107,7 @@ def build_once(data_dir: Path) -> dict:
         "embed_seconds": sum(meta["embed_seconds"] for meta in embeddings),
         "documents": sum(meta["documents"] for meta in documents.values()),
         "pages": sum(meta["pages"] for meta in documents.values()),
-        "quarantined": {source: meta["quarantined_files"] for source, meta in documents.items() if meta["quarantined_files"]},
+        "quarantined": {source: meta["quarantined_files"] for source, meta in documents.items() if meta.get("quarantined_files")},
         "rows": len(rows),
         "rows_with_page": sum(1 for row in rows if row["page"] is not None and row["page"] >= 1),
         "rows_past_page_1": sum(1 for row in rows if (row["page"] or 0) > 1),

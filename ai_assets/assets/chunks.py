@@ -7,7 +7,9 @@ from ai_assets.core.chunking.chunk_files import chunks_of_documents
 from ai_assets.core.chunking.chunker import Chunk
 from ai_assets.core.documents.model import SourceLoad
 from ai_assets.core.quality import chunk_quality
+from ai_assets.metadata_tables import shown_partition
 from ai_assets.naming import KnowledgeBaseNames
+from ai_assets.preview_api import partitioned_check
 from ai_assets.resources import Chunker, ChunkStore
 
 
@@ -26,13 +28,13 @@ def build_document_chunks(
         # Follows its documents: a re-ingested source is re-chunked in the next automation tick.
         automation_condition=dg.AutomationCondition.eager(),
         check_specs=[
-            dg.AssetCheckSpec(
+            partitioned_check(
                 "chunks_not_empty_or_duplicate",
                 asset=names.key("document_chunks"),
                 partitions_def=partitions,
                 description="No chunk is blank and no chunk id appears twice.",
             ),
-            dg.AssetCheckSpec(
+            partitioned_check(
                 "chunk_tokens_within_window",
                 asset=names.key("document_chunks"),
                 partitions_def=partitions,
@@ -93,6 +95,7 @@ def chunks_of_source(
     yield dg.Output(
         chunks,
         metadata={
+            **shown_partition(context),
             "documents": len(source_documents.documents),
             "documents_rechunked": result.rechunked_documents,
             "documents_reused": result.reused_documents,

@@ -4,21 +4,30 @@ import dagster as dg
 
 from ai_assets.automation import CONTENT_FINGERPRINT, SOURCE_FILES_KEY
 from ai_assets.core.chunking.chunk_files import indexed_documents
+from ai_assets.core.documents.folders import SourcesUnavailable
 from ai_assets.core.documents.loading import UNSUPPORTED_TYPE
 from ai_assets.core.documents.model import QuarantinedItem, SourceLoad, StaleDocument
 from ai_assets.core.documents.names import shown_name
 from ai_assets.core.documents.ocr import OCR_LOW_CONFIDENCE_PAGES, OCR_PAGES
-from ai_assets.core.documents.reports import quarantine_table, skipped_table, stale_table
+from ai_assets.core.documents.reports import quarantine_table
 from ai_assets.core.documents.stale import stale_documents
 from ai_assets.core.hashing import sha256_hex
 from ai_assets.history import latest_metadata
+from ai_assets.metadata_tables import listing, shown_partition
 from ai_assets.naming import KnowledgeBaseNames
+from ai_assets.preview_api import partitioned_check
 from ai_assets.resources import ChunkStore, SourceFiles
 
-# Metadata keys of the quarantined, skipped and stale entries as JSON lists.
+# Metadata keys of the quarantined, skipped and stale entries, as tables (read back by the next
+# ingest, which remembers verdicts and keeps stale documents, and by `ai-assets quarantine`).
 QUARANTINED_FILES = "quarantined_files"
 SKIPPED_ENTRIES = "skipped_entries"
 STALE_DOCUMENTS = "stale_documents"
+QUARANTINE_COLUMNS = (
+    ("path", "string"), ("line", "int"), ("reason", "string"), ("verdict", "string"), ("remembered", "bool"),
+)
+SKIPPED_COLUMNS = (("relative", "string"), ("reason", "string"))
+STALE_COLUMNS = (("doc_key", "string"), ("path", "string"), ("reason", "string"), ("since", "string"))
 
 
 def build_source_documents(
@@ -34,7 +43,7 @@ def build_source_documents(
         required_resource_keys=names.resource_keys("source_files", "chunk_store"),
         io_manager_key=names.name("io_manager"),
         check_specs=[
-            dg.AssetCheckSpec(
+            partitioned_check(
                 "quarantine_empty",
                 asset=names.key("source_documents"),
                 partitions_def=partitions,
@@ -63,7 +72,16 @@ def build_source_documents(
 
 def documents_of_source(context: dg.AssetExecutionContext, source_files: SourceFiles, chunk_store: ChunkStore):
     source = context.partition_key
-    fingerprint = source_files.content_fingerprint(source)
+    try:
+        fingerprint = source_files.content_fingerprint(source)
+    except SourcesUnavailable as error:
+        # A partition added by hand (the UI's "Add a partition") names no folder: a source is a
+        # folder, whose partition the sensor adds, and removes again when there is no folder.
+        raise dg.Failure(
+            f"source {source!r} has no folder ({error}): add the folder under {source_files.sources_uri}; "
+            "the sensor (or `ai-assets build`) adds its partition",
+            allow_retries=False,
+        ) from None
     previous = latest_metadata(context.instance, context.asset_key, source) or {}
     loaded = source_files.load(
         source, [QuarantinedItem(source=source, **item) for item in previous.get(QUARANTINED_FILES) or []]
@@ -89,8 +107,8 @@ def documents_of_source(context: dg.AssetExecutionContext, source_files: SourceF
         context.log.warning(f"OCR read {source}/{path} with low confidence on page(s) {pages}: check the scan")
     total_chars = sum(len(document.text) for document in loaded.documents)
     unsupported = sum(1 for entry in loaded.skipped if entry.reason.startswith(UNSUPPORTED_TYPE))
-    yield dg.Output(
-        loaded,
+    yield dg.MaterializeResult(
+        value=loaded,
         # The data version is the set of document versions, so only a real content change
         # marks downstream assets stale.
         data_version=dg.DataVersion(
@@ -100,6 +118,7 @@ def documents_of_source(context: dg.AssetExecutionContext, source_files: SourceF
             )
         ),
         metadata={
+            **shown_partition(context),
             "documents": len(loaded.documents),
             "quarantined": len(loaded.quarantined),
             "quarantined_remembered": sum(1 for item in loaded.quarantined if item.remembered),
@@ -112,14 +131,11 @@ def documents_of_source(context: dg.AssetExecutionContext, source_files: SourceF
             "parse_seconds": round(loaded.parse_seconds, 3),
             # Scanned pages read by OCR, and per file those it read with low confidence.
             "ocr_pages": sum(len(d.metadata[OCR_PAGES].split(", ")) for d in loaded.documents if OCR_PAGES in d.metadata),
-            "ocr_low_confidence": dg.MetadataValue.json(low_confidence),
-            "quarantine": dg.MetadataValue.md(quarantine_table(loaded.quarantined)),
-            "skipped_files": dg.MetadataValue.md(skipped_table(loaded.skipped)),
-            "stale_files": dg.MetadataValue.md(stale_table(loaded.stale)),
-            # The same, for `ai-assets quarantine` (and any other reader).
-            QUARANTINED_FILES: dg.MetadataValue.json([item.model_dump(exclude={"source"}) for item in loaded.quarantined]),
-            SKIPPED_ENTRIES: dg.MetadataValue.json([entry.model_dump() for entry in loaded.skipped]),
-            STALE_DOCUMENTS: dg.MetadataValue.json([stale.model_dump() for stale in loaded.stale]),
+            **({"ocr_low_confidence": dg.MetadataValue.json(low_confidence)} if low_confidence else {}),
+            # Tables that `ai-assets quarantine` reads too; none when empty (the counts above say 0).
+            **listing(QUARANTINED_FILES, [item.model_dump() for item in loaded.quarantined], QUARANTINE_COLUMNS),
+            **listing(SKIPPED_ENTRIES, [entry.model_dump() for entry in loaded.skipped], SKIPPED_COLUMNS),
+            **listing(STALE_DOCUMENTS, [stale.model_dump() for stale in loaded.stale], STALE_COLUMNS),
             # What the source sensor compares the folder against.
             CONTENT_FINGERPRINT: fingerprint,
         },

@@ -9,8 +9,10 @@ from ai_assets.core.progress import Rate, Throttle, progress_line
 from ai_assets.core.quality import streamed_vector_quality
 from ai_assets.core.store.tables import read_table_metadata, sql_literal
 from ai_assets.core.store.writes import source_vector_batches, sync_source_embeddings
+from ai_assets.metadata_tables import shown_partition
 from ai_assets.naming import KnowledgeBaseNames
 from ai_assets.partitions import EMBEDDER_DIMENSION, SOURCE_DIMENSION, EmbedderPartitions
+from ai_assets.preview_api import partitioned_check
 from ai_assets.resources import Embedders, LanceDBResource
 from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fail_once
 
@@ -28,28 +30,27 @@ def build_chunk_embeddings(names: KnowledgeBaseNames, partitions: EmbedderPartit
         key=names.key("chunk_embeddings"),
         partitions_def=partitions.source_embedder,
         ins={
-            "document_chunks": dg.AssetIn(
-                key=names.key("document_chunks"),
-                partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=SOURCE_DIMENSION),
-            )
+            # Each source × embedder partition reads its source's chunks: Dagster's default mapping
+            # between a multi-partitioned asset and one of its dimensions (stable, unlike naming it).
+            "document_chunks": dg.AssetIn(key=names.key("document_chunks"))
         },
         required_resource_keys=names.resource_keys("embedders", "lancedb"),
         io_manager_key=names.name("io_manager"),
         group_name=names.name("embeddings"),
-        kinds=set(partitions.model_kinds),
+        kinds=set(partitions.text_kinds),
         code_version="1",
         # Follows the source's chunks for every embedder; only texts without a vector are embedded.
         automation_condition=dg.AutomationCondition.eager(),
         retry_policy=MODEL_CALL_RETRY,
         pool=MODEL_POOL,
         check_specs=[
-            dg.AssetCheckSpec(
+            partitioned_check(
                 "vectors_valid",
                 asset=names.key("chunk_embeddings"),
                 partitions_def=partitions.source_embedder,
                 description="Every vector of the source has the model's dimensions, finite values and unit norm.",
             ),
-            dg.AssetCheckSpec(
+            partitioned_check(
                 "table_model_matches",
                 asset=names.key("chunk_embeddings"),
                 partitions_def=partitions.source_embedder,
@@ -137,6 +138,7 @@ def build_chunk_embeddings(names: KnowledgeBaseNames, partitions: EmbedderPartit
         return dg.MaterializeResult(
             check_results=checks,
             metadata={
+                **shown_partition(context),
                 "chunks": result.chunks,
                 "embedded": result.embedded,
                 "cache_hits": result.cache_hits,

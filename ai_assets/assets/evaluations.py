@@ -10,14 +10,22 @@ from ai_assets.core.embedding.base import Embedder
 from ai_assets.core.embedding.query_cache import CachingEmbedder, is_paid
 from ai_assets.core.evaluation.answers import AnswerResult, evaluate_answers, read_answers
 from ai_assets.core.evaluation.beir import EvalSet, EvalSetError, load_eval_set
-from ai_assets.core.evaluation.retrieval import RetrievalScore, comparison_markdown, scores_markdown
 from ai_assets.core.evaluation.serving import GATED_METRIC, NoCandidate, ServingEvaluation
 from ai_assets.core.evaluation.serving import evaluate_and_serve as evaluate_and_serve_version
 from ai_assets.core.retrieval.search import Searcher
 from ai_assets.core.store.versions import NoServedVersion, ServingState
 from ai_assets.history import latest_metadata
+from ai_assets.metadata_tables import (
+    CANDIDATE_PREFIX,
+    SERVED_PREFIX,
+    present_columns,
+    score_tables,
+    shown_partition,
+    table_value,
+)
 from ai_assets.naming import KnowledgeBaseNames
 from ai_assets.partitions import EmbedderPartitions
+from ai_assets.preview_api import partitioned_check
 from ai_assets.resources import ChatModelResource, Embedders, LanceDBResource, QualityGate, SourceFiles
 from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fail_once
 
@@ -26,10 +34,12 @@ EVAL_SETS_FINGERPRINT = "eval_sets_fingerprint"
 HAND_WRITTEN_EVAL_SETS = "hand_written_eval_sets"
 RETRIEVAL_EVALUATION = "retrieval_evaluation"
 SERVED_INDEX = "served_index"
-# Metadata keys of served_index, read by `ai-assets promote --list`, the leaderboard and the build.
+# Metadata key of served_index, read by `ai-assets promote --list`, the leaderboard and the build
+# (with its score tables, metadata_tables.SERVED_PREFIX and CANDIDATE_PREFIX).
 SERVED_VERSION = "served_version"
-SERVED_RESULTS = "served_results"
 SAMPLE_QUESTIONS = 3
+# The step that makes both assets, named after them (its run config: `ops: {SERVE_STEP: config: ...}`).
+SERVE_STEP = f"{RETRIEVAL_EVALUATION}_and_{SERVED_INDEX}"
 
 
 class ServeConfig(dg.Config):
@@ -54,7 +64,7 @@ def build_evaluate_and_serve(
     served version's record (promoted or not, and why) is written even when the gate fails."""
 
     @dg.multi_asset(
-        name=names.name("evaluate_and_serve"),
+        name=names.name(SERVE_STEP),
         partitions_def=partitions.embedder,
         required_resource_keys=names.resource_keys("source_files", "embedders", "lancedb", "quality_gate"),
         retry_policy=MODEL_CALL_RETRY,
@@ -69,7 +79,7 @@ def build_evaluate_and_serve(
                     dg.AssetDep(names.key(EVAL_QUESTIONS), partition_mapping=dg.AllPartitionMapping()),
                 ],
                 group_name=names.name("evaluation"),
-                kinds=set(partitions.model_kinds),
+                kinds=set(partitions.query_kinds),
                 code_version="3",
                 freshness_policy=freshness,
                 # Every candidate is scored at once: its blocking quality gate decides whether it is served.
@@ -103,7 +113,7 @@ def build_evaluate_and_serve(
             ),
         ],
         check_specs=[
-            dg.AssetCheckSpec(
+            partitioned_check(
                 "retrieval_quality_gate",
                 asset=names.key(RETRIEVAL_EVALUATION),
                 partitions_def=partitions.embedder,
@@ -152,6 +162,7 @@ def build_evaluate_and_serve(
         yield dg.MaterializeResult(
             asset_key=names.key(RETRIEVAL_EVALUATION),
             metadata={
+                **shown_partition(context),
                 **evaluation_metadata(result, source_files.eval_sets_fingerprint()),
                 **embedder.take_usage_metadata(),  # query embeddings of a paid embedder, and its cache
                 **failed_error_checks(checks),
@@ -161,6 +172,7 @@ def build_evaluate_and_serve(
         yield dg.MaterializeResult(
             asset_key=names.key(SERVED_INDEX),
             metadata={
+                **shown_partition(context),
                 **served_index_metadata(result),
                 "sample_answers": dg.MetadataValue.md(sample_answers(lancedb, embedder, result.after, eval_sets)),
             },
@@ -197,10 +209,6 @@ def no_eval_set_message(source_files: SourceFiles) -> str:
     )
 
 
-def dumped(scores: list[RetrievalScore]) -> list[dict]:
-    return [score.model_dump(by_alias=True) for score in scores]
-
-
 def failures_markdown(result: ServingEvaluation) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(f"- {failure.describe()}" for failure in result.failures) or "none")
 
@@ -213,18 +221,16 @@ def evaluation_metadata(result: ServingEvaluation, eval_sets_fingerprint: str) -
         "eval_set_kinds": dg.MetadataValue.json({score.eval_set: score.kind for score in scores}),
         "skipped_eval_sets": ", ".join(result.scores.skipped) or "none",
         "table_version": result.evaluated,
-        "compared_with_served_version": result.before.served if result.before.served is not None else "none",
         "query_encode_in_latency": result.scores.query_encode_timed,
         EVAL_SETS_FINGERPRINT: eval_sets_fingerprint,
-        "scores": dg.MetadataValue.md(scores_markdown(scores)),
-        "results": dg.MetadataValue.json(dumped(scores)),
+        **score_tables(scores),
     }
     for score in scores:
         prefix = f"{score.eval_set}/{score.mode}"
         metadata[f"{prefix}/ndcg@10"] = round(score.ndcg_at_10, 4)
         metadata[f"{prefix}/recall@100"] = round(score.recall_at_100, 4)
         metadata[f"{prefix}/mrr@10"] = round(score.mrr_at_10, 4)
-        metadata[f"{prefix}/latency_p50_ms"] = round(score.latency_p50_ms, 2)
+        metadata[f"{prefix}/latency_p50_ms"] = round(score.latency_p50_ms)
     return metadata
 
 
@@ -250,22 +256,17 @@ def gate_result(
 
 
 def served_index_metadata(result: ServingEvaluation) -> dict[str, Any]:
-    served = result.before.served
+    """What is served after the evaluation and why, with the scores of the version served now and,
+    when one still waits (not promoted), of the candidate: no table of a version nobody serves."""
+    waiting = result.after.candidate is not None and result.after.candidate != result.after.served
     return {
         **serving_metadata(result.after, action="evaluation"),
         "promoted": result.decision.promote,
         "decision": result.decision.reason,
         "gate": "passed" if not result.failures else "failed",
         "gate_failures": failures_markdown(result),
-        "scores": dg.MetadataValue.md(
-            comparison_markdown(
-                result.scores.candidate, result.served_scores, f"evaluated v{result.evaluated}",
-                f"served v{served}" if served is not None else "served: none",
-            )
-        ),
-        "candidate_results": dg.MetadataValue.json(dumped(result.scores.candidate)),
-        "eval_set_kinds": dg.MetadataValue.json({score.eval_set: score.kind for score in result.scores.candidate}),
-        SERVED_RESULTS: dg.MetadataValue.json(dumped(result.served_now)),
+        **score_tables(result.served_now, SERVED_PREFIX),
+        **({f"{CANDIDATE_PREFIX}scores": score_tables(result.scores.candidate)["scores"]} if waiting else {}),
         **{f"served/{score.eval_set}/{score.mode}/ndcg@10": round(score.ndcg_at_10, 4) for score in result.served_now},
     }
 
@@ -276,7 +277,8 @@ def serving_metadata(state: ServingState, action: str) -> dict[str, Any]:
         "action": action,
         "table": state.table,
         SERVED_VERSION: state.served if state.served is not None else "none",
-        "candidate_version": state.candidate if state.candidate is not None else "none",
+        # A candidate that is already served waits for nothing: "none", not the served version again.
+        "candidate_version": state.candidate if state.candidate not in (None, state.served) else "none",
         "latest_version": state.latest,
         "held_up_to": state.held if state.held is not None else "none",
         "recently_served": ", ".join(f"v{version}" for version in state.history) or "none",
@@ -318,7 +320,7 @@ def build_answer_evaluation(
         group_name=names.name("evaluation"),
         required_resource_keys=names.resource_keys("source_files", "embedders", "lancedb", "chat_model"),
         io_manager_key=names.name("io_manager"),
-        kinds=set(partitions.model_kinds),
+        kinds=set(partitions.query_kinds),
         code_version="2",
         retry_policy=MODEL_CALL_RETRY,
         pool=MODEL_POOL,
@@ -359,13 +361,14 @@ def build_answer_evaluation(
             results.extend(evaluate_answers(searcher, eval_set, answers, chat=chat_model.chat()))
 
         metadata: dict[str, dg.RawMetadataValue] = {
+            **shown_partition(context),
             "questions": len(results),
             "index_version": table.version,
             "chat_model": chat_model.model if chat_model.enabled else "none (offline: extractive answers only)",
             "invalid_llm_replies": sum(1 for result in results if result.llm_error),
             EVAL_SETS_FINGERPRINT: eval_sets_fingerprint,
-            "per_question": dg.MetadataValue.md(answers_markdown(results)),
-            "results": dg.MetadataValue.json(answer_aggregates(results)),
+            **answers_markdown(results),
+            **answers_tables(answer_aggregates(results)),
             **embedder.take_usage_metadata(),
         }
         for row in answer_aggregates(results):
@@ -402,9 +405,31 @@ def answer_aggregates(results: list[AnswerResult]) -> list[dict]:
     ]
 
 
-def answers_markdown(results: list[AnswerResult]) -> str:
+# Per eval set: the extractive answers' scores, and the chat model's in a table of their own,
+# only when it gave some (offline they are all empty); each fits a laptop screen.
+ANSWER_COLUMNS = (
+    ("eval_set", "string"), ("questions", "int"), ("answer_f1", "float"), ("citations_relevant", "float"),
+    ("context_containment", "float"),
+)
+LLM_ANSWER_COLUMNS = (
+    ("eval_set", "string"), ("generated_answer_f1", "float"), ("generated_citations_relevant", "float"),
+    ("faithfulness", "float"), ("correctness", "float"),
+)
+
+
+def answers_tables(aggregates: list[dict]) -> dict[str, dg.TableMetadataValue]:
+    llm_columns = present_columns(aggregates, LLM_ANSWER_COLUMNS, always=1)
+    return {
+        "results": table_value(aggregates, ANSWER_COLUMNS),
+        **({"llm_results": table_value(aggregates, llm_columns)} if len(llm_columns) > 1 else {}),
+    }
+
+
+def answers_markdown(results: list[AnswerResult]) -> dict[str, dg.MetadataValue]:
+    """One row per question, five columns so it fits a laptop screen: ``per_question`` (the
+    extractive answer and its scores) and, when a chat model answered, ``llm_per_question``."""
     if not results:
-        return "No eval set with answers.jsonl."
+        return {"per_question": dg.MetadataValue.md("No eval set with answers.jsonl.")}
 
     def score(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f}"
@@ -412,16 +437,29 @@ def answers_markdown(results: list[AnswerResult]) -> str:
     def verdict(value: bool | None) -> str:
         return "-" if value is None else "yes" if value else "no"
 
-    rows = "".join(
-        f"| {r.eval_set} | {r.query_id} | {cell(r.question)} | {cell(r.answer)} | {r.answer_f1:.2f} | "
-        f"{verdict(r.cited_relevant)} | {r.context_containment:.2f} | {cell(r.generated_answer or r.llm_error or '-')} | "
-        f"{score(r.faithfulness)} | {score(r.correctness)} | {cell('; '.join(r.generated_citations or r.citations) or '-')} |\n"
+    def question(r: AnswerResult) -> str:
+        return cell(f"{r.eval_set}/{r.query_id}: {r.question}")
+
+    extractive = "".join(
+        f"| {question(r)} | {cell(r.answer)} | {r.answer_f1:.2f} | {verdict(r.cited_relevant)} | "
+        f"{r.context_containment:.2f} |\n"
         for r in results
     )
-    return (
-        "| set | id | question | extractive answer | F1 | cites relevant | containment | LLM answer | faithful | correct | cited |\n"
-        "|---|---|---|---|---:|---|---:|---|---:|---:|---|\n" + rows
-    )
+    tables = {
+        "per_question": dg.MetadataValue.md(
+            "| question | extractive answer | F1 | cites relevant | containment |\n|---|---|---:|---|---:|\n" + extractive
+        )
+    }
+    if any(r.generated_answer or r.llm_error for r in results):
+        generated = "".join(
+            f"| {question(r)} | {cell(r.generated_answer or r.llm_error or '-')} | {score(r.faithfulness)} | "
+            f"{score(r.correctness)} | {cell('; '.join(r.generated_citations or r.citations) or '-')} |\n"
+            for r in results
+        )
+        tables["llm_per_question"] = dg.MetadataValue.md(
+            "| question | LLM answer | faithful | correct | cited |\n|---|---|---:|---:|---|\n" + generated
+        )
+    return tables
 
 
 def load_eval_set_or_fail(path: Path, name: str | None = None) -> EvalSet:

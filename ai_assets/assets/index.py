@@ -7,10 +7,12 @@ from ai_assets.core.quality import count_mismatches
 from ai_assets.core.retrieval.search import ann_recall_at_10
 from ai_assets.core.store.indexes import build_indexes
 from ai_assets.core.store.tables import prune_sources, source_row_counts
-from ai_assets.core.store.versions import extend_hold, mark_candidate, serving_state
+from ai_assets.core.store.versions import extend_hold, mark_candidate
 from ai_assets.history import latest_metadata
+from ai_assets.metadata_tables import shown_partition, table_value
 from ai_assets.naming import KnowledgeBaseNames
-from ai_assets.partitions import EMBEDDER_DIMENSION, EmbedderPartitions
+from ai_assets.partitions import EmbedderPartitions
+from ai_assets.preview_api import partitioned_check
 from ai_assets.resources import Embedders, LanceDBResource, QualityGate
 from ai_assets.retries import MODEL_CALL_RETRY, permanent_errors_fail_once
 
@@ -22,12 +24,9 @@ def build_search_index(
         key=names.key("search_index"),
         partitions_def=partitions.embedder,
         deps=[
-            dg.AssetDep(
-                names.key("chunk_embeddings"),
-                partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
-                    partition_dimension_name=EMBEDDER_DIMENSION
-                ),
-            )
+            # An embedder's index reads every source's vectors of that embedder: Dagster's default
+            # mapping between a multi-partitioned asset and one of its dimensions.
+            dg.AssetDep(names.key("chunk_embeddings"))
         ],
         group_name=names.name("index"),
         required_resource_keys=names.resource_keys("embedders", "lancedb", "quality_gate"),
@@ -39,7 +38,7 @@ def build_search_index(
         # Re-index as soon as any source's vectors change (and only once all of them exist).
         automation_condition=dg.AutomationCondition.eager(),
         check_specs=[
-            dg.AssetCheckSpec(
+            partitioned_check(
                 "index_rows_match_chunks",
                 asset=names.key("search_index"),
                 partitions_def=partitions.embedder,
@@ -47,7 +46,7 @@ def build_search_index(
                 blocking=True,
                 description="The table holds exactly one row per current chunk of every source.",
             ),
-            dg.AssetCheckSpec(
+            partitioned_check(
                 "ann_recall",
                 asset=names.key("search_index"),
                 partitions_def=partitions.embedder,
@@ -80,11 +79,7 @@ def build_search_index(
             mark_candidate(table, report.version)
             if not pruned:  # only compaction and indexes were written: a held candidate stays held
                 extend_hold(table, version_before)
-        serving = serving_state(table)
         counts = source_row_counts(table)
-        rows_by_source = "| source | rows |\n|---|---:|\n" + "".join(
-            f"| {source} | {count} |\n" for source, count in sorted(counts.items())
-        )
         mismatches = count_mismatches(latest_chunk_counts(context.instance, names), counts)
         mismatch_table = "| source | chunks | rows |\n|---|---:|---:|\n" + "".join(
             f"| {source} | {expected} | {actual} |\n" for source, (expected, actual) in mismatches.items()
@@ -116,11 +111,11 @@ def build_search_index(
         return dg.MaterializeResult(
             check_results=checks,
             metadata={
+                **shown_partition(context),
                 "rows": report.rows,
+                # The candidate. Whether it is served, and why, is served_index's to say: recorded
+                # here, before the evaluation, it would contradict served_index on every build.
                 "table_version": report.version,
-                "candidate_version": report.version,
-                "served_version": serving.served if serving.served is not None else "none",
-                "serving": serving.describe(),
                 "sources": len(counts),
                 "removed_sources": ", ".join(pruned) or "none",
                 "rows_deleted_of_removed_sources": sum(pruned.values()),
@@ -128,9 +123,12 @@ def build_search_index(
                 "compacted_fragments": report.compacted_fragments,
                 "index_written": report.changed,
                 "ann_index": recall is not None,
-                "ann_recall@10": recall if recall is not None else 1.0,
+                "ann_recall@10": round(recall, 4) if recall is not None else 1.0,
                 "seconds": round(time.perf_counter() - started, 3),
-                "rows_by_source": dg.MetadataValue.md(rows_by_source),
+                "rows_by_source": table_value(
+                    [{"source": source, "rows": count} for source, count in sorted(counts.items())],
+                    [("source", "string"), ("rows", "int")],
+                ),
                 "table_bytes": table.stats()["total_bytes"],
                 "table_uri": f"{lancedb.uri}/{table.name}",
                 **failed_error_checks(checks),

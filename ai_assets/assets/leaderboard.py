@@ -1,7 +1,8 @@
 import dagster as dg
 
-from ai_assets.core.evaluation.leaderboard import LeaderboardRow, leaderboard_markdown
+from ai_assets.core.evaluation.leaderboard import LeaderboardRow
 from ai_assets.history import evaluation_leaderboard
+from ai_assets.metadata_tables import leaderboard_tables
 from ai_assets.naming import KnowledgeBaseNames
 from ai_assets.resources import Embedders
 
@@ -31,8 +32,8 @@ def build_model_leaderboard(names: KnowledgeBaseNames) -> dg.AssetsDefinition:
             metadata={
                 "embedders": len({row.embedder for row in rows}),
                 "rows": len(rows),
-                "leaderboard": dg.MetadataValue.md(leaderboard_markdown(rows)),
-                "results": dg.MetadataValue.json([row.model_dump(by_alias=True) for row in rows]),
+                # Split by what they compare, to fit a laptop screen: quality, then cost.
+                **leaderboard_tables(rows),
             },
         )
 

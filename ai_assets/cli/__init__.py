@@ -42,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
     args = parser().parse_args(argv)
     if getattr(args, "status_fd", None) is None:  # a build's worker: its supervisor warned already
+        if getattr(args, "starting", None):  # a command that takes seconds to start says what it does at once
+            print(args.starting, flush=True)
         for warning in unknown_variables():
             print(f"ai-assets: warning: {warning}", file=sys.stderr)
     try:

@@ -33,7 +33,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--build-id", help=argparse.SUPPRESS)
     build.add_argument("--status-fd", type=int, help=argparse.SUPPRESS)
     build.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)
-    build.set_defaults(handler=build_command)
+    build.set_defaults(
+        handler=build_command,
+        starting="ai-assets build: loading the knowledge base's settings and the Dagster instance ...",
+    )
 
 
 def build_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -73,6 +76,9 @@ def build_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def worker_build(args: argparse.Namespace, settings: Settings) -> int:
+    # Said before the imports: Dagster and the asset graph take seconds to load (tens on a busy machine).
+    print(f"data: {settings.data_dir}  lancedb: {settings.resolved_lancedb_uri}  embedders: {', '.join(settings.embedders)}")
+    print("loading Dagster and the asset graph ...", flush=True)
     from ai_assets.build import run_build
     from ai_assets.build_process import StepState, die_with_supervisor, status_writer
     from ai_assets.build_progress import BuildProgress
@@ -84,8 +90,7 @@ def worker_build(args: argparse.Namespace, settings: Settings) -> int:
     on_step = status_writer(args.status_fd)
     check_storage(settings)
     instance = dagster_instance(settings, create=True)
-    print(f"data: {settings.data_dir}  lancedb: {settings.resolved_lancedb_uri}")
-    print(f"dagster instance: {os.environ['DAGSTER_HOME']}  embedders: {', '.join(settings.embedders)}")
+    print(f"dagster instance: {os.environ['DAGSTER_HOME']}; finding what is missing or stale ...", flush=True)
     backend = local_backend_line(settings.embedders, settings.local_precision)
     if backend:
         print(backend, flush=True)

@@ -163,7 +163,7 @@ def force_promotion(settings: Settings, embedder: str, reason: str) -> int:
 
 def evaluate_and_promote(settings: Settings, names: list[str]) -> int:
     """Run each embedder's index job: index (the candidate), evaluate it, serve it if it passes."""
-    from ai_assets.assets.evaluations import SERVED_INDEX
+    from ai_assets.assets.evaluations import SERVE_STEP, SERVED_INDEX
     from ai_assets.build import QUIET_RUN_CONFIG, _failure_message
     from ai_assets.cli.instance import dagster_instance
     from ai_assets.graph import build_definitions
@@ -171,7 +171,7 @@ def evaluate_and_promote(settings: Settings, names: list[str]) -> int:
 
     instance = dagster_instance(settings, create=False)
     job = build_definitions(settings).resolve_job_def(settings.names.index_job)
-    serve_op = settings.names.name("evaluate_and_serve")
+    serve_op = settings.names.name(SERVE_STEP)
     failed = 0
     for name in names:
         print(f"{name}: evaluating the candidate ...")
@@ -198,6 +198,7 @@ def serving_status(settings: Settings, instance, embedder: str) -> dict:
     from ai_assets.assets.evaluations import SERVED_INDEX
     from ai_assets.core.store.versions import serving_state
     from ai_assets.history import latest_materialization, metadata_values
+    from ai_assets.metadata_tables import CANDIDATE_PREFIX, SERVED_PREFIX, read_scores
 
     state = serving_state(open_latest(settings, embedder))
     record = latest_materialization(instance, settings.names.key(SERVED_INDEX), embedder)
@@ -215,8 +216,8 @@ def serving_status(settings: Settings, instance, embedder: str) -> dict:
         "gate": metadata.get("gate"),
         "decided_at": datetime.fromtimestamp(record.timestamp, UTC).isoformat(timespec="seconds") if record else None,
         "run_id": record.run_id if record else None,
-        "candidate_results": metadata.get("candidate_results", []),
-        "served_results": metadata.get("served_results", []),
+        "candidate_results": read_scores(metadata, CANDIDATE_PREFIX),
+        "served_results": read_scores(metadata, SERVED_PREFIX),
     }
 
 
@@ -228,10 +229,16 @@ def print_status(status: dict) -> None:
     if status["held_up_to"] is not None:
         print(f"  held: candidates up to v{status['held_up_to']} wait for `ai-assets promote`")
     print(f"  recently served: {', '.join(f'v{v}' for v in status['recently_served']) or 'none'}")
+    # The served version's nDCG@10, beside the waiting candidate's when there is one.
     served = {(row["eval_set"], row["mode"]): row for row in status["served_results"]}
-    if status["candidate_results"]:
-        print("  nDCG@10            evaluated  served")
-        for row in status["candidate_results"]:
-            other = served.get((row["eval_set"], row["mode"]))
-            served_score = f"{other['ndcg@10']:.4f}" if other else "-"
-            print(f"  {row['eval_set'] + '/' + row['mode']:<18} {row['ndcg@10']:.4f}     {served_score}")
+    candidate = {(row["eval_set"], row["mode"]): row for row in status["candidate_results"]}
+
+    def score(rows: dict, key: tuple[str, str]) -> str:
+        return f"{rows[key]['ndcg@10']:.4f}" if key in rows else "-"
+
+    if served or candidate:
+        served_label = f"served v{status['served']}" if status["served"] is not None else "served"
+        print(f"  {'nDCG@10':<18} {served_label:<11} candidate" if candidate else f"  {'nDCG@10':<18} {served_label}")
+        for key in sorted(served.keys() | candidate.keys()):
+            line = f"  {key[0] + '/' + key[1]:<18} {score(served, key):<11}"
+            print(f"{line} {score(candidate, key)}" if candidate else line.rstrip())

@@ -23,6 +23,10 @@ concurrency:
 # The daemon (`dagster dev`, `dagster-daemon run`) frees the pool slots of runs that ended without
 # freeing them, and marks canceled a run that stays CANCELING for 3 minutes. Runs of
 # `ai-assets build` whose process is gone are ended by the next build or `ai-assets doctor --fix`.
+# Runs echo their events to the terminal of `dg dev` (or the daemon) at INFO: the steps' own
+# messages, not a DEBUG line per step, output and resource. The UI keeps every event regardless.
+python_logs:
+  python_log_level: INFO
 run_monitoring:
   enabled: true
   free_slots_after_run_end_seconds: 60

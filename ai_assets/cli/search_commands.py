@@ -10,9 +10,24 @@ from ai_assets.cli.common import (
     CliError, add_version_argument, add_where_argument, open_searcher, query_text, serving_note, where_condition,
 )
 from ai_assets.cli.feedback_commands import CLIENT, judge_hint, record_answered
+from ai_assets.cli.plain_text import plain
 from ai_assets.core.documents.names import shown_name
-from ai_assets.core.retrieval.search import SEARCH_MODES
+from ai_assets.core.retrieval.fusion import DEFAULT_FUSION
+from ai_assets.core.retrieval.modes import SEARCH_MODES
 from ai_assets.settings import Settings
+
+
+# What a hit's score is, by search mode: only the order within one query is comparable.
+SCORE_MEANING = {
+    "dense": "cosine similarity of the question and the passage (1 = the same direction)",
+    "fts": "BM25 weight of the question's words in the passage (unbounded)",
+    "hybrid": (
+        f"{DEFAULT_FUSION.dense_weight:g} x cosine + {1 - DEFAULT_FUSION.dense_weight:g} x BM25, each scaled so "
+        "the best candidate's is 1"
+        if DEFAULT_FUSION.method == "convex"
+        else "reciprocal-rank fusion of the cosine and BM25 rankings"
+    ),
+}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -61,10 +76,13 @@ def search_command(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if not hits:
         print("no results")
+    else:
+        print(f"score: {SCORE_MEANING[args.mode]}; in brackets, the gap to the first hit")
     for rank, hit in enumerate(hits, start=1):
-        snippet = " ".join(hit.text.split())[:200]
-        print(f"{rank:>2}. {hit.score:.4f}  {shown_name(hit.citation)}  (chunk {hit.chunk_index}, {hit.chunk_id[:12]})")
-        print(f"    {shown_name(hit.doc_title)}: {snippet}")
+        snippet = " ".join(plain(hit.text).split())[:200]
+        gap = f" ({hit.score - hits[0].score:+.3f})" if rank > 1 else ""
+        print(f"{rank:>2}. {hit.score:.3f}{gap}  {shown_name(hit.citation)}")
+        print(f"    {shown_name(hit.doc_key)}, chunk {hit.chunk_index} ({hit.chunk_id[:12]}): {shown_name(snippet)}")
     hint = judge_hint(answer_id)
     if hint:
         print(f"\n{hint}")

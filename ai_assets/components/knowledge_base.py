@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import dagster as dg
 
+from ai_assets.preview_api import component_loading
 from ai_assets.settings import KEY_PREFIX_PATTERN, Settings, SettingsError, load_settings
 
 PROJECT = Path(__file__).resolve().parents[1]  # ai_assets/, in the dg project of this repository
@@ -97,6 +98,13 @@ class KnowledgeBase(dg.Component, dg.Resolvable, dg.Model):
             if value is not None
         }
         return load_settings(**overrides, key_prefix=self.name if self.prefix_asset_keys else None)
+
+    @classmethod
+    def get_code_references_for_yaml(
+        cls, yaml_path: Path, source_position: object, context: dg.ComponentLoadContext
+    ) -> list:
+        # None: an asset's "Source code" opens the Python that defines it (graph.py), not defs.yaml.
+        return []
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         # Imported only to build: the CLI reads a knowledge base's attributes without the asset graph.
@@ -214,4 +222,5 @@ def load_knowledge_bases(project: Path) -> dg.Definitions:
     """The definitions of the defs folder of ``project`` (a folder of a dg project): what
     ``dg.load_from_defs_folder`` builds, once its knowledge bases are known not to collide."""
     tree, _ = declared_knowledge_bases(project)
-    return _unwrapped(tree.build_defs)
+    with component_loading():
+        return _unwrapped(tree.build_defs)

@@ -9,7 +9,7 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from ai_assets.core.llm import ChatModel, structured_reply
-from ai_assets.core.retrieval.search import SearchHit
+from ai_assets.core.retrieval.search import SearchHit, citation
 
 _CITATION = re.compile(r"\[(\d+)\]")
 
@@ -41,14 +41,8 @@ class Located(Protocol):
 
 
 def passage_label(hit: Located) -> str:
-    """Where a passage comes from: ``doc · section · p. N`` (the parts a document has)."""
-    parts = [hit.doc_title or hit.doc_key]
-    if hit.section:
-        parts.append(hit.section)
-    if hit.page is not None:
-        pages = f"{hit.page}-{hit.page_end}" if hit.page_end not in (None, hit.page) else str(hit.page)
-        parts.append(f"p. {pages}")
-    return " · ".join(parts)
+    """Where a passage comes from, as every command cites it (``search.citation``)."""
+    return citation(hit.doc_title or hit.doc_key, hit.section, hit.page, hit.page_end)
 
 
 def numbered_context(hits: Sequence[SearchHit]) -> str:

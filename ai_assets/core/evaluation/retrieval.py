@@ -145,38 +145,3 @@ def evaluate_candidate_and_served(
         if served is not None and set(eval_set.sources) <= served_sources:
             result.served.extend(evaluate_retrieval(served, eval_set, encoded))
     return result
-
-
-def scores_markdown(scores: Sequence[RetrievalScore]) -> str:
-    header = (
-        "| eval set | kind | mode | queries | nDCG@10 | recall@10 | recall@100 | MRR@10 | p50 ms | p95 ms |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
-    )
-    rows = "".join(
-        f"| {s.eval_set} | {s.kind} | {s.mode} | {s.queries} | {s.ndcg_at_10:.4f} | {s.recall_at_10:.4f} | "
-        f"{s.recall_at_100:.4f} | {s.mrr_at_10:.4f} | {s.latency_p50_ms:.1f} | {s.latency_p95_ms:.1f} |\n"
-        for s in scores
-    )
-    return header + rows
-
-
-def comparison_markdown(
-    candidate: Sequence[RetrievalScore], served: Sequence[RetrievalScore], candidate_label: str, served_label: str
-) -> str:
-    """Candidate and served scores side by side, per eval set and mode."""
-    served_by_key = {(score.eval_set, score.mode): score for score in served}
-
-    def cell(score: RetrievalScore | None, value: str) -> str:
-        return "-" if score is None else f"{getattr(score, value):.4f}"
-
-    rows = "".join(
-        f"| {c.eval_set} | {c.kind} | {c.mode} | {c.ndcg_at_10:.4f} | {cell(served_by_key.get((c.eval_set, c.mode)), 'ndcg_at_10')} | "
-        f"{c.recall_at_100:.4f} | {cell(served_by_key.get((c.eval_set, c.mode)), 'recall_at_100')} | "
-        f"{c.mrr_at_10:.4f} | {cell(served_by_key.get((c.eval_set, c.mode)), 'mrr_at_10')} |\n"
-        for c in candidate
-    )
-    return (
-        f"| eval set | kind | mode | nDCG@10 {candidate_label} | nDCG@10 {served_label} | recall@100 {candidate_label} | "
-        f"recall@100 {served_label} | MRR@10 {candidate_label} | MRR@10 {served_label} |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|---:|\n" + rows
-    )

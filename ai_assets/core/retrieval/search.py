@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -12,17 +11,17 @@ from lancedb.query import AsyncFTSQuery, MatchQuery
 from lancedb.table import AsyncTable, Table
 
 from ai_assets.core.chunking.chunker import ChunkReference
+from ai_assets.core.documents.model import SECTION_SEPARATOR
 from ai_assets.core.embedding.base import Embedder, InputTooLong
 from ai_assets.core.evaluation.metrics import rank_by_score
 from ai_assets.core.retrieval.filters import all_of
 from ai_assets.core.retrieval.filters import source_condition as source_filter
 from ai_assets.core.retrieval.fusion import DEFAULT_FUSION, Fusion, ScoredId
+from ai_assets.core.retrieval.modes import SEARCH_MODES, SearchMode
 from ai_assets.core.store.async_tables import async_table, run, start
 from ai_assets.core.store.indexes import VECTOR_INDEX
 from ai_assets.core.store.tables import fixed_list_to_numpy, sql_literal
 
-SearchMode = Literal["dense", "fts", "hybrid"]
-SEARCH_MODES: tuple[SearchMode, ...] = ("dense", "fts", "hybrid")
 # ANN settings, used once search_index has built the HNSW-SQ index (large tables only). The
 # index compares 8-bit quantized vectors, whose error reorders near ties: a dense top 10 is
 # re-ranked by exact distance from 5x candidates (50 random vector reads), which took recall@10
@@ -53,14 +52,19 @@ class SearchHit(ChunkReference):
 
     @property
     def citation(self) -> str:
-        """Where the hit is, as a reader would look it up: ``doc · section · p. N`` (or ``pp. N-M``)."""
-        return citation(self.doc_key, self.section, self.page, self.page_end)
+        """Where the hit is, as a reader would look it up: ``title · section · p. N`` (or ``pp. N-M``)."""
+        return citation(self.doc_title or self.doc_key, self.section, self.page, self.page_end)
 
 
-def citation(doc_key: str, section: str | None, page: int | None, page_end: int | None) -> str:
-    parts = [doc_key]
-    if section:
-        parts.append(section)
+def citation(document: str, section: str | None, page: int | None, page_end: int | None) -> str:
+    """The one label `ask`, `search` and `trace` cite a passage by: the document (its title, else
+    its key), the section without the headings that only repeat the title, the pages."""
+    parts = [document]
+    headings = section.split(SECTION_SEPARATOR) if section else []
+    while headings and headings[0].strip() == document.strip():
+        headings.pop(0)
+    if headings:
+        parts.append(SECTION_SEPARATOR.join(headings))
     if page is not None:
         parts.append(f"p. {page}" if page_end in (None, page) else f"pp. {page}-{page_end}")
     return " · ".join(parts)

@@ -157,7 +157,8 @@ def test_the_chat_model_through_the_protocol_cites_passage_one(served: Searcher,
 
 def test_a_passage_is_labelled_with_its_section_and_pages_when_it_has_them(served: Searcher) -> None:
     hit = served.search("cron", limit=1)[0].model_copy(update={"section": "Schedules > Cron", "page": 3, "page_end": 4})
-    assert passage_label(hit) == "Schedules · Schedules > Cron · p. 3-4"
+    # The section without the heading that repeats the title: one label in ask, search and trace.
+    assert passage_label(hit) == hit.citation == "Schedules · Cron · pp. 3-4"
 
 
 def test_the_sentence_holding_the_number_asked_for_comes_first(embedder: Embedder) -> None:
