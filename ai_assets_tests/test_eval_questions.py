@@ -13,6 +13,7 @@ from ai_assets.build import run_build
 from ai_assets.core.evaluation.beir import load_eval_set
 from ai_assets.definitions import build_definitions
 from ai_assets.history import latest_metadata
+from ai_assets.metadata_tables import SERVED_PREFIX, read_scores
 from ai_assets.settings import Settings
 from ai_assets_tests.conftest import write_sources
 from ai_assets_tests.test_assets_pipeline import build
@@ -35,8 +36,10 @@ def test_without_data_eval_the_generated_sets_are_scored_gated_and_labelled(
     evaluation = latest_metadata(instance, "retrieval_evaluation", "minilm")
     assert evaluation["eval_set_kinds"] == {"generated/alpha": "generated-offline", "generated/beta": "generated-offline"}
     served = latest_metadata(instance, "served_index", "minilm")
-    assert served["promoted"] is True and "generated-offline" in served["scores"]
-    assert {row["kind"] for row in latest_metadata(instance, "model_leaderboard")["results"]} == {"generated-offline"}
+    assert served["promoted"] is True
+    assert {row["eval_set"] for row in read_scores(served, SERVED_PREFIX)} == {"generated/alpha", "generated/beta"}
+    leaderboard = latest_metadata(instance, "model_leaderboard")["leaderboard"]
+    assert {row["search"].split("/")[0] for row in leaderboard} == {"generated"}
 
     # An unchanged corpus makes no new question: the next ingestion keeps every one.
     ingest = build_definitions(settings).resolve_job_def("ingest_source_job")
@@ -50,7 +53,8 @@ def test_without_data_eval_the_generated_sets_are_scored_gated_and_labelled(
     limited = settings.model_copy(update={"max_document_bytes": 1000})
     ingest = build_definitions(limited).resolve_job_def("ingest_source_job")
     assert ingest.execute_in_process(instance=instance, partition_key="alpha").success
-    assert latest_metadata(instance, "eval_questions", "alpha")["documents_quarantined_kept"] == 1
+    # Unreadable now, it is kept stale (its last good chunks carried over), and so are its questions.
+    assert latest_metadata(instance, "source_documents", "alpha")["stale"] == 1
     kept = {json.loads(line)["doc_key"] for line in (alpha / "questions.jsonl").read_text().splitlines()}
     assert kept == {"alpha/retries.md", "alpha/schedules.md"}
 

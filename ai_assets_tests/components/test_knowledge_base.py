@@ -123,6 +123,11 @@ def two_knowledge_bases(root: Path, module: str) -> Path:
                                "handbook": ("policies", HANDBOOK_PAGE)}.items():
         (root / f"{kb}_data" / "sources" / source).mkdir(parents=True)
         (root / f"{kb}_data" / "sources" / source / "page.md").write_text(page, encoding="utf-8")
+    # A second document, so that eval_questions can draw known-item questions (one among one measures nothing).
+    (root / "handbook_data" / "sources" / "policies" / "holidays.md").write_text(
+        "# Holidays\n\nBook holidays in the calendar two weeks ahead; the office closes between Christmas and New Year.\n",
+        encoding="utf-8",
+    )
     project(root, {
         "docs": f"  prefix_asset_keys: false\n  data_dir: {root / 'docs_data'}\n",
         "handbook": f"  data_dir: {root / 'handbook_data'}\n",
@@ -144,7 +149,8 @@ def test_a_second_knowledge_base_gets_prefixed_keys_and_names_of_its_own(
     dg.Definitions.validate_loadable(defs)
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
     ours = {"source_files", "source_documents", "document_chunks", "chunk_embeddings", "search_index",
-            "retrieval_evaluation", "served_index", "answer_evaluation", "model_leaderboard", "feedback_eval_set"}
+            "retrieval_evaluation", "served_index", "answer_evaluation", "model_leaderboard", "feedback_eval_set",
+            "eval_questions"}
     assert keys == ours | {f"handbook/{key}" for key in ours}
     jobs = {job.name for job in defs.resolve_all_job_defs()} - {"__ASSET_JOB"}
     base_jobs = {"ingest_source_job", "embed_source_job", "index_and_evaluate_job"}
