@@ -21,8 +21,8 @@ from typing import Protocol
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
 
-from ai_assets.core.documents.model import ParsedBlock
-from ai_assets.core.documents.parsing import ask_for_more_time
+from ai_assets.core.documents.model import ParsedBlock, UnreadableDocument
+from ai_assets.core.documents.parsing import ask_for_more_time, memory_limit_lifted
 
 # 10 pt text is ~42 px high, about the recognizer's own line height (48 px): at 200 dpi (or at the
 # engine's default cap of 2,000 px a side) it drops many spaces between words ("Wesettled onthis").
@@ -70,7 +70,10 @@ def needs_ocr(page: pdfium.PdfPage, text_chars: int) -> bool:
 def read_page(page: pdfium.PdfPage, number: int) -> OcrPage:
     import numpy as np
 
-    image = page.render(scale=_DPI / 72, grayscale=True).to_pil().convert("RGB")
+    # At _DPI, but never past _MAX_SIDE pixels a side: a page's size is the file's to choose, and
+    # the rendering runs without the worker's memory cap (memory_limit_lifted).
+    scale = min(_DPI / 72, _MAX_SIDE / max(page.get_width(), page.get_height(), 1.0))
+    image = page.render(scale=scale, grayscale=True).to_pil().convert("RGB")
     result, _ = _engine()(np.asarray(image), use_cls=False)
     boxes = [
         _Box(
@@ -85,8 +88,24 @@ def read_page(page: pdfium.PdfPage, number: int) -> OcrPage:
     return OcrPage(page=number, paragraphs=paragraphs, confidence=round(confidence, 3))
 
 
+def ocr_unavailable() -> str | None:
+    """Why OCR cannot start on this machine (OpenCV, which the engine loads, needs the system's
+    libGL and GLib, which a slim image lacks), or None."""
+    try:
+        import cv2  # noqa: F401
+    except ImportError as error:
+        return (
+            f"OCR cannot start here ({error}): install the system libraries "
+            "(apt-get install libgl1 libglib2.0-0), or set AI_ASSETS_OCR=false"
+        )
+    return None
+
+
 @cache
 def _engine():
+    unavailable = ocr_unavailable()
+    if unavailable:
+        raise UnreadableDocument(f"a scanned page needs OCR, and {unavailable}")
     from rapidocr_onnxruntime import RapidOCR
 
     # No angle classifier: scans are upright, and it costs a model run per line. Pages come
@@ -176,12 +195,13 @@ def read_scanned_pages(pdf: pdfium.PdfDocument, lines: Sequence[_TextLine]) -> l
     if scanned:
         ask_for_more_time(len(scanned) * OCR_SECONDS_PER_PAGE)
     found = []
-    for index in scanned:
-        page = pdf[index]
-        try:
-            found.append(read_page(page, index + 1))
-        finally:
-            page.close()
+    with memory_limit_lifted():
+        for index in scanned:
+            page = pdf[index]
+            try:
+                found.append(read_page(page, index + 1))
+            finally:
+                page.close()
     return found
 
 

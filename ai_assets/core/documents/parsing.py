@@ -26,6 +26,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
@@ -239,6 +240,27 @@ def memory_limit_reason(memory_bytes: int) -> str:
     return f"over the memory limit of {memory_bytes} bytes (setting AI_ASSETS_PARSE_MEMORY_BYTES)"
 
 
+# In a worker: the memory limit it runs under (None in any other process, or without a limit).
+_memory_bytes: int | None = None
+
+
+@contextmanager
+def memory_limit_lifted() -> Iterator[None]:
+    """Run work that reserves address space it never fills (ONNX Runtime's arenas and thread pools,
+    for OCR) without the worker's address-space cap, which would make it fail to allocate; the
+    cap is set again afterwards from what the worker maps then. The work bounds its own memory
+    (OCR renders a page at a capped size)."""
+    if _memory_bytes is None:
+        yield
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+    try:
+        yield
+    finally:
+        _limit_memory(_memory_bytes)
+
+
 def _limit_memory(memory_bytes: int) -> None:
     """Cap this process's address space at what it maps now plus ``memory_bytes``: the address
     space, not the resident memory, is what the kernel can cap, and what is mapped once the
@@ -255,6 +277,8 @@ def _serve(connection: Connection, parser: Parser, memory_bytes: int | None = No
     global _ask
     _ask = lambda seconds: connection.send((_MORE_TIME, seconds, 0.0))  # noqa: E731
     if memory_bytes is not None:
+        global _memory_bytes
+        _memory_bytes = memory_bytes
         _limit_memory(memory_bytes)
     connection.send("ready")
     while True:

@@ -6,13 +6,17 @@ from pathlib import Path
 
 from ai_assets.core.documents.folders import LocalSourceFolders
 from ai_assets.core.documents.loading import ParseSettings, load_source
-from ai_assets.core.documents.ocr import OcrPage, _Box, _paragraphs, _reading_order, ocr_metadata
+from ai_assets.core.documents.ocr import OcrPage, _Box, _paragraphs, _reading_order, ocr_metadata, ocr_unavailable
 from ai_assets_tests.document_files import pdf_bytes, scanned_text_pdf_bytes
+from ai_assets_tests.system import missing_system_package
 
 SCAN = ["Scanned lease agreement", "The monthly rent is 1250 euros,", "due on the first day of each month."]
 
 
 def test_a_scanned_pdf_is_read_by_ocr_and_quarantined_with_ocr_off(tmp_path: Path) -> None:
+    unavailable = ocr_unavailable()
+    if unavailable:
+        missing_system_package(unavailable)  # .ci/run installs libgl1 and libglib2.0-0
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "lease.pdf").write_bytes(scanned_text_pdf_bytes(SCAN))
