@@ -106,7 +106,7 @@ def test_parallel_partitioned_build_on_postgres_with_a_model_pool(
             env=env, check=True, capture_output=True, timeout=120,
         )
 
-        materialize_at_once(env, "source_documents,document_chunks", list(SOURCES))
+        materialize_at_once(env, "source_documents,document_chunks,eval_questions", list(SOURCES))
         materialize_at_once(env, "chunk_embeddings", [f"{MINILM.name}|{source}" for source in SOURCES])
         # retrieval_evaluation and served_index are one step: selected together.
         materialize_at_once(env, "search_index,retrieval_evaluation,served_index", [MINILM.name])

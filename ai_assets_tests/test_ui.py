@@ -125,7 +125,7 @@ def test_the_ui_shows_the_graph_partitions_and_metadata(webserver: str, ui_env: 
             expect(page.get_by_role("tooltip").filter(has_text=materialized).first).to_be_visible()
             page.mouse.move(0, 0)
             total += number
-        assert total == 9  # every asset of the graph, source_files included
+        assert total == 11  # every asset of the graph, source_files included
         groups = {
             "ingestion": ("source_files", "source_documents", "document_chunks"),
             "embeddings": ("chunk_embeddings",),

@@ -83,10 +83,10 @@ class Hit(SearchHit):
     rank: int
     document_url: str  # the document's file; #page=N for a PDF
 
-    @computed_field  # in the JSON too: doc · section · p. N
+    @computed_field  # in the JSON too: the label ask, search and trace print (title · section · p. N)
     @property
     def citation(self) -> str:
-        return citation(self.doc_key, self.section, self.page, self.page_end)
+        return citation(self.doc_title or self.doc_key, self.section, self.page, self.page_end)
 
 
 class SearchResponse(Served):

@@ -35,7 +35,7 @@ def test_search_ask_chunk_and_document_answer_from_the_served_version(client: Te
     assert result["answer_id"].startswith("a_") and len(result["hits"]) == 3
     top = result["hits"][0]
     assert (top["doc_key"], top["page"], top["rank"]) == ("handbook/ops.pdf", 2, 1)
-    assert top["citation"] == "handbook/ops.pdf · Operations > Escalation · p. 2"
+    assert top["citation"] == "Operations · Escalation · p. 2"  # the label ask, search and trace print
     assert top["document_url"] == "/v1/files/handbook/ops.pdf#page=2"
 
     asked = client.post("/v1/ask", json={"question": ESCALATION}, headers=bearer()).json()

@@ -34,7 +34,7 @@ def test_the_page_asks_cites_and_records_feedback(client_server: str, served_dat
         citation = page.locator("#answer a.citation").first
         expect(citation).to_have_text("[1]")
         expect(citation).to_have_attribute("href", "/v1/files/handbook/ops.pdf#page=2")
-        expect(page.locator("#passages li").first).to_contain_text("Operations > Escalation · p. 2")
+        expect(page.locator("#passages li").first).to_contain_text("Operations · Escalation · p. 2")
         expect(page.locator("#status")).to_contain_text("chunks__minilm v")
         page.click("#judge button[data-verdict=good]")
         expect(page.locator("#judged")).to_have_text("Thanks: recorded as good.")

@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from ai_assets.core.answering.extractive import extract_sentences
-from ai_assets.core.answering.generated import generate_answer
+from ai_assets.core.answering.generated import generate_answer, passage_label
 from ai_assets.core.embedding.openai_errors import MalformedReply, RequestRejected, ServiceUnavailable
 from ai_assets.core.llm import ChatModel, InvalidReply
 from ai_assets.core.retrieval.search import Searcher, SearchHit, SearchMode
@@ -45,6 +45,11 @@ class Citation(BaseModel):
     score: float  # retrieval score of the chunk
     text: str  # the span the answer rests on: the sentences taken from it, or the whole passage given to the chat model
     run_id: str  # the Dagster run that wrote the row: `ai-assets trace --chunk CHUNK_ID`
+
+    @computed_field  # in --json and the HTTP API too: the label every command and the page cite by
+    @property
+    def label(self) -> str:
+        return passage_label(self)
 
 
 class Answer(BaseModel):
