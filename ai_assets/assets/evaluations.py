@@ -85,8 +85,10 @@ def build_evaluate_and_serve(
                 # Every candidate is scored at once: its blocking quality gate decides whether it is served.
                 # Questions change with the documents, which the index follows: scoring when the
                 # questions land (before the index has the documents) would score the old version twice.
+                # The feedback set is made daily (or by the build) and may never have been made:
+                # eager's "no dependency missing" would then never score anything under the daemon.
                 automation_condition=dg.AutomationCondition.eager().ignore(
-                    dg.AssetSelection.assets(names.key(EVAL_QUESTIONS))
+                    dg.AssetSelection.assets(names.key(EVAL_QUESTIONS), names.key("feedback_eval_set"))
                 ),
                 description=(
                     "Retrieval quality of the embedder's candidate version (the one search_index built) on "
