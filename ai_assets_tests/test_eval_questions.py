@@ -34,7 +34,9 @@ def test_without_data_eval_the_generated_sets_are_scored_gated_and_labelled(
     assert {"doc_key", "doc_version", "chunk_id", "section", "page", "generator_version", "run_id"} <= set(lineage[0])
 
     evaluation = latest_metadata(instance, "retrieval_evaluation", "minilm")
-    assert evaluation["eval_set_kinds"] == {"generated/alpha": "generated-offline", "generated/beta": "generated-offline"}
+    assert evaluation["eval_set_kinds"] == [
+        {"eval_set": "generated/alpha", "kind": "generated-offline"}, {"eval_set": "generated/beta", "kind": "generated-offline"},
+    ]
     served = latest_metadata(instance, "served_index", "minilm")
     assert served["promoted"] is True
     assert {row["eval_set"] for row in read_scores(served, SERVED_PREFIX)} == {"generated/alpha", "generated/beta"}

@@ -33,6 +33,7 @@ from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fai
 EVAL_SETS_FINGERPRINT = "eval_sets_fingerprint"
 HAND_WRITTEN_EVAL_SETS = "hand_written_eval_sets"
 RETRIEVAL_EVALUATION = "retrieval_evaluation"
+EVAL_SET_KIND_COLUMNS = (("eval_set", "string"), ("kind", "string"))
 SERVED_INDEX = "served_index"
 # Metadata key of served_index, read by `ai-assets promote --list`, the leaderboard and the build
 # (with its score tables, metadata_tables.SERVED_PREFIX and CANDIDATE_PREFIX).
@@ -220,7 +221,11 @@ def evaluation_metadata(result: ServingEvaluation, eval_sets_fingerprint: str) -
     metadata: dict[str, Any] = {
         "eval_sets": len({score.eval_set for score in scores}),
         HAND_WRITTEN_EVAL_SETS: len({score.eval_set for score in scores if score.kind == "hand-written"}),
-        "eval_set_kinds": dg.MetadataValue.json({score.eval_set: score.kind for score in scores}),
+        # Each set scored and its kind (hand-written, generated-offline, generated-model, feedback).
+        "eval_set_kinds": table_value(
+            [{"eval_set": name, "kind": kind} for name, kind in sorted({(s.eval_set, s.kind) for s in scores})],
+            EVAL_SET_KIND_COLUMNS,
+        ),
         "skipped_eval_sets": ", ".join(result.scores.skipped) or "none",
         "table_version": result.evaluated,
         "query_encode_in_latency": result.scores.query_encode_timed,
