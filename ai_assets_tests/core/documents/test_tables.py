@@ -11,7 +11,7 @@ from ai_assets.core.documents.model import ParsedDocument, assemble_document
 from ai_assets.core.documents.pdf import parse_pdf
 from ai_assets.core.embedding.base import MINILM
 from ai_assets.core.embedding.tokenizer import minilm_tokenizer
-from ai_assets_tests.document_files import docx_bytes, pdf_bytes, pdf_table_bytes
+from ai_assets_tests.document_files import docx_bytes, pdf_table_bytes
 
 HEADER = ["Region", "Servers", "Latency"]
 ROWS = [[f"zone-{n}", str(100 + n), f"{n * 3} ms"] for n in range(1, 31)]
