@@ -27,6 +27,10 @@ SEARCH = "search"
 SCORE_COLUMNS: Columns = (
     (SEARCH, "string"), ("ndcg@10", "float"), ("recall@10", "float"), ("recall@100", "float"), ("mrr@10", "float"),
 )
+# Each eval set scored and its kind (hand-written, generated-offline, generated-model, feedback):
+# the score tables name a set, this table says who made it, for the UI and for read_scores.
+EVAL_SET_KINDS = "eval_set_kinds"
+EVAL_SET_KIND_COLUMNS: Columns = (("eval_set", "string"), ("kind", "string"))
 LATENCY_COLUMNS: Columns = ((SEARCH, "string"), ("queries", "int"), ("latency_p50_ms", "int"), ("latency_p95_ms", "int"))
 
 # The leaderboard, per eval set/embedder/mode: quality, then cost; answers per eval set/embedder.
@@ -74,6 +78,12 @@ def score_tables(scores: Sequence[RetrievalScore], prefix: str = "") -> dict[str
     return {f"{prefix}scores": table_value(rows, SCORE_COLUMNS), f"{prefix}latency": table_value(rows, LATENCY_COLUMNS)}
 
 
+def eval_set_kinds(scores: Sequence[RetrievalScore]) -> dict[str, dg.TableMetadataValue]:
+    """``{EVAL_SET_KINDS: table}`` of the sets ``scores`` cover."""
+    kinds = sorted({(score.eval_set, score.kind) for score in scores})
+    return {EVAL_SET_KINDS: table_value([{"eval_set": name, "kind": kind} for name, kind in kinds], EVAL_SET_KIND_COLUMNS)}
+
+
 def leaderboard_tables(rows: Sequence[LeaderboardRow]) -> dict[str, dg.TableMetadataValue]:
     """The leaderboard as ``leaderboard`` (retrieval quality, best nDCG@10 first), ``answers`` and
     ``cost`` (latency, index size)."""
@@ -101,10 +111,15 @@ def read_scores(metadata: Mapping[str, Any], prefix: str = "") -> list[dict[str,
     """The rows ``score_tables`` wrote, read back through ``history.metadata_values``: quality
     joined with latency per eval set and mode (a table that is missing gives no columns)."""
     latency = {row[SEARCH]: row for row in metadata.get(f"{prefix}latency") or []}
+    # Records made before the kinds were recorded have none: their sets were all hand-written.
+    kinds = {row["eval_set"]: row["kind"] for row in metadata.get(EVAL_SET_KINDS) or []}
     rows = []
     for row in metadata.get(f"{prefix}scores") or []:
         eval_set, mode = row[SEARCH].rsplit("/", 1)
-        joined = {**row, **latency.get(row[SEARCH], {}), "eval_set": eval_set, "mode": mode}
+        joined = {
+            **row, **latency.get(row[SEARCH], {}), "eval_set": eval_set, "mode": mode,
+            "kind": kinds.get(eval_set, "hand-written"),
+        }
         del joined[SEARCH]
         rows.append(joined)
     return rows

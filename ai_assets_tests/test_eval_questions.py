@@ -12,7 +12,7 @@ import dagster as dg
 from ai_assets.build import run_build
 from ai_assets.core.evaluation.beir import load_eval_set
 from ai_assets.definitions import build_definitions
-from ai_assets.history import latest_metadata
+from ai_assets.history import evaluation_leaderboard, latest_metadata
 from ai_assets.metadata_tables import SERVED_PREFIX, read_scores
 from ai_assets.settings import Settings
 from ai_assets_tests.conftest import write_sources
@@ -39,7 +39,11 @@ def test_without_data_eval_the_generated_sets_are_scored_gated_and_labelled(
     ]
     served = latest_metadata(instance, "served_index", "minilm")
     assert served["promoted"] is True
-    assert {row["eval_set"] for row in read_scores(served, SERVED_PREFIX)} == {"generated/alpha", "generated/beta"}
+    assert {(row["eval_set"], row["kind"]) for row in read_scores(served, SERVED_PREFIX)} == {
+        ("generated/alpha", "generated-offline"), ("generated/beta", "generated-offline"),
+    }
+    # The leaderboard `ai-assets build` prints labels them by kind too.
+    assert {row.kind for row in evaluation_leaderboard(instance, settings.names, ["minilm"])} == {"generated-offline"}
     leaderboard = latest_metadata(instance, "model_leaderboard")["leaderboard"]
     assert {row["search"].split("/")[0] for row in leaderboard} == {"generated"}
 

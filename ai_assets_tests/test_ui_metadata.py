@@ -34,7 +34,7 @@ def test_scores_are_two_rounded_tables_that_read_back_as_one_row_per_set_and_mod
     (row,) = read_scores({key: table_rows(value) for key, value in tables.items()}, SERVED_PREFIX)
     assert row == {
         "eval_set": "docs_qa", "mode": "hybrid", "queries": 30, "ndcg@10": 0.9123, "recall@10": 1.0,
-        "recall@100": 1.0, "mrr@10": 0.8765, "latency_p50_ms": 17, "latency_p95_ms": 32,
+        "recall@100": 1.0, "mrr@10": 0.8765, "latency_p50_ms": 17, "latency_p95_ms": 32, "kind": "hand-written",
     }
     assert RetrievalScore.model_validate({**row, "embedder": "minilm"}).ndcg_at_10 == 0.9123
     assert read_scores({}, SERVED_PREFIX) == []  # a record without tables (a rollback's) reads as none

@@ -18,6 +18,7 @@ from ai_assets.history import latest_metadata
 from ai_assets.metadata_tables import (
     CANDIDATE_PREFIX,
     SERVED_PREFIX,
+    eval_set_kinds,
     present_columns,
     score_tables,
     shown_partition,
@@ -33,7 +34,6 @@ from ai_assets.retries import MODEL_CALL_RETRY, MODEL_POOL, permanent_errors_fai
 EVAL_SETS_FINGERPRINT = "eval_sets_fingerprint"
 HAND_WRITTEN_EVAL_SETS = "hand_written_eval_sets"
 RETRIEVAL_EVALUATION = "retrieval_evaluation"
-EVAL_SET_KIND_COLUMNS = (("eval_set", "string"), ("kind", "string"))
 SERVED_INDEX = "served_index"
 # Metadata key of served_index, read by `ai-assets promote --list`, the leaderboard and the build
 # (with its score tables, metadata_tables.SERVED_PREFIX and CANDIDATE_PREFIX).
@@ -221,11 +221,7 @@ def evaluation_metadata(result: ServingEvaluation, eval_sets_fingerprint: str) -
     metadata: dict[str, Any] = {
         "eval_sets": len({score.eval_set for score in scores}),
         HAND_WRITTEN_EVAL_SETS: len({score.eval_set for score in scores if score.kind == "hand-written"}),
-        # Each set scored and its kind (hand-written, generated-offline, generated-model, feedback).
-        "eval_set_kinds": table_value(
-            [{"eval_set": name, "kind": kind} for name, kind in sorted({(s.eval_set, s.kind) for s in scores})],
-            EVAL_SET_KIND_COLUMNS,
-        ),
+        **eval_set_kinds(scores),
         "skipped_eval_sets": ", ".join(result.scores.skipped) or "none",
         "table_version": result.evaluated,
         "query_encode_in_latency": result.scores.query_encode_timed,
@@ -274,6 +270,7 @@ def served_index_metadata(result: ServingEvaluation) -> dict[str, Any]:
         "gate_failures": failures_markdown(result),
         **score_tables(result.served_now, SERVED_PREFIX),
         **({f"{CANDIDATE_PREFIX}scores": score_tables(result.scores.candidate)["scores"]} if waiting else {}),
+        **eval_set_kinds([*result.served_now, *result.scores.candidate]),
         **{f"served/{score.eval_set}/{score.mode}/ndcg@10": round(score.ndcg_at_10, 4) for score in result.served_now},
     }
 
